@@ -1,0 +1,241 @@
+"""Wiring: one FeedbackBot holds the store, the Slack app, the worker and the web server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+import httpx
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+import handlers
+from bot.answers import AquilaXAnswerIn, ContextualAnswerIn, Registered, parse_answer
+from bot.answers import register_answer as _register
+from bot.background import Background
+from bot.delivery import Backoff, DeliveryWorker
+from bot.logs import Redactor
+from bot.providers import AquilaXProvider, ContextualProvider, Provider
+from bot.settings import Settings, SettingsError
+from bot.votes import Votes
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the bot is in the workspace, from auth.test at start-up."""
+
+    team_id: str
+    bot_user_id: str
+    bot_id: str
+
+
+@dataclass(slots=True)
+class Services:
+    """What listeners and routes need; built once per FeedbackBot."""
+
+    settings: Settings
+    store: Store
+    votes: Votes
+    worker: DeliveryWorker
+    slack: AsyncWebClient
+    identity: Identity
+    background: Background
+    redactor: Redactor
+
+
+def slack_api_base(settings: Settings) -> str:
+    return str(settings.slack_api_url).rstrip("/") + "/"
+
+
+class FeedbackBot:
+    """The whole application. `start()` binds the web server; `stop()` shuts down cleanly."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redactor: Redactor | None = None,
+        backoff: Backoff | None = None,
+        provider_timeout: float = 10.0,
+        delivery_concurrency: int = 16,
+    ) -> None:
+        settings.require_slack()
+        self.settings = settings
+        self.redactor = redactor or Redactor(settings.secrets())
+        self._backoff = backoff
+        self._provider_timeout = provider_timeout
+        self._concurrency = delivery_concurrency
+        self._runner: web.AppRunner | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self._socket_handler: object | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._http: httpx.AsyncClient | None = None
+        self.services: Services | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        s = self.settings
+        store = await Store.open(s.feedback_db)
+        try:
+            self._session = aiohttp.ClientSession()
+            slack = AsyncWebClient(
+                token=_secret(s.slack_bot_token),
+                base_url=slack_api_base(s),
+                session=self._session,
+                timeout=10,
+            )
+            identity = await _identify(slack)
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    self._provider_timeout, connect=min(5.0, self._provider_timeout)
+                ),
+                limits=httpx.Limits(max_connections=self._concurrency * 2),
+            )
+            providers: dict[str, Provider] = {
+                "contextual": ContextualProvider(
+                    self._http, str(s.contextual_base_url), lambda: _secret(s.contextual_api_key)
+                ),
+                "aquilax": AquilaXProvider(
+                    self._http, str(s.aquilax_base_url), lambda: _secret(s.aquilax_api_key)
+                ),
+            }
+            worker = DeliveryWorker(
+                store,
+                providers,
+                concurrency=self._concurrency,
+                backoff=self._backoff,
+                redact=self.redactor,
+            )
+            self.services = Services(
+                settings=s,
+                store=store,
+                votes=Votes(store, worker),
+                worker=worker,
+                slack=slack,
+                identity=identity,
+                background=Background(),
+                redactor=self.redactor,
+            )
+            bolt = self._bolt_app(slack, identity)
+            handlers.register(bolt, self.services)
+            await self._serve(bolt)
+        except BaseException:
+            await self._close_clients()
+            await store.close()
+            raise
+        self._worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
+        for name, key in (("Contextual", s.contextual_api_key), ("AquilaX", s.aquilax_api_key)):
+            if key is None:
+                log.warning("no %s API key set: feedback for %s answers will wait", name, name)
+        log.info(
+            "feedback-bot is up as <@%s> in %s (%s mode)",
+            identity.bot_user_id,
+            identity.team_id,
+            "Socket Mode" if s.socket_mode else "HTTP",
+        )
+
+    def _bolt_app(self, slack: AsyncWebClient, identity: Identity) -> AsyncApp:
+        authorized = AuthorizeResult(
+            enterprise_id=None,
+            team_id=identity.team_id,
+            bot_id=identity.bot_id,
+            bot_user_id=identity.bot_user_id,
+            bot_token=_secret(self.settings.slack_bot_token),
+        )
+
+        async def authorize() -> AuthorizeResult:
+            # auth.test ran at start-up: no network call on the ack path.
+            return authorized
+
+        return AsyncApp(
+            name="feedback-bot",
+            client=AsyncWebClient(base_url=slack.base_url, session=self._session),
+            authorize=authorize,
+            signing_secret=_secret(self.settings.slack_signing_secret) or "",
+            # The /slack/events route verifies signatures before parsing; see bot/web.py.
+            request_verification_enabled=False,
+            # Listeners write the vote to SQLite before the ack, so a crash after the ack
+            # cannot lose it; they do no network I/O before returning.
+            process_before_response=True,
+            logger=logging.getLogger("slack_bolt.App"),
+        )
+
+    async def _serve(self, bolt: AsyncApp) -> None:
+        from bot.web import build_web_app
+
+        assert self.services is not None
+        s = self.settings
+        app = build_web_app(self.services, None if s.socket_mode else bolt)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.feedback_host, s.feedback_port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1] if sockets else s.feedback_port
+        log.info("listening on http://%s:%d", s.feedback_host, self.port)
+        if s.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            handler = AsyncSocketModeHandler(bolt, _secret(s.slack_app_token))
+            await handler.connect_async()
+            self._socket_handler = handler
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking requests, let deliveries in flight finish (or stay queued), close."""
+        if self._socket_handler is not None:
+            await self._socket_handler.close_async()  # type: ignore[attr-defined]
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.services is not None:
+            await self.services.background.drain(grace)
+            await self.services.worker.stop(grace)
+        if self._worker_task is not None:
+            await self._worker_task
+        await self._close_clients()
+        if self.services is not None:
+            await self.services.store.close()
+
+    async def _close_clients(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+
+    async def register_answer(
+        self, payload: ContextualAnswerIn | AquilaXAnswerIn | dict[str, object]
+    ) -> Registered:
+        """Register an answer from code running in the same process."""
+        assert self.services is not None, "start() the bot first"
+        request = payload if not isinstance(payload, dict) else parse_answer(payload)
+        return await _register(self.services.store, request)
+
+
+async def _identify(slack: AsyncWebClient) -> Identity:
+    try:
+        me = await slack.auth_test()
+    except SlackApiError as e:
+        raise SettingsError(
+            f"SLACK_BOT_TOKEN was refused by Slack ({e.response.get('error', 'unknown error')}):"
+            " copy the bot token (xoxb-…) from your app's OAuth & Permissions page"
+        ) from None
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise SettingsError(
+            f"cannot reach Slack at {slack.base_url} ({type(e).__name__}): check SLACK_API_URL"
+            " and the network"
+        ) from None
+    return Identity(
+        team_id=str(me["team_id"]), bot_user_id=str(me["user_id"]), bot_id=str(me["bot_id"])
+    )
+
+
+def _secret(value: object) -> str:
+    """The plain text of an optional SecretStr ('' when unset)."""
+    return value.get_secret_value() if value is not None else ""  # type: ignore[attr-defined]

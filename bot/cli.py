@@ -1,0 +1,202 @@
+"""`feedback-bot`: run the bot, register answers, inspect and retry deliveries."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from bot.answers import answer_json, parse_answer, register_answer
+from bot.logs import Redactor, setup_logging
+from bot.settings import Settings, SettingsError, load_settings
+from handlers.payloads import describe
+from storage import Delivery, DeliveryState, Registration, Store
+from storage.db import SchemaTooNewError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(asyncio.run(args.func(settings, args)) or 0)
+    except (SettingsError, SchemaTooNewError) as e:
+        print(f"feedback-bot: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="feedback-bot",
+        description="Turns Slack reactions on AI answers into provider feedback.",
+    )
+    sub = p.add_subparsers(required=True, metavar="command")
+
+    run = sub.add_parser("run", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set)")
+    run.set_defaults(func=_run)
+
+    answers = sub.add_parser("answers", help="register AI answers").add_subparsers(
+        required=True, metavar="action"
+    )
+    add = answers.add_parser("add", help="map a Slack message to a provider answer")
+    add.add_argument("--json", help="the whole answer as JSON, as POST /v1/answers takes it")
+    add.add_argument("--channel")
+    add.add_argument("--ts")
+    add.add_argument("--provider", choices=["contextual", "aquilax"])
+    add.add_argument("--agent-id")
+    add.add_argument("--message-id")
+    add.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="CONTENT_ID=LABEL",
+        help="a retrieval source (Contextual); repeat for several",
+    )
+    add.add_argument("--request-id")
+    add.add_argument("--org")
+    add.add_argument("--group")
+    add.set_defaults(func=_answers_add)
+
+    deliveries = sub.add_parser("deliveries", help="inspect and retry deliveries").add_subparsers(
+        required=True, metavar="action"
+    )
+    ls = deliveries.add_parser("list", help="list deliveries, newest first")
+    ls.add_argument(
+        "--state", action="append", choices=[s.value for s in DeliveryState], default=[]
+    )
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.set_defaults(func=_deliveries_list)
+    retry = deliveries.add_parser("retry", help="requeue dead deliveries (all, or those named)")
+    retry.add_argument("ids", nargs="*", type=int)
+    retry.set_defaults(func=_deliveries_retry)
+    return p
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import FeedbackBot
+
+    redactor = Redactor(settings.secrets())
+    setup_logging(settings.log_level, redactor)
+    bot = FeedbackBot(settings, redactor=redactor)
+    await bot.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("feedback-bot: shutting down", file=sys.stderr)
+    await bot.stop()
+    return 0
+
+
+def _answer_payload(args: argparse.Namespace) -> object:
+    if args.json:
+        return args.json
+    fields = {
+        "channel": args.channel,
+        "ts": args.ts,
+        "provider": args.provider,
+        "agent_id": args.agent_id,
+        "message_id": args.message_id,
+        "request_id": args.request_id,
+        "org": args.org,
+        "group": args.group,
+    }
+    payload: dict[str, object] = {k: v for k, v in fields.items() if v is not None}
+    if args.source:
+        payload["sources"] = [
+            {"content_id": cid, "label": label}
+            for cid, _, label in (s.partition("=") for s in args.source)
+        ]
+    return payload
+
+
+async def _answers_add(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        answer_in = parse_answer(_answer_payload(args))
+    except ValidationError as e:
+        print(f"feedback-bot: invalid answer: {describe(e)}", file=sys.stderr)
+        return 2
+    store = await Store.open(settings.feedback_db)
+    try:
+        registered = await register_answer(store, answer_in)
+    finally:
+        await store.close()
+    print(
+        json.dumps({"status": registered.outcome.value, "answer": answer_json(registered.answer)})
+    )
+    if registered.outcome is Registration.CONFLICT:
+        print(
+            f"feedback-bot: {answer_in.channel}/{answer_in.ts} is already mapped to another answer",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _delivery_row(d: Delivery) -> dict[str, object]:
+    return {
+        "id": d.id,
+        "state": d.state.value,
+        "provider": d.answer.provider,
+        "channel": d.answer.channel,
+        "ts": d.answer.ts,
+        "content_id": d.content_id or None,
+        "verdict": d.verdict.status.value,
+        "attempts": d.attempts,
+        "created_at": d.created_at,
+        "last_error": d.last_error,
+    }
+
+
+async def _deliveries_list(settings: Settings, args: argparse.Namespace) -> int:
+    store = await Store.open(settings.feedback_db)
+    try:
+        rows = await store.list_deliveries([DeliveryState(s) for s in args.state], args.limit)
+    finally:
+        await store.close()
+    if args.json:
+        for d in rows:
+            print(json.dumps(_delivery_row(d)))
+        return 0
+    if not rows:
+        print("no deliveries")
+        return 0
+    print(
+        f"{'id':>6}  {'state':<10}  {'provider':<10}  {'verdict':<11}  {'tries':>5}  "
+        f"{'created':<19}  message / error"
+    )
+    for d in rows:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created_at))
+        where = f"{d.answer.channel}/{d.answer.ts}" + (f" [{d.content_id}]" if d.content_id else "")
+        print(
+            f"{d.id:>6}  {d.state.value:<10}  {d.answer.provider:<10}  "
+            f"{d.verdict.status.value:<11}  {d.attempts:>5}  {created}  {where}"
+        )
+        if d.last_error:
+            print(f"{'':>6}  └ {d.last_error}")
+    return 0
+
+
+async def _deliveries_retry(settings: Settings, args: argparse.Namespace) -> int:
+    store = await Store.open(settings.feedback_db)
+    try:
+        requeued, superseded = await store.retry_dead(args.ids)
+    finally:
+        await store.close()
+    print(f"requeued {requeued} dead deliveries", end="")
+    print(f"; {superseded} had a newer verdict and were dropped" if superseded else "")
+    print("a running bot picks them up within a second" if requeued else "", end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The Provider protocol, what a send returns, and the errors it may raise."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+import httpx
+
+from bot.domain import Verdict
+from storage.models import Answer
+
+# The part of a provider's error body worth keeping: enough to diagnose, small enough to show.
+ERROR_TEXT_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The provider accepted the feedback; `ref` is its id for it, when it returns one."""
+
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Nothing was sent, on purpose; `reason` says why."""
+
+    reason: str
+
+
+Outcome = Sent | Skipped
+
+
+class ProviderError(Exception):
+    """A send failed. `retryable` says whether trying again later can help."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableError(ProviderError):
+    """Connection trouble, a timeout, 408, 429 or 5xx: try again later."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class PermanentError(ProviderError):
+    """The provider refused the request (400/401/403/404/422 …): retrying will not help."""
+
+
+class Provider(Protocol):
+    name: str
+
+    async def send(self, answer: Answer, content_id: str, verdict: Verdict) -> Outcome:
+        """Make the provider hold `verdict` for the slot; raise ProviderError on failure."""
+        ...
+
+
+def check_response(response: httpx.Response, provider: str) -> None:
+    """Raise the error a non-2xx response stands for."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    text = " ".join(response.text.split())[:ERROR_TEXT_LIMIT] or response.reason_phrase
+    message = f"{provider} answered HTTP {status}: {text}"
+    if status in (408, 429) or status >= 500:
+        raise RetryableError(
+            message, status=status, retry_after=parse_retry_after(response.headers)
+        )
+    raise PermanentError(message, status=status)
+
+
+def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+async def request(
+    client: httpx.AsyncClient, provider: str, method: str, url: str, **kwargs: object
+) -> httpx.Response:
+    """Send one request, turning transport failures into RetryableError.
+
+    Messages name the failure but never the headers, so no key can leak through them.
+    """
+    try:
+        response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
+    except httpx.TimeoutException as e:
+        raise RetryableError(f"{provider} timed out ({type(e).__name__})") from None
+    except httpx.TransportError as e:
+        raise RetryableError(f"{provider} unreachable ({type(e).__name__}: {e})") from None
+    check_response(response, provider)
+    return response
+
+
+def missing_key(provider: str, variable: str) -> PermanentError:
+    return PermanentError(
+        f"no {provider} API key: set {variable} or use `/feedback setup`, then retry"
+    )

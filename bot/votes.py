@@ -1,0 +1,20 @@
+"""Recording votes: the one door that reactions, buttons and forms all go through."""
+
+from __future__ import annotations
+
+from bot.delivery import DeliveryWorker
+from storage import Store, VoteChange, VoteResult
+
+
+class Votes:
+    def __init__(self, store: Store, worker: DeliveryWorker) -> None:
+        self._store = store
+        self._worker = worker
+
+    async def record(self, change: VoteChange, *, dedupe_key: str | None = None) -> VoteResult:
+        """Store the change and its verdict in one transaction; wake the worker if the
+        verdict changed. Local I/O only: safe on the ack path."""
+        result = await self._store.apply_vote(change, dedupe_key=dedupe_key)
+        if result.delivery_id is not None:
+            self._worker.notify()
+        return result

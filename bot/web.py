@@ -1,0 +1,125 @@
+"""HTTP routes: Slack's request URL, the answers API and the health check."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from pydantic import ValidationError
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
+
+from bot.answers import answer_json, parse_answer, register_answer
+from storage import Registration
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+
+
+def build_web_app(services: Services, bolt: AsyncApp | None) -> web.Application:
+    """`bolt` is None in Socket Mode: events then arrive over the socket, not over HTTP."""
+    app = web.Application(client_max_size=MAX_BODY)
+    if bolt is not None:
+        secret = services.settings.slack_signing_secret
+        assert secret is not None
+        app.router.add_post(
+            "/slack/events", _slack_events(bolt, SignatureVerifier(secret.get_secret_value()))
+        )
+    app.router.add_post("/v1/answers", _answers(services))
+    app.router.add_get("/healthz", _healthz(services))
+    return app
+
+
+def _error(status: int, message: str, **extra: object) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _slack_events(bolt: AsyncApp, verifier: SignatureVerifier) -> web.Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.text()
+        # Verify before parsing: an unsigned request learns nothing, not even that its
+        # body was malformed.
+        if not verifier.is_valid_request(body, dict(request.headers)):
+            log.info("rejected a request to /slack/events with an invalid signature")
+            return _error(401, "invalid signature")
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body, query=request.query_string, headers=request.headers
+            )
+        except ValueError:
+            log.warning("rejected a signed request to /slack/events: the body is not JSON")
+            return _error(400, "malformed body: expected a JSON or form-encoded Slack payload")
+        response = await bolt.async_dispatch(bolt_request)
+        return await to_aiohttp_response(response)
+
+    return handle
+
+
+def _answers(services: Services) -> web.Handler:
+    token = services.settings.feedback_api_token
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if token is None:
+            return _error(
+                503,
+                "the answers API is off: set FEEDBACK_API_TOKEN to a secret of at least 16"
+                " characters and restart feedback-bot",
+            )
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return _error(401, "missing or wrong bearer token", hint="Authorization: Bearer …")
+        try:
+            answer_in = parse_answer(await request.read())
+        except ValidationError as e:
+            errors = e.errors(include_url=False, include_input=False, include_context=False)
+            return web.json_response({"error": "invalid answer", "detail": errors}, status=422)
+        registered = await register_answer(services.store, answer_in)
+        body = {"status": registered.outcome.value, "answer": answer_json(registered.answer)}
+        if registered.outcome is Registration.CONFLICT:
+            return _error(
+                409,
+                f"message {answer_in.channel}/{answer_in.ts} is already mapped to another answer",
+                answer=answer_json(registered.answer),
+            )
+        status = 201 if registered.outcome is Registration.CREATED else 200
+        return web.json_response(body, status=status)
+
+    return handle
+
+
+def _healthz(services: Services) -> web.Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            counts = await services.store.delivery_counts()
+        except Exception as e:
+            log.error("health check: database error: %s", e)
+            return web.json_response(
+                {"status": "error", "db": f"error: {type(e).__name__}"}, status=503
+            )
+        oldest = counts.oldest_pending_at
+        return web.json_response(
+            {
+                "status": "ok",
+                "db": "ok",
+                "mode": "socket" if services.settings.socket_mode else "http",
+                "deliveries": {
+                    "pending": counts.pending,
+                    "sending": counts.sending,
+                    "dead": counts.dead,
+                    "oldest_pending_seconds": round(time.time() - oldest, 1) if oldest else None,
+                    "last_error": counts.last_error,
+                },
+            }
+        )
+
+    return handle

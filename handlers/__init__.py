@@ -1,0 +1,16 @@
+"""Slack listeners, one module per kind, wired here in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from slack_bolt.async_app import AsyncApp
+
+from handlers import reactions
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    reactions.register(app, services)

@@ -1,0 +1,72 @@
+"""reaction_added / reaction_removed on registered answers become votes."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+
+from bot.domain import DEFAULT_EMOJI, normalise_emoji, reaction_origin
+from handlers.payloads import ReactionEnvelope, describe
+from storage import VoteChange
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def on_reaction(body: dict[str, Any]) -> BoltResponse | None:
+        return await handle_reaction(services, body)
+
+    app.event("reaction_added")(on_reaction)
+    app.event("reaction_removed")(on_reaction)
+
+
+async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltResponse | None:
+    try:
+        envelope = ReactionEnvelope.model_validate(body)
+    except ValidationError as e:
+        reason = describe(e)
+        log.warning("ignored a malformed reaction event: %s", reason)
+        return BoltResponse(status=400, body=f"malformed reaction event: {reason}")
+    event = envelope.event
+    item = event.item
+    if item.type != "message" or not item.channel or not item.ts:
+        log.debug("ignored a reaction on a %s", item.type)
+        return None
+    if event.user == services.identity.bot_user_id:
+        log.debug("ignored the bot's own reaction")
+        return None
+    answer = await services.store.find_answer(item.channel, item.ts)
+    if answer is None:
+        log.debug("ignored a reaction on %s/%s: not a registered answer", item.channel, item.ts)
+        return None
+    emoji = normalise_emoji(event.reaction)
+    origin = reaction_origin(emoji)
+    if event.type == "reaction_added":
+        status = DEFAULT_EMOJI.get(emoji)
+        if status is None:
+            log.debug("ignored :%s: on %s/%s: not a feedback emoji", emoji, item.channel, item.ts)
+            return None
+        change = VoteChange(answer.id, event.user, origin, "add", status)
+    else:
+        # Withdraw by origin whatever the emoji maps to now: a vote cast under an older
+        # emoji map must still be removable.
+        change = VoteChange(answer.id, event.user, origin, "withdraw")
+    result = await services.votes.record(change, dedupe_key=envelope.event_id)
+    if result.duplicate:
+        log.info("ignored event %s: already processed", envelope.event_id)
+    elif result.delivery_id is not None and result.verdict is not None:
+        log.info(
+            "%s/%s is now %s (queued as delivery %d)",
+            item.channel,
+            item.ts,
+            result.verdict.status.value,
+            result.delivery_id,
+        )
+    return None

@@ -1,0 +1,75 @@
+"""The schema, as an ordered list of migrations. `PRAGMA user_version` records how many ran.
+
+Append new migrations; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: answers, votes, the delivery outbox and processed Slack event ids.
+    """
+    CREATE TABLE answers (
+        id            INTEGER PRIMARY KEY,
+        channel       TEXT NOT NULL,
+        ts            TEXT NOT NULL,
+        provider      TEXT NOT NULL CHECK (provider IN ('contextual', 'aquilax')),
+        agent_id      TEXT,
+        message_id    TEXT,
+        request_id    TEXT,
+        org           TEXT,
+        grp           TEXT,
+        created_at    REAL NOT NULL,
+        UNIQUE (channel, ts)
+    );
+    CREATE TABLE answer_sources (
+        answer_id  INTEGER NOT NULL REFERENCES answers (id),
+        position   INTEGER NOT NULL,
+        content_id TEXT NOT NULL,
+        label      TEXT NOT NULL,
+        PRIMARY KEY (answer_id, content_id)
+    ) WITHOUT ROWID;
+    -- Every vote ever cast stays (for statistics); a withdrawn vote gets withdrawn_at.
+    -- content_id '' is the answer itself; otherwise one of its sources.
+    CREATE TABLE votes (
+        id           INTEGER PRIMARY KEY,
+        answer_id    INTEGER NOT NULL REFERENCES answers (id),
+        content_id   TEXT NOT NULL DEFAULT '',
+        user_id      TEXT NOT NULL,
+        origin       TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('thumbs_up', 'thumbs_down', 'flagged')),
+        explanation  TEXT,
+        category     TEXT,
+        cast_at      REAL NOT NULL,
+        withdrawn_at REAL
+    );
+    CREATE UNIQUE INDEX votes_standing ON votes (answer_id, content_id, user_id, origin)
+        WHERE withdrawn_at IS NULL;
+    CREATE INDEX votes_cast_at ON votes (cast_at);
+    -- The outbox. A row carries one verdict for one slot (answer_id, content_id).
+    CREATE TABLE deliveries (
+        id              INTEGER PRIMARY KEY,
+        answer_id       INTEGER NOT NULL REFERENCES answers (id),
+        content_id      TEXT NOT NULL DEFAULT '',
+        status          TEXT NOT NULL
+                        CHECK (status IN ('thumbs_up', 'thumbs_down', 'flagged', 'removed')),
+        explanation     TEXT,
+        category        TEXT,
+        state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN
+                        ('pending', 'sending', 'delivered', 'skipped', 'dead', 'superseded')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error      TEXT,
+        provider_ref    TEXT,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX deliveries_slot ON deliveries (answer_id, content_id, id);
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX deliveries_sending ON deliveries (answer_id, content_id) WHERE state = 'sending';
+    CREATE INDEX deliveries_dead ON deliveries (id) WHERE state = 'dead';
+    CREATE TABLE processed_events (
+        event_id    TEXT PRIMARY KEY,
+        received_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import FeedbackBot
+from bot.delivery import Backoff
+from bot.settings import Settings
+from tests.harness import (
+    API_TOKEN,
+    APP_TOKEN,
+    AQUILAX_KEY,
+    BOT_TOKEN,
+    CONTEXTUAL_KEY,
+    SIGNING_SECRET,
+    Harness,
+    SlackSide,
+)
+from tests.standins.providers import ProviderStandIn
+from tests.standins.slack import SlackStandIn
+
+# Fast retries so fault scenarios finish in well under a second; the policy itself is the
+# production one (exponential, jittered, Retry-After honoured), only the base is smaller.
+TEST_BACKOFF = Backoff(base=0.05, cap=0.4)
+
+
+@pytest.fixture
+async def standins() -> AsyncIterator[tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]]:
+    slack = SlackStandIn(BOT_TOKEN, APP_TOKEN)
+    contextual = ProviderStandIn("contextual", CONTEXTUAL_KEY)
+    aquilax = ProviderStandIn("aquilax", AQUILAX_KEY)
+    for s in (slack, contextual, aquilax):
+        await s.start()
+    yield slack, contextual, aquilax
+    for s in (slack, contextual, aquilax):
+        await s.stop()
+
+
+def settings_for(
+    db: Path,
+    slack: SlackStandIn,
+    contextual: ProviderStandIn,
+    aquilax: ProviderStandIn,
+    **overrides: Any,
+) -> Settings:
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "contextual_api_key": CONTEXTUAL_KEY,
+        "contextual_base_url": contextual.base_url,
+        "aquilax_api_key": AQUILAX_KEY,
+        "aquilax_base_url": aquilax.base_url,
+        "feedback_db": str(db),
+        "feedback_host": "127.0.0.1",
+        "feedback_port": 0,
+        "feedback_api_token": API_TOKEN,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """The same settings as environment variables, for a bot in a subprocess."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None or value == ():
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        elif isinstance(value, tuple):
+            value = ",".join(value)
+        env[name.upper()] = str(value)
+    return env
+
+
+@pytest.fixture
+def bot_overrides() -> dict[str, Any]:
+    """Override in a test module to change the bot's settings."""
+    return {}
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path,
+    standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
+    bot_overrides: dict[str, Any],
+) -> AsyncIterator[Harness]:
+    slack, contextual, aquilax = standins
+    settings = settings_for(tmp_path / "feedback.db", slack, contextual, aquilax, **bot_overrides)
+    bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=0.5)
+    await bot.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            side = SlackSide(http, f"http://127.0.0.1:{bot.port}/slack/events")
+            h = Harness(bot, slack, contextual, aquilax, http, side)
+            yield h
+    finally:
+        await bot.stop(grace=1.0)
+    assert h.violations() == [], "requests that break the specs or Block Kit"

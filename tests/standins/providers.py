@@ -1,0 +1,186 @@
+"""Stand-in Contextual and AquilaX servers.
+
+Every request is validated against the vendored OpenAPI spec (openapi-core); one that does
+not conform is answered 400 and recorded in `violations`, which tests assert stays empty.
+A script of behaviours makes the server fail on demand: an HTTP status (with Retry-After),
+a hang longer than the client's timeout, or no listener at all (connection refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from openapi_core import OpenAPI
+from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
+
+CONTRACTS = Path(__file__).resolve().parent.parent / "contracts"
+
+
+@dataclass
+class Received:
+    """One request that conformed to the spec."""
+
+    method: str
+    path: str
+    path_params: dict[str, Any]
+    query: dict[str, str]
+    body: dict[str, Any] | None
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    retry_after: str | None = None
+    hang: float = 0.0
+    body: Any = None
+
+
+@dataclass
+class ProviderStandIn:
+    name: str  # "contextual" | "aquilax"
+    api_key: str
+    received: list[Received] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # scripted failures served
+    script: deque[Behaviour] = field(default_factory=deque)
+    port: int = 0
+    _runner: web.AppRunner | None = None
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def prefix(self) -> str:
+        return "/v1" if self.name == "contextual" else ""
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
+
+    def __post_init__(self) -> None:
+        spec_file = CONTRACTS / f"{self.name}-feedback.openapi.yaml"
+        spec = yaml.safe_load(spec_file.read_text())
+        # openapi-core matches scheme://host (no port) + path against the servers list.
+        spec["servers"] = [{"url": f"http://127.0.0.1{self.prefix}"}]
+        self.openapi = OpenAPI.from_dict(spec)
+
+    # ------------------------------------------------------------ scripting
+
+    def fail(
+        self, status: int, times: int = 1, retry_after: str | None = None, body: Any = None
+    ) -> None:
+        for _ in range(times):
+            self.script.append(Behaviour(status=status, retry_after=retry_after, body=body))
+
+    def hang(self, seconds: float, times: int = 1) -> None:
+        for _ in range(times):
+            self.script.append(Behaviour(hang=seconds))
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port, reuse_address=True)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Stop listening: the next request gets 'connection refused'."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Wait until `count` conforming requests have arrived."""
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.received
+
+    # ------------------------------------------------------------ serving
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        try:
+            result = self.openapi.unmarshal_request(
+                AIOHTTPOpenAPIWebRequest(request, body=body or None)
+            )
+            errors = list(result.errors)
+        except Exception as e:  # path not found and similar
+            errors = [e]
+        if errors:
+            text = "; ".join(_describe(e) for e in errors)
+            self.violations.append(f"{request.method} {request.path_qs}: {text}")
+            return web.Response(status=400, text=f"request does not match the spec: {text}")
+        behaviour = self.script.popleft() if self.script else Behaviour()
+        if behaviour.hang:
+            await asyncio.sleep(behaviour.hang)
+        if not self._authorized(request):
+            self.rejected.append((401, request.path))
+            return web.json_response({"code": 401, "message": "invalid credentials"}, status=401)
+        if behaviour.status != 200:
+            self.rejected.append((behaviour.status, request.path))
+            headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
+            return web.json_response(
+                behaviour.body or self._error_body(behaviour.status),
+                status=behaviour.status,
+                headers=headers,
+            )
+        self.received.append(
+            Received(
+                method=request.method,
+                path=request.path,
+                path_params=dict(request.match_info),
+                query=dict(request.query),
+                body=json.loads(body) if body else None,
+                headers=dict(request.headers),
+                at=asyncio.get_running_loop().time(),
+            )
+        )
+        self._arrived.set()
+        if self.name == "contextual":
+            return web.json_response({"feedback_id": str(uuid.uuid4())})
+        return web.Response(status=200)
+
+    def _authorized(self, request: web.Request) -> bool:
+        if self.name == "contextual":
+            return request.headers.get("Authorization") == f"Bearer {self.api_key}"
+        return request.headers.get("X-AX-KEY") == self.api_key
+
+    def _error_body(self, status: int) -> Any:
+        if self.name == "contextual" and status == 422:
+            return {
+                "detail": [
+                    {"loc": ["body", "message_id"], "msg": "unknown message", "type": "value_error"}
+                ]
+            }
+        return {"code": status, "message": f"stand-in failure {status}"}
+
+    # ------------------------------------------------------------ helpers for assertions
+
+    def statuses(self) -> list[str]:
+        """What each conforming request asked for, in arrival order."""
+        if self.name == "contextual":
+            return [r.body["feedback"] for r in self.received if r.body]
+        return [r.path.rsplit("/", 1)[1] for r in self.received]
+
+
+def _describe(error: Exception) -> str:
+    causes = getattr(error, "schema_errors", None) or getattr(error, "__cause__", None)
+    if isinstance(causes, list | tuple):
+        return f"{error}: " + ", ".join(str(getattr(c, "message", c)) for c in causes)
+    if causes is not None:
+        return f"{error}: {getattr(causes, 'message', causes)}"
+    return str(error)
