@@ -126,7 +126,10 @@ class ProviderStandIn:
             return web.Response(status=400, text=f"request does not match the spec: {text}")
         behaviour = self.script.popleft() if self.script else Behaviour()
         if behaviour.hang:
+            # Longer than the client waits: the client gives up; count it as lost.
             await asyncio.sleep(behaviour.hang)
+            self.rejected.append((504, request.path))
+            return web.Response(status=504)
         if not self._authorized(request):
             self.rejected.append((401, request.path))
             return web.json_response({"code": 401, "message": "invalid credentials"}, status=401)
