@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
     field_validator,
 )
 
@@ -113,6 +114,25 @@ def parse_answer(payload: object) -> ContextualAnswerIn | AquilaXAnswerIn:
     if isinstance(payload, str | bytes):
         return _ANSWER.validate_json(payload)
     return _ANSWER.validate_python(payload)
+
+
+def answer_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """pydantic's error list, with the provider tag taken out of each location so that
+    `loc` names the field as the caller wrote it."""
+    out = []
+    for e in error.errors(include_url=False, include_input=False, include_context=False):
+        loc = list(e["loc"])
+        if loc and loc[0] in ("contextual", "aquilax"):
+            loc = loc[1:]
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc, msg = ["provider"], "must be 'contextual' or 'aquilax'"
+        out.append({"type": e["type"], "loc": loc, "msg": msg})
+    return out
+
+
+def describe_errors(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,15 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from bot.answers import answer_json, parse_answer, register_answer
+from bot.answers import (
+    answer_errors,
+    answer_json,
+    describe_errors,
+    parse_answer,
+    register_answer,
+)
 from bot.logs import Redactor, setup_logging
 from bot.settings import Settings, SettingsError, load_settings
-from handlers.payloads import describe
 from storage import Delivery, DeliveryState, Registration, Store
 from storage.db import SchemaTooNewError
 
@@ -123,7 +128,7 @@ async def _answers_add(settings: Settings, args: argparse.Namespace) -> int:
     try:
         answer_in = parse_answer(_answer_payload(args))
     except ValidationError as e:
-        print(f"feedback-bot: invalid answer: {describe(e)}", file=sys.stderr)
+        print(f"feedback-bot: invalid answer: {describe_errors(answer_errors(e))}", file=sys.stderr)
         return 2
     store = await Store.open(settings.feedback_db)
     try:
@@ -192,9 +197,10 @@ async def _deliveries_retry(settings: Settings, args: argparse.Namespace) -> int
         requeued, superseded = await store.retry_dead(args.ids)
     finally:
         await store.close()
-    print(f"requeued {requeued} dead deliveries", end="")
-    print(f"; {superseded} had a newer verdict and were dropped" if superseded else "")
-    print("a running bot picks them up within a second" if requeued else "", end="")
+    message = f"requeued {requeued} dead deliveries"
+    if superseded:
+        message += f"; dropped {superseded} that a newer verdict for the same answer replaces"
+    print(message + (": a running bot sends them within a second" if requeued else ""))
     return 0
 
 

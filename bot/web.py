@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.answers import answer_json, parse_answer, register_answer
+from bot.answers import answer_errors, answer_json, parse_answer, register_answer
 from storage import Registration
 
 if TYPE_CHECKING:
@@ -81,8 +81,9 @@ def _answers(services: Services) -> web.Handler:
         try:
             answer_in = parse_answer(await request.read())
         except ValidationError as e:
-            errors = e.errors(include_url=False, include_input=False, include_context=False)
-            return web.json_response({"error": "invalid answer", "detail": errors}, status=422)
+            return web.json_response(
+                {"error": "invalid answer", "detail": answer_errors(e)}, status=422
+            )
         registered = await register_answer(services.store, answer_in)
         body = {"status": registered.outcome.value, "answer": answer_json(registered.answer)}
         if registered.outcome is Registration.CONFLICT:
