@@ -93,6 +93,8 @@ class FeedbackBot:
                 timeout=10,
             )
             identity = await _identify(slack)
+            if s.socket_mode:
+                await _check_app_token(slack, _secret(s.slack_app_token))
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(
                     self._provider_timeout, connect=min(5.0, self._provider_timeout)
@@ -128,6 +130,8 @@ class FeedbackBot:
             handlers.register(bolt, self.services)
             await self._serve(bolt)
         except BaseException:
+            if self._runner is not None:
+                await self._runner.cleanup()
             await self._close_clients()
             await store.close()
             raise
@@ -234,6 +238,17 @@ async def _identify(slack: AsyncWebClient) -> Identity:
     return Identity(
         team_id=str(me["team_id"]), bot_user_id=str(me["user_id"]), bot_id=str(me["bot_id"])
     )
+
+
+async def _check_app_token(slack: AsyncWebClient, app_token: str) -> None:
+    """The socket client retries a refused token forever; refuse to start instead."""
+    try:
+        await slack.apps_connections_open(app_token=app_token)
+    except SlackApiError as e:
+        raise SettingsError(
+            f"SLACK_APP_TOKEN was refused by Slack ({e.response.get('error', 'unknown error')}):"
+            " create an app-level token with connections:write under Basic Information"
+        ) from None
 
 
 def _secret(value: object) -> str:

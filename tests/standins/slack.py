@@ -37,6 +37,8 @@ class SlackStandIn:
     errors: dict[str, str] = field(default_factory=dict)  # method -> error to answer with
     port: int = 0
     _runner: web.AppRunner | None = None
+    socket_acks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -62,6 +64,7 @@ class SlackStandIn:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -81,6 +84,43 @@ class SlackStandIn:
                 self._changed.clear()
                 await self._changed.wait()
         return self.calls_to(method)
+
+    async def socket_send(self, payload: dict[str, Any], kind: str = "events_api") -> dict:
+        """Send one Socket Mode envelope to the connected bot; return its acknowledgement."""
+        async with asyncio.timeout(10):
+            while not self._sockets:
+                self._changed.clear()
+                await self._changed.wait()
+        envelope_id = f"env-{next(self._ts)}"
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "accepts_response_payload": kind != "events_api",
+            "payload": payload,
+        }
+        if kind == "events_api":
+            envelope |= {"retry_attempt": 0, "retry_reason": ""}
+        await self._sockets[-1].send_json(envelope)
+        async with asyncio.timeout(5):
+            while envelope_id not in self.socket_acks:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.socket_acks[envelope_id]
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP0001"}}
+        )
+        self._sockets.append(ws)
+        self._changed.set()
+        async for message in ws:
+            ack = json.loads(message.data)
+            self.socket_acks[ack["envelope_id"]] = ack
+            self._changed.set()
+        self._sockets.remove(ws)
+        return ws
 
     async def wait_for_response(self, count: int = 1, timeout: float = 5.0) -> list[dict]:
         async with asyncio.timeout(timeout):
@@ -139,6 +179,9 @@ class SlackStandIn:
             "user_id": BOT_USER,
             "bot_id": BOT_ID,
         }
+
+    async def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
 
     async def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require("chat.postMessage", args, "channel")

@@ -1,0 +1,81 @@
+"""Socket Mode: events arrive over a WebSocket; the answers API and /healthz still serve."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.app import FeedbackBot
+from bot.settings import SettingsError
+from tests.conftest import TEST_BACKOFF, settings_for
+from tests.harness import (
+    API_TOKEN,
+    APP_TOKEN,
+    CHANNEL,
+    event_envelope,
+    new_ts,
+    new_uuid,
+    reaction_event,
+)
+from tests.standins.providers import ProviderStandIn
+from tests.standins.slack import SlackStandIn
+
+
+@pytest.fixture
+async def socket_bot(
+    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+) -> AsyncIterator[FeedbackBot]:
+    settings = settings_for(
+        tmp_path / "feedback.db", *standins, slack_app_token=APP_TOKEN, slack_signing_secret=None
+    )
+    bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=0.5)
+    await bot.start()
+    yield bot
+    await bot.stop(grace=1)
+
+
+async def test_reactions_over_the_socket(
+    socket_bot: FeedbackBot, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+) -> None:
+    slack, contextual, _ = standins
+    base = f"http://127.0.0.1:{socket_bot.port}"
+    body = {
+        "channel": CHANNEL,
+        "ts": new_ts(),
+        "provider": "contextual",
+        "agent_id": new_uuid(),
+        "message_id": new_uuid(),
+    }
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            f"{base}/v1/answers", json=body, headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        assert r.status_code == 201
+        health = (await http.get(f"{base}/healthz")).json()
+        assert health["mode"] == "socket"
+        # No HTTP request URL for Slack in Socket Mode.
+        assert (await http.post(f"{base}/slack/events", json={})).status_code == 404
+
+    ack = await slack.socket_send(event_envelope(reaction_event("U0ALICE001", "+1", body["ts"])))
+    assert set(ack) == {"envelope_id"}
+    [received] = await contextual.wait_for(1)
+    assert received.body == {"message_id": body["message_id"], "feedback": "thumbs_up"}
+    assert slack.violations == [] and contextual.violations == []
+
+
+async def test_a_refused_app_token_stops_start_up(
+    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+) -> None:
+    slack = standins[0]
+    settings = settings_for(
+        tmp_path / "feedback.db",
+        *standins,
+        slack_app_token="xapp-1-A0APP0001-000-notthetoken",
+        slack_signing_secret=None,
+    )
+    with pytest.raises(SettingsError, match="SLACK_APP_TOKEN was refused by Slack"):
+        await FeedbackBot(settings).start()
+    assert slack.calls_to("apps.connections.open")
