@@ -1,11 +1,13 @@
 """Registering answers: the request model (one for the HTTP API, the CLI and Python callers)
-and the function that stores it."""
+and the service that maps an existing message, or posts the answer with feedback controls."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
 from pydantic import (
@@ -17,9 +19,16 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks import answer_message, prompt_message
+from bot.config import Config
 from storage import Answer, Registration, Source, Store
+
+log = logging.getLogger(__name__)
 
 _CHANNEL = re.compile(r"[CGD][A-Z0-9]{2,30}")
 _TS = re.compile(r"\d{9,10}\.\d{6}")
@@ -45,6 +54,7 @@ AquilaXId = Annotated[
 ]
 
 MAX_SOURCES = 10
+MAX_POST_TEXT = 100_000
 
 
 class SourceIn(BaseModel):
@@ -54,11 +64,43 @@ class SourceIn(BaseModel):
     label: Label
 
 
+class PostIn(BaseModel):
+    """Have the bot post the answer itself, with its feedback controls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_POST_TEXT)]
+    thread_ts: SlackTs | None = None
+
+
 class _AnswerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: ChannelId = Field(description="Slack channel id (C…, G… or D…)")
-    ts: SlackTs = Field(description="Slack message timestamp, e.g. 1700000000.000100")
+    ts: SlackTs | None = Field(
+        default=None, description="the existing message, e.g. 1700000000.000100"
+    )
+    thread_ts: SlackTs | None = Field(
+        default=None, description="the thread the existing message is in, if it is a reply"
+    )
+    post: PostIn | None = None
+
+    @model_validator(mode="after")
+    def _ts_or_post(self) -> Self:
+        if self.post is None and self.ts is None:
+            raise ValueError(
+                "give ts (the message holding the answer) or post (the answer"
+                " text for the bot to post)"
+            )
+        if self.post is not None and (self.ts is not None or self.thread_ts is not None):
+            raise ValueError(
+                "with post, leave out ts and thread_ts: the bot posts the message"
+                " (use post.thread_ts to post in a thread)"
+            )
+        return self
+
+    def _placement(self) -> dict[str, Any]:
+        return {"channel": self.channel, "ts": self.ts or "", "thread_ts": self.thread_ts}
 
 
 class ContextualAnswerIn(_AnswerIn):
@@ -77,8 +119,7 @@ class ContextualAnswerIn(_AnswerIn):
 
     def to_answer(self) -> Answer:
         return Answer(
-            channel=self.channel,
-            ts=self.ts,
+            **self._placement(),
             provider="contextual",
             agent_id=str(self.agent_id),
             message_id=str(self.message_id),
@@ -94,8 +135,7 @@ class AquilaXAnswerIn(_AnswerIn):
 
     def to_answer(self) -> Answer:
         return Answer(
-            channel=self.channel,
-            ts=self.ts,
+            **self._placement(),
             provider="aquilax",
             request_id=str(self.request_id),
             org=self.org,
@@ -141,11 +181,119 @@ class Registered:
     answer: Answer  # the stored mapping (for a conflict: the one already there)
 
 
-async def register_answer(
-    store: Store, request: ContextualAnswerIn | AquilaXAnswerIn
-) -> Registered:
-    outcome, answer = await store.register_answer(request.to_answer())
-    return Registered(outcome, answer)
+class PostError(Exception):
+    """Slack refused to post the answer; the message says why and what to do."""
+
+
+_POST_HINTS = {
+    "not_in_channel": "invite the bot to the channel",
+    "channel_not_found": "check the channel id, and invite the bot to private channels",
+    "is_archived": "the channel is archived",
+    "msg_too_long": "the answer is too long",
+}
+
+
+class Answers:
+    """Registers answers: maps existing messages, or posts new ones with feedback controls."""
+
+    def __init__(self, store: Store, config: Config, slack: AsyncWebClient | None = None) -> None:
+        self._store = store
+        self._config = config
+        self._slack = slack
+
+    async def parse(self, payload: object) -> ContextualAnswerIn | AquilaXAnswerIn:
+        """Validate a payload (a dict, or JSON text), filling in the channel's defaults for
+        the provider, the Contextual agent and the AquilaX org and group. Raises
+        pydantic.ValidationError."""
+        data = payload
+        if isinstance(payload, str | bytes):
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                return parse_answer(payload)  # pydantic's own json_invalid error
+        if isinstance(data, dict) and isinstance(data.get("channel"), str):
+            config = await self._config.for_channel(data["channel"].strip())
+            data = dict(data)
+            if config.provider:
+                data.setdefault("provider", config.provider)
+            defaults = {
+                "contextual": {"agent_id": config.agent_id},
+                "aquilax": {"org": config.aquilax_org, "group": config.aquilax_group},
+            }.get(data.get("provider"), {})
+            for key, value in defaults.items():
+                if value:
+                    data.setdefault(key, value)
+        return parse_answer(data)
+
+    async def register(self, request: ContextualAnswerIn | AquilaXAnswerIn) -> Registered:
+        answer = request.to_answer()
+        if request.post is not None:
+            return await self._post(answer, request.post)
+        outcome, stored = await self._store.register_answer(answer)
+        if (
+            outcome is Registration.CREATED
+            and (await self._config.for_channel(answer.channel)).prompt
+        ):
+            stored = await self._post_prompt(stored)
+        return Registered(outcome, stored)
+
+    async def _post(self, answer: Answer, post: PostIn) -> Registered:
+        # Posting the same provider answer twice would make two messages: answer with the
+        # first one instead, so that a client's retry is safe.
+        existing = await self._store.find_posted_answer(answer)
+        if existing is not None:
+            outcome = (
+                Registration.UNCHANGED if existing.same_mapping(answer) else Registration.CONFLICT
+            )
+            return Registered(outcome, existing)
+        fallback, blocks = answer_message(post.text, answer)
+        try:
+            response = await self._slack_client().chat_postMessage(
+                channel=answer.channel,
+                text=fallback,
+                blocks=blocks,
+                thread_ts=post.thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as e:
+            code = str(e.response.get("error", "unknown_error"))
+            hint = _POST_HINTS.get(code)
+            raise PostError(
+                f"Slack refused to post the answer ({code})" + (f": {hint}" if hint else "")
+            ) from None
+        posted = replace(
+            answer, ts=str(response["ts"]), thread_ts=post.thread_ts, posted_by_bot=True
+        )
+        outcome, stored = await self._store.register_answer(posted)
+        return Registered(outcome, stored)
+
+    async def _post_prompt(self, answer: Answer) -> Answer:
+        """ "Was this helpful?" under an answer another app posted. A failure here is logged,
+        not raised: the answer is registered and reactions on it still count."""
+        text, blocks = prompt_message(answer)
+        try:
+            response = await self._slack_client().chat_postMessage(
+                channel=answer.channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=answer.thread_ts or answer.ts,
+            )
+        except SlackApiError as e:
+            log.warning(
+                "could not post the feedback prompt under %s/%s: %s",
+                answer.channel,
+                answer.ts,
+                e.response.get("error"),
+            )
+            return answer
+        await self._store.set_prompt_ts(answer.id, str(response["ts"]))
+        return replace(answer, prompt_ts=str(response["ts"]))
+
+    def _slack_client(self) -> AsyncWebClient:
+        if self._slack is None:
+            raise PostError("posting needs SLACK_BOT_TOKEN")
+        return self._slack
 
 
 def answer_json(answer: Answer) -> dict[str, object]:
@@ -162,4 +310,10 @@ def answer_json(answer: Answer) -> dict[str, object]:
         }
     else:
         body |= {"request_id": answer.request_id, "org": answer.org, "group": answer.group}
+    if answer.thread_ts:
+        body["thread_ts"] = answer.thread_ts
+    if answer.posted_by_bot:
+        body["posted_by_bot"] = True
+    if answer.prompt_ts:
+        body["prompt_ts"] = answer.prompt_ts
     return body

@@ -15,9 +15,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
-from bot.answers import AquilaXAnswerIn, ContextualAnswerIn, Registered, parse_answer
-from bot.answers import register_answer as _register
+from bot.answers import Answers, AquilaXAnswerIn, ContextualAnswerIn, Registered
 from bot.background import Background
+from bot.config import Config
 from bot.delivery import Backoff, DeliveryWorker
 from bot.logs import Redactor
 from bot.providers import AquilaXProvider, ContextualProvider, Provider
@@ -43,16 +43,14 @@ class Services:
 
     settings: Settings
     store: Store
+    config: Config
+    answers: Answers
     votes: Votes
     worker: DeliveryWorker
     slack: AsyncWebClient
     identity: Identity
     background: Background
     redactor: Redactor
-
-
-def slack_api_base(settings: Settings) -> str:
-    return str(settings.slack_api_url).rstrip("/") + "/"
 
 
 class FeedbackBot:
@@ -88,7 +86,7 @@ class FeedbackBot:
             self._session = aiohttp.ClientSession()
             slack = AsyncWebClient(
                 token=_secret(s.slack_bot_token),
-                base_url=slack_api_base(s),
+                base_url=s.slack_api_base,
                 session=self._session,
                 timeout=10,
             )
@@ -116,9 +114,12 @@ class FeedbackBot:
                 backoff=self._backoff,
                 redact=self.redactor,
             )
+            config = Config(store)
             self.services = Services(
                 settings=s,
                 store=store,
+                config=config,
+                answers=Answers(store, config, slack),
                 votes=Votes(store, worker),
                 worker=worker,
                 slack=slack,
@@ -216,10 +217,12 @@ class FeedbackBot:
     async def register_answer(
         self, payload: ContextualAnswerIn | AquilaXAnswerIn | dict[str, object]
     ) -> Registered:
-        """Register an answer from code running in the same process."""
+        """Register an answer from code running in the same process (raises
+        pydantic.ValidationError for a bad payload, PostError when Slack refuses a post)."""
         assert self.services is not None, "start() the bot first"
-        request = payload if not isinstance(payload, dict) else parse_answer(payload)
-        return await _register(self.services.store, request)
+        answers = self.services.answers
+        request = payload if not isinstance(payload, dict) else await answers.parse(payload)
+        return await answers.register(request)
 
 
 async def _identify(slack: AsyncWebClient) -> Identity:

@@ -11,14 +11,11 @@ import time
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answers import (
-    answer_errors,
-    answer_json,
-    describe_errors,
-    parse_answer,
-    register_answer,
-)
+from bot.answers import Answers, PostError, answer_errors, answer_json, describe_errors
+from bot.app import FeedbackBot
+from bot.config import Config
 from bot.logs import Redactor, setup_logging
 from bot.settings import Settings, SettingsError, load_settings
 from storage import Delivery, DeliveryState, Registration, Store
@@ -67,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--request-id")
     add.add_argument("--org")
     add.add_argument("--group")
+    add.add_argument("--thread-ts", help="the thread the existing message is in")
+    add.add_argument(
+        "--post",
+        metavar="TEXT",
+        help="post TEXT as the answer, with feedback buttons, instead of mapping --ts",
+    )
+    add.add_argument("--post-thread-ts", help="with --post: post in this thread")
     add.set_defaults(func=_answers_add)
 
     deliveries = sub.add_parser("deliveries", help="inspect and retry deliveries").add_subparsers(
@@ -86,8 +90,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import FeedbackBot
-
     redactor = Redactor(settings.secrets())
     setup_logging(settings.log_level, redactor)
     bot = FeedbackBot(settings, redactor=redactor)
@@ -114,8 +116,11 @@ def _answer_payload(args: argparse.Namespace) -> object:
         "request_id": args.request_id,
         "org": args.org,
         "group": args.group,
+        "thread_ts": args.thread_ts,
     }
     payload: dict[str, object] = {k: v for k, v in fields.items() if v is not None}
+    if args.post is not None:
+        payload["post"] = {"text": args.post, "thread_ts": args.post_thread_ts}
     if args.source:
         payload["sources"] = [
             {"content_id": cid, "label": label}
@@ -125,24 +130,34 @@ def _answer_payload(args: argparse.Namespace) -> object:
 
 
 async def _answers_add(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        answer_in = parse_answer(_answer_payload(args))
-    except ValidationError as e:
-        print(f"feedback-bot: invalid answer: {describe_errors(answer_errors(e))}", file=sys.stderr)
-        return 2
     store = await Store.open(settings.feedback_db)
+    slack = None
+    if args.post is not None:
+        settings.require_slack()
+        slack = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),  # type: ignore[union-attr]
+            base_url=settings.slack_api_base,
+        )
     try:
-        registered = await register_answer(store, answer_in)
+        answers = Answers(store, Config(store), slack)
+        try:
+            registered = await answers.register(await answers.parse(_answer_payload(args)))
+        except ValidationError as e:
+            print(
+                f"feedback-bot: invalid answer: {describe_errors(answer_errors(e))}",
+                file=sys.stderr,
+            )
+            return 2
+        except PostError as e:
+            print(f"feedback-bot: {e}", file=sys.stderr)
+            return 1
     finally:
         await store.close()
-    print(
-        json.dumps({"status": registered.outcome.value, "answer": answer_json(registered.answer)})
-    )
+    answer = answer_json(registered.answer)
+    print(json.dumps({"status": registered.outcome.value, "answer": answer}))
     if registered.outcome is Registration.CONFLICT:
-        print(
-            f"feedback-bot: {answer_in.channel}/{answer_in.ts} is already mapped to another answer",
-            file=sys.stderr,
-        )
+        where = f"{registered.answer.channel}/{registered.answer.ts}"
+        print(f"feedback-bot: {where} is already mapped to another answer", file=sys.stderr)
         return 1
     return 0
 

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     @property
+    def slack_api_base(self) -> str:
+        """The Web API base URL with the trailing slash slack_sdk needs."""
+        return str(self.slack_api_url).rstrip("/") + "/"
+
+    @property
     def log_level(self) -> int:
         return int(logging.getLevelName(self.feedback_log_level))
 

@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.answers import answer_errors, answer_json, parse_answer, register_answer
+from bot.answers import PostError, answer_errors, answer_json
 from storage import Registration
 
 if TYPE_CHECKING:
@@ -79,21 +79,25 @@ def _answers(services: Services) -> web.Handler:
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return _error(401, "missing or wrong bearer token", hint="Authorization: Bearer …")
         try:
-            answer_in = parse_answer(await request.read())
+            answer_in = await services.answers.parse(await request.read())
         except ValidationError as e:
             return web.json_response(
                 {"error": "invalid answer", "detail": answer_errors(e)}, status=422
             )
-        registered = await register_answer(services.store, answer_in)
-        body = {"status": registered.outcome.value, "answer": answer_json(registered.answer)}
+        try:
+            registered = await services.answers.register(answer_in)
+        except PostError as e:
+            return _error(502, str(e))
+        existing = answer_json(registered.answer)
         if registered.outcome is Registration.CONFLICT:
+            where = f"{registered.answer.channel}/{registered.answer.ts}"
             return _error(
-                409,
-                f"message {answer_in.channel}/{answer_in.ts} is already mapped to another answer",
-                answer=answer_json(registered.answer),
+                409, f"message {where} is already mapped to another answer", answer=existing
             )
         status = 201 if registered.outcome is Registration.CREATED else 200
-        return web.json_response(body, status=status)
+        return web.json_response(
+            {"status": registered.outcome.value, "answer": existing}, status=status
+        )
 
     return handle
 

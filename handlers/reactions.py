@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.domain import DEFAULT_EMOJI, normalise_emoji, reaction_origin
+from bot.domain import normalise_emoji, reaction_origin
 from handlers.payloads import ReactionEnvelope, describe
 from storage import VoteChange
 
@@ -42,6 +42,10 @@ async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltRespo
     if event.user == services.identity.bot_user_id:
         log.debug("ignored the bot's own reaction")
         return None
+    config = await services.config.for_channel(item.channel)
+    if not config.reactions:
+        log.debug("ignored a reaction in %s: reactions are off there", item.channel)
+        return None
     answer = await services.store.find_answer(item.channel, item.ts)
     if answer is None:
         log.debug("ignored a reaction on %s/%s: not a registered answer", item.channel, item.ts)
@@ -49,7 +53,7 @@ async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltRespo
     emoji = normalise_emoji(event.reaction)
     origin = reaction_origin(emoji)
     if event.type == "reaction_added":
-        status = DEFAULT_EMOJI.get(emoji)
+        status = config.emoji.get(emoji)
         if status is None:
             log.debug("ignored :%s: on %s/%s: not a feedback emoji", emoji, item.channel, item.ts)
             return None

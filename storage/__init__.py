@@ -2,11 +2,13 @@
 
 from storage.models import (
     Answer,
+    AuditEntry,
     Delivery,
     DeliveryCounts,
     DeliveryState,
     Registration,
     Source,
+    StoredVote,
     VoteChange,
     VoteResult,
 )
@@ -14,12 +16,14 @@ from storage.store import Store
 
 __all__ = [
     "Answer",
+    "AuditEntry",
     "Delivery",
     "DeliveryCounts",
     "DeliveryState",
     "Registration",
     "Source",
     "Store",
+    "StoredVote",
     "VoteChange",
     "VoteResult",
 ]

@@ -72,4 +72,32 @@ MIGRATIONS: tuple[str, ...] = (
         received_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: answers the bot posts itself, "Was this helpful?" prompts under answers of other apps,
+    # and per-workspace / per-channel configuration with its audit log.
+    """
+    ALTER TABLE answers ADD COLUMN posted_by_bot INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE answers ADD COLUMN thread_ts TEXT;
+    ALTER TABLE answers ADD COLUMN prompt_ts TEXT;
+    CREATE UNIQUE INDEX answers_prompt ON answers (channel, prompt_ts) WHERE prompt_ts IS NOT NULL;
+    CREATE INDEX answers_contextual ON answers (message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX answers_aquilax ON answers (request_id) WHERE request_id IS NOT NULL;
+    -- scope is '*' for the workspace defaults, or a channel id; value is JSON.
+    CREATE TABLE config (
+        scope      TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        updated_by TEXT NOT NULL,
+        PRIMARY KEY (scope, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_log (
+        id        INTEGER PRIMARY KEY,
+        at        REAL NOT NULL,
+        user_id   TEXT NOT NULL,
+        scope     TEXT NOT NULL,
+        key       TEXT NOT NULL,
+        old_value TEXT,
+        new_value TEXT
+    );
+    """,
 )

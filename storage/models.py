@@ -30,7 +30,18 @@ class Answer:
     org: str | None = None
     group: str | None = None
     sources: tuple[Source, ...] = ()
+    posted_by_bot: bool = False  # the bot posted the message, with its controls
+    thread_ts: str | None = None  # the thread the answer is in, if any
+    prompt_ts: str | None = None  # the bot's "Was this helpful?" reply under it, if any
     id: int = 0  # assigned by the store
+
+    @property
+    def target(self) -> str:
+        """The provider's id for the answer, for logs and messages."""
+        return self.message_id if self.provider == "contextual" else self.request_id or ""
+
+    def source(self, content_id: str) -> Source | None:
+        return next((s for s in self.sources if s.content_id == content_id), None)
 
     def same_mapping(self, other: Answer) -> bool:
         return (
@@ -82,6 +93,29 @@ class VoteChange:
     action: Literal["add", "withdraw", "toggle"]
     status: Status | None = None
     content_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVote:
+    id: int
+    answer_id: int
+    content_id: str
+    user: str
+    origin: str
+    status: Status
+    explanation: str | None
+    category: str | None
+    standing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: float
+    user: str
+    scope: str
+    key: str
+    old: str | None
+    new: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,13 @@ from bot.domain import REMOVED, Status, Verdict, Vote, next_standing, verdict
 from storage.db import connect
 from storage.models import (
     Answer,
+    AuditEntry,
     Delivery,
     DeliveryCounts,
     DeliveryState,
     Registration,
     Source,
+    StoredVote,
     VoteChange,
     VoteResult,
 )
@@ -30,6 +32,7 @@ T = TypeVar("T")
 
 _ANSWER_COLUMNS = """
     a.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org, a.grp,
+    a.posted_by_bot, a.thread_ts, a.prompt_ts,
     (SELECT json_group_array(json_array(s.content_id, s.label))
        FROM (SELECT content_id, label FROM answer_sources
               WHERE answer_id = a.id ORDER BY position) AS s) AS sources
@@ -116,7 +119,8 @@ class Store:
                     return (Registration.UNCHANGED if same else Registration.CONFLICT), existing
                 cur = await db.execute(
                     "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
-                    " request_id, org, grp, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " request_id, org, grp, posted_by_bot, thread_ts, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         answer.channel,
                         answer.ts,
@@ -126,6 +130,8 @@ class Store:
                         answer.request_id,
                         answer.org,
                         answer.group,
+                        int(answer.posted_by_bot),
+                        answer.thread_ts,
                         time.time(),
                     ),
                 )
@@ -139,7 +145,101 @@ class Store:
 
         return await self._shielded(work)
 
+    async def find_answer_for_controls(self, channel: str, ts: str) -> Answer | None:
+        """The answer whose feedback controls sit on message `ts`: the answer itself, or
+        the bot's "Was this helpful?" reply under it."""
+        async with (
+            self._read() as db,
+            db.execute(
+                f"SELECT {_ANSWER_COLUMNS} FROM answers a"
+                " WHERE a.channel = ? AND (a.ts = ? OR a.prompt_ts = ?)",
+                (channel, ts, ts),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return _answer(row) if row else None
+
+    async def find_posted_answer(self, answer: Answer) -> Answer | None:
+        """An answer the bot already posted for the same provider message in the channel."""
+        column, value = (
+            ("message_id", answer.message_id)
+            if answer.provider == "contextual"
+            else ("request_id", answer.request_id)
+        )
+        async with (
+            self._read() as db,
+            db.execute(
+                f"SELECT {_ANSWER_COLUMNS} FROM answers a WHERE a.{column} = ?"
+                " AND a.channel = ? AND a.posted_by_bot = 1 ORDER BY a.id LIMIT 1",
+                (value, answer.channel),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return _answer(row) if row else None
+
+    async def set_prompt_ts(self, answer_id: int, prompt_ts: str) -> None:
+        async def work() -> None:
+            async with self._transaction() as db:
+                await db.execute(
+                    "UPDATE answers SET prompt_ts = ? WHERE id = ?", (prompt_ts, answer_id)
+                )
+
+        await self._shielded(work)
+
     # ---------------------------------------------------------------- votes
+
+    async def get_vote(self, vote_id: int) -> StoredVote | None:
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT id, answer_id, content_id, user_id, origin, status, explanation,"
+                " category, withdrawn_at IS NULL AS standing FROM votes WHERE id = ?",
+                (vote_id,),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return StoredVote(
+            id=row["id"],
+            answer_id=row["answer_id"],
+            content_id=row["content_id"],
+            user=row["user_id"],
+            origin=row["origin"],
+            status=Status(row["status"]),
+            explanation=row["explanation"],
+            category=row["category"],
+            standing=bool(row["standing"]),
+        )
+
+    async def explain_vote(
+        self, vote_id: int, explanation: str | None, category: str | None
+    ) -> VoteResult:
+        """Attach the "what went wrong?" answers to a standing vote and re-settle its slot:
+        when it is the vote that decides the verdict, the provider hears the explanation."""
+
+        async def work() -> VoteResult:
+            now = time.time()
+            async with self._transaction() as db:
+                cur = await db.execute(
+                    "UPDATE votes SET explanation = ?, category = ?"
+                    " WHERE id = ? AND withdrawn_at IS NULL"
+                    " RETURNING answer_id, content_id, status",
+                    (explanation, category, vote_id),
+                )
+                row = await cur.fetchone()
+                await cur.close()
+                if row is None:
+                    return VoteResult()
+                new, delivery_id = await _settle(db, row["answer_id"], row["content_id"], now)
+                return VoteResult(
+                    vote_id=vote_id,
+                    standing=Status(row["status"]),
+                    verdict=new,
+                    delivery_id=delivery_id,
+                )
+
+        return await self._shielded(work)
 
     async def apply_vote(self, change: VoteChange, *, dedupe_key: str | None = None) -> VoteResult:
         """Apply one user's action and, in the same transaction, queue the new verdict.
@@ -362,6 +462,81 @@ class Store:
             last_error=err[0] if err else None,
         )
 
+    # ---------------------------------------------------------------- configuration
+
+    async def config_values(self, scopes: Sequence[str]) -> list[tuple[str, str, Any]]:
+        """(scope, key, value) for every setting stored in the given scopes."""
+        async with (
+            self._read() as db,
+            db.execute(
+                f"SELECT scope, key, value FROM config WHERE scope IN"
+                f" ({','.join('?' * len(scopes))})",
+                list(scopes),
+            ) as cur,
+        ):
+            return [(r[0], r[1], json.loads(r[2])) for r in await cur.fetchall()]
+
+    async def set_config(self, scope: str, key: str, value: Any, user: str) -> Any:
+        """Set (or, with None, clear) one setting and log the change. Returns the old value."""
+
+        async def work() -> Any:
+            now = time.time()
+            new = None if value is None else json.dumps(value, sort_keys=True)
+            async with self._transaction() as db:
+                async with db.execute(
+                    "SELECT value FROM config WHERE scope = ? AND key = ?", (scope, key)
+                ) as cur:
+                    row = await cur.fetchone()
+                old = row[0] if row else None
+                if new is None:
+                    await db.execute("DELETE FROM config WHERE scope = ? AND key = ?", (scope, key))
+                else:
+                    await db.execute(
+                        "INSERT INTO config (scope, key, value, updated_at, updated_by)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO UPDATE"
+                        " SET value = excluded.value, updated_at = excluded.updated_at,"
+                        " updated_by = excluded.updated_by",
+                        (scope, key, new, now, user),
+                    )
+                if old != new:
+                    await db.execute(
+                        "INSERT INTO audit_log (at, user_id, scope, key, old_value, new_value)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (now, user, scope, key, old, new),
+                    )
+            return json.loads(old) if old is not None else None
+
+        return await self._shielded(work)
+
+    async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT at, user_id, scope, key, old_value, new_value FROM audit_log"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ) as cur,
+        ):
+            return [AuditEntry(*r) for r in await cur.fetchall()]
+
+    async def vote_stats(self, channel: str | None, since: float) -> dict[str, dict[str, int]]:
+        """Votes cast since `since`, per status: all of them, and those still standing."""
+        where = "v.cast_at >= ?"
+        params: list[Any] = [since]
+        if channel is not None:
+            where += " AND a.channel = ?"
+            params.append(channel)
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT v.status, count(*), sum(v.withdrawn_at IS NULL) FROM votes v"
+                f" JOIN answers a ON a.id = v.answer_id WHERE {where} GROUP BY v.status",
+                params,
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        return {r[0]: {"cast": int(r[1]), "standing": int(r[2])} for r in rows}
+
     async def prune_events(self, older_than: float) -> int:
         async def work() -> int:
             async with self._transaction() as db:
@@ -460,6 +635,9 @@ def _answer(row: aiosqlite.Row) -> Answer:
         org=row["org"],
         group=row["grp"],
         sources=sources,
+        posted_by_bot=bool(row["posted_by_bot"]),
+        thread_ts=row["thread_ts"],
+        prompt_ts=row["prompt_ts"],
     )
 
 

@@ -1,0 +1,239 @@
+"""What users see: Block Kit for answers, prompts, the "what went wrong?" form and replies.
+
+Action ids name the control, never the answer: a click is mapped back to its answer through
+the message it sits on, looked up in SQLite. Source controls carry the source's content_id in
+their block_id; it is checked against the stored answer before use.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextActionsBlock,
+    ContextBlock,
+    FeedbackButtonObject,
+    FeedbackButtonsElement,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.domain import Status
+from storage import Answer, Source
+
+ANSWER_VOTE = "fb_answer_vote"  # the 👍/👎 feedback buttons under an answer
+ANSWER_FLAG = "fb_answer_flag"  # the 🚩 Flag button
+SOURCE_VOTE = "fb_source_vote"  # 👍/👎 on one source
+OPEN_FORM = "fb_open_form"  # "Tell us what went wrong" after a 👎/🚩 reaction
+FORM_CALLBACK = "fb_form"
+SOURCE_BLOCK_PREFIX = "fb_src:"
+
+SECTION_LIMIT = 3000  # characters of text in one section block
+MESSAGE_BLOCK_LIMIT = 50
+FALLBACK_LIMIT = 3000  # the notification text; Slack allows far more, nobody reads it
+EXPLANATION_LIMIT = 2000
+
+CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("inaccurate", "Inaccurate or wrong"),
+    ("incomplete", "Incomplete"),
+    ("irrelevant", "Doesn't answer the question"),
+    ("outdated", "Outdated"),
+    ("unsafe", "Harmful or inappropriate"),
+    ("other", "Something else"),
+)
+CATEGORY_IDS = frozenset(c for c, _ in CATEGORIES)
+
+EMOJI = {
+    Status.THUMBS_UP: "👍",
+    Status.THUMBS_DOWN: "👎",
+    Status.FLAGGED: "🚩",
+}
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn treats &, < and > as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
+    """Cut escaped text into pieces of at most `limit` characters, at a paragraph, line or
+    word boundary where there is one, and never inside an &amp;-style entity."""
+    pieces = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut < limit // 2:  # no good boundary near the end: cut hard
+            cut = limit
+            entity = window.rfind("&", max(0, limit - 5))
+            if entity != -1 and ";" not in window[entity:]:
+                cut = entity
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def _feedback_buttons(action_id: str, subject: str) -> FeedbackButtonsElement:
+    return FeedbackButtonsElement(
+        action_id=action_id,
+        positive_button=FeedbackButtonObject(
+            text="👍",
+            value=Status.THUMBS_UP.value,
+            accessibility_label=f"Mark {subject} as helpful"[:75],
+        ),
+        negative_button=FeedbackButtonObject(
+            text="👎",
+            value=Status.THUMBS_DOWN.value,
+            accessibility_label=f"Mark {subject} as not helpful"[:75],
+        ),
+    )
+
+
+def control_blocks(answer: Answer, sources: Sequence[Source] = ()) -> list[Block]:
+    """Per-source 👍/👎 (when the answer has sources), then 👍/👎 and 🚩 for the answer."""
+    blocks: list[Block] = []
+    if sources:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="*Sources*")]))
+    for i, source in enumerate(sources, start=1):
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f"{i}. {escape(source.label)}")])
+        )
+        blocks.append(
+            ContextActionsBlock(
+                block_id=f"{SOURCE_BLOCK_PREFIX}{source.content_id}",
+                elements=[_feedback_buttons(SOURCE_VOTE, f"source {i}")],
+            )
+        )
+    blocks.append(ContextActionsBlock(elements=[_feedback_buttons(ANSWER_VOTE, "this answer")]))
+    blocks.append(
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="🚩 Flag",
+                    action_id=ANSWER_FLAG,
+                    value=Status.FLAGGED.value,
+                    accessibility_label="Flag this answer as problematic",
+                )
+            ]
+        )
+    )
+    return blocks
+
+
+def answer_message(text: str, answer: Answer) -> tuple[str, list[Block]]:
+    """The fallback text and the blocks of an answer the bot posts itself.
+
+    Text too long for the blocks that are left after the controls is cut, with a note;
+    Slack would reject the message otherwise.
+    """
+    controls = control_blocks(answer, answer.sources)
+    room = MESSAGE_BLOCK_LIMIT - len(controls)
+    pieces = split_text(escape(text))
+    if len(pieces) > room:
+        shown = pieces[: room - 1]
+        left = len(escape(text)) - sum(len(p) for p in shown)
+        pieces = [*shown, f"_… the answer continues for {left:,} more characters._"]
+    sections: list[Block] = [SectionBlock(text=MarkdownTextObject(text=p)) for p in pieces]
+    fallback = text if len(text) <= FALLBACK_LIMIT else text[: FALLBACK_LIMIT - 1] + "…"
+    return fallback, sections + controls
+
+
+def prompt_message(answer: Answer) -> tuple[str, list[Block]]:
+    """The thread reply under an answer another app posted."""
+    text = "Was this answer helpful?"
+    head: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{text}*"))]
+    return text, head + control_blocks(answer, answer.sources)
+
+
+def feedback_form(vote_id: int, status: Status, subject: str) -> View:
+    """The "what went wrong?" modal for one standing 👎/🚩 vote."""
+    emoji = EMOJI[status]
+    return View(
+        type="modal",
+        callback_id=FORM_CALLBACK,
+        private_metadata=json.dumps({"vote": vote_id}),
+        title=PlainTextObject(text="What went wrong?"),
+        submit=PlainTextObject(text="Send"),
+        close=PlainTextObject(text="Skip"),
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"Your {emoji} on {escape(subject)} is recorded. Telling us what went"
+                    " wrong is optional, and helps most. Nobody in the channel sees this."
+                )
+            ),
+            InputBlock(
+                block_id="category",
+                optional=True,
+                label=PlainTextObject(text="What kind of problem?"),
+                element=StaticSelectElement(
+                    action_id="category",
+                    placeholder=PlainTextObject(text="Pick one"),
+                    options=[Option(value=v, text=label) for v, label in CATEGORIES],
+                ),
+            ),
+            InputBlock(
+                block_id="explanation",
+                optional=True,
+                label=PlainTextObject(text="What went wrong?"),
+                hint=PlainTextObject(text=f"Up to {EXPLANATION_LIMIT:,} characters."),
+                element=PlainTextInputElement(
+                    action_id="explanation",
+                    multiline=True,
+                    max_length=EXPLANATION_LIMIT,
+                    placeholder=PlainTextObject(text="e.g. The refund window is 30 days, not 14."),
+                ),
+            ),
+        ],
+    )
+
+
+def form_offer(vote_id: int, status: Status) -> tuple[str, list[Block]]:
+    """The ephemeral offer of the form after a 👎/🚩 reaction (reactions have no trigger_id
+    to open a modal with, so a button does it)."""
+    text = f"Thanks for the {EMOJI[status]}. Want to tell us what went wrong?"
+    return text, [
+        SectionBlock(text=MarkdownTextObject(text=text)),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Tell us what went wrong",
+                    action_id=OPEN_FORM,
+                    value=str(vote_id),
+                    style="primary",
+                )
+            ]
+        ),
+    ]
+
+
+_MRKDWN_SAFE = re.compile(r"[*_~`]")
+
+
+def label_text(label: str) -> str:
+    """A source label quoted inside a sentence: escaped, formatting characters removed."""
+    return escape(_MRKDWN_SAFE.sub("", label))
+
+
+def confirmation(status: Status | None, clicked: Status, subject: str) -> str:
+    """The ephemeral reply to a click: what was recorded and how to undo it."""
+    emoji = EMOJI[clicked]
+    if status is None:
+        return f"Your {emoji} on {subject} is withdrawn."
+    return (
+        f"Thanks! Your {emoji} on {subject} is recorded. Only you can see this;"
+        f" click {emoji} again to take it back."
+    )

@@ -1,0 +1,87 @@
+"""Per-workspace and per-channel configuration: the one place handlers read it from.
+
+A value comes from the channel if set there, else from the workspace defaults, else from the
+built-in default. Every change goes to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from bot.domain import DEFAULT_EMOJI, Status
+from storage import Store
+
+WORKSPACE = "*"
+Origin = Literal["channel", "workspace", "default"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    provider: str | None = None  # the provider answers default to when registered
+    agent_id: str | None = None  # default Contextual agent
+    aquilax_org: str | None = None
+    aquilax_group: str | None = None
+    emoji: Mapping[str, Status] = field(default_factory=lambda: MappingProxyType(DEFAULT_EMOJI))
+    reactions: bool = True  # do reactions count as votes?
+    reaction_form: bool = False  # do 👎/🚩 reactions offer the "what went wrong?" form?
+    prompt: bool = False  # post "Was this helpful?" under answers other apps posted?
+    origins: Mapping[str, Origin] = field(default_factory=dict)
+
+    def origin(self, key: str) -> Origin:
+        return self.origins.get(key, "default")
+
+
+KEYS = (
+    "provider",
+    "agent_id",
+    "aquilax_org",
+    "aquilax_group",
+    "emoji",
+    "reactions",
+    "reaction_form",
+    "prompt",
+)
+
+
+class Config:
+    """Reads are cached per channel; a change through `set` clears the cache, so it takes
+    effect on the next event without a restart."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[str, ChannelConfig] = {}
+
+    async def for_channel(self, channel: str | None) -> ChannelConfig:
+        scope = channel or WORKSPACE
+        cached = self._cache.get(scope)
+        if cached is not None:
+            return cached
+        scopes = [WORKSPACE] if scope == WORKSPACE else [WORKSPACE, scope]
+        rows = await self._store.config_values(scopes)
+        values: dict[str, Any] = {}
+        origins: dict[str, Origin] = {}
+        # Workspace first, so a channel value overrides it.
+        for row_scope, key, value in sorted(rows, key=lambda r: r[0] != WORKSPACE):
+            if key in KEYS:
+                values[key] = value
+                origins[key] = "workspace" if row_scope == WORKSPACE else "channel"
+        if "emoji" in values:
+            values["emoji"] = MappingProxyType(
+                {name: Status(status) for name, status in values["emoji"].items()}
+            )
+        config = ChannelConfig(**values, origins=MappingProxyType(origins))
+        self._cache[scope] = config
+        return config
+
+    async def set(self, scope: str, key: str, value: Any, user: str) -> Any:
+        """Set (None: clear) `key` for a channel or the workspace; returns the old value."""
+        if key not in KEYS:
+            raise KeyError(key)
+        if key == "emoji" and value is not None:
+            value = {name: Status(status).value for name, status in value.items()}
+        old = await self._store.set_config(scope, key, value, user)
+        self._cache.clear()
+        return old
