@@ -40,6 +40,9 @@ FORM_CALLBACK = "fb_form"
 SOURCE_BLOCK_PREFIX = "fb_src:"
 
 SECTION_LIMIT = 3000  # characters of text in one section block
+# Slack truncates (chat.postMessage) or refuses (msg_too_long) messages past 40,000
+# characters; keep the shown answer under that, whatever the block count allows.
+MESSAGE_TEXT_LIMIT = 39_000
 MESSAGE_BLOCK_LIMIT = 50
 FALLBACK_LIMIT = 3000  # the notification text; Slack allows far more, nobody reads it
 EXPLANATION_LIMIT = 2000
@@ -73,8 +76,9 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     rest = text.strip()
     while len(rest) > limit:
         window = rest[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < limit // 2:  # no good boundary near the end: cut hard
+        # The best boundary in the second half of the window: paragraph, line, then word.
+        cut = next((c for sep in ("\n\n", "\n", " ") if (c := window.rfind(sep)) >= limit // 2), -1)
+        if cut < 0:  # no boundary near the end: cut hard
             cut = limit
             entity = window.rfind("&", max(0, limit - 5))
             if entity != -1 and ";" not in window[entity:]:
@@ -141,10 +145,15 @@ def answer_message(text: str, answer: Answer) -> tuple[str, list[Block]]:
     """
     controls = control_blocks(answer, answer.sources)
     room = MESSAGE_BLOCK_LIMIT - len(controls)
-    pieces = split_text(escape(text))
-    if len(pieces) > room:
-        shown = pieces[: room - 1]
-        left = len(escape(text)) - sum(len(p) for p in shown)
+    escaped = escape(text)
+    pieces = split_text(escaped)
+    if len(pieces) > room or len(escaped) > MESSAGE_TEXT_LIMIT:
+        shown: list[str] = []
+        for piece in pieces[: room - 1]:
+            if sum(map(len, shown)) + len(piece) > MESSAGE_TEXT_LIMIT:
+                break
+            shown.append(piece)
+        left = len(escaped) - sum(map(len, shown))
         pieces = [*shown, f"_… the answer continues for {left:,} more characters._"]
     sections: list[Block] = [SectionBlock(text=MarkdownTextObject(text=p)) for p in pieces]
     fallback = text if len(text) <= FALLBACK_LIMIT else text[: FALLBACK_LIMIT - 1] + "…"
@@ -158,13 +167,16 @@ def prompt_message(answer: Answer) -> tuple[str, list[Block]]:
     return text, head + control_blocks(answer, answer.sources)
 
 
-def feedback_form(vote_id: int, status: Status, subject: str) -> View:
-    """The "what went wrong?" modal for one standing 👎/🚩 vote."""
+def feedback_form(
+    vote_id: int, status: Status, subject: str, *, channel: str, thread_ts: str | None
+) -> View:
+    """The "what went wrong?" modal for one standing 👎/🚩 vote. The metadata names the
+    vote (checked against the submitting user) and where to confirm."""
     emoji = EMOJI[status]
     return View(
         type="modal",
         callback_id=FORM_CALLBACK,
-        private_metadata=json.dumps({"vote": vote_id}),
+        private_metadata=json.dumps({"vote": vote_id, "channel": channel, "thread_ts": thread_ts}),
         title=PlainTextObject(text="What went wrong?"),
         submit=PlainTextObject(text="Send"),
         close=PlainTextObject(text="Skip"),

@@ -17,6 +17,8 @@ class Status(StrEnum):
 
 
 VOTE_STATUSES: tuple[Status, ...] = (Status.THUMBS_UP, Status.THUMBS_DOWN, Status.FLAGGED)
+# Votes that invite a "what went wrong?" explanation.
+EXPLAINABLE: frozenset[Status] = frozenset({Status.THUMBS_DOWN, Status.FLAGGED})
 
 DEFAULT_EMOJI: Mapping[str, Status] = {
     "+1": Status.THUMBS_UP,

@@ -18,3 +18,12 @@ class Votes:
         if result.delivery_id is not None:
             self._worker.notify()
         return result
+
+    async def explain(
+        self, vote_id: int, explanation: str | None, category: str | None
+    ) -> VoteResult:
+        """Attach the "what went wrong?" answers to a standing vote."""
+        result = await self._store.explain_vote(vote_id, explanation, category)
+        if result.delivery_id is not None:
+            self._worker.notify()
+        return result

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import reactions
+from handlers import actions, reactions, views
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -14,3 +14,5 @@ if TYPE_CHECKING:
 
 def register(app: AsyncApp, services: Services) -> None:
     reactions.register(app, services)
+    actions.register(app, services)
+    views.register(app, services)

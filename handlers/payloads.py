@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 
 class ReactionItem(BaseModel):
@@ -32,3 +32,89 @@ def describe(error: ValidationError) -> str:
         where = ".".join(str(p) for p in e["loc"]) or "body"
         parts.append(f"{where}: {e['msg']}")
     return "; ".join(parts)
+
+
+class SlackUser(BaseModel):
+    id: str
+
+
+class Container(BaseModel):
+    type: str
+    message_ts: str | None = None
+    channel_id: str | None = None
+    thread_ts: str | None = None
+    is_ephemeral: bool = False
+
+
+class ChannelRef(BaseModel):
+    id: str
+
+
+class MessageRef(BaseModel):
+    ts: str
+    thread_ts: str | None = None
+
+
+class Action(BaseModel):
+    type: str
+    action_id: str
+    block_id: str | None = None
+    value: str | None = None
+    action_ts: str
+
+
+class BlockActions(BaseModel):
+    type: Literal["block_actions"]
+    user: SlackUser
+    trigger_id: str
+    container: Container
+    channel: ChannelRef | None = None
+    message: MessageRef | None = None
+    actions: list[Action] = Field(min_length=1)
+
+    @property
+    def channel_id(self) -> str | None:
+        return self.container.channel_id or (self.channel.id if self.channel else None)
+
+    @property
+    def message_ts(self) -> str | None:
+        return self.container.message_ts or (self.message.ts if self.message else None)
+
+    @property
+    def thread_ts(self) -> str | None:
+        return self.container.thread_ts or (self.message.thread_ts if self.message else None)
+
+
+class SelectedOption(BaseModel):
+    value: str
+
+
+class InputValue(BaseModel):
+    type: str
+    value: str | None = None
+    selected_option: SelectedOption | None = None
+
+
+class ViewState(BaseModel):
+    values: dict[str, dict[str, InputValue]] = Field(default_factory=dict)
+
+    def value(self, block_id: str) -> str | None:
+        element = self.values.get(block_id, {}).get(block_id)
+        if element is None:
+            return None
+        if element.selected_option is not None:
+            return element.selected_option.value
+        return element.value
+
+
+class SubmittedView(BaseModel):
+    id: str
+    callback_id: str
+    private_metadata: str = ""
+    state: ViewState = Field(default_factory=ViewState)
+
+
+class ViewSubmission(BaseModel):
+    type: Literal["view_submission"]
+    user: SlackUser
+    view: SubmittedView

@@ -9,8 +9,10 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.domain import normalise_emoji, reaction_origin
+from bot.blocks import form_offer
+from bot.domain import EXPLAINABLE, normalise_emoji, reaction_origin
 from handlers.payloads import ReactionEnvelope, describe
+from handlers.replies import tell
 from storage import VoteChange
 
 if TYPE_CHECKING:
@@ -43,7 +45,8 @@ async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltRespo
         log.debug("ignored the bot's own reaction")
         return None
     config = await services.config.for_channel(item.channel)
-    if not config.reactions:
+    if event.type == "reaction_added" and not config.reactions:
+        # Removals still count: a vote cast before reactions were turned off can be taken back.
         log.debug("ignored a reaction in %s: reactions are off there", item.channel)
         return None
     answer = await services.store.find_answer(item.channel, item.ts)
@@ -65,12 +68,23 @@ async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltRespo
     result = await services.votes.record(change, dedupe_key=envelope.event_id)
     if result.duplicate:
         log.info("ignored event %s: already processed", envelope.event_id)
-    elif result.delivery_id is not None and result.verdict is not None:
+        return None
+    if result.delivery_id is not None and result.verdict is not None:
         log.info(
             "%s/%s is now %s (queued as delivery %d)",
             item.channel,
             item.ts,
             result.verdict.status.value,
             result.delivery_id,
+        )
+    if config.reaction_form and result.vote_id and result.standing in EXPLAINABLE:
+        text, blocks = form_offer(result.vote_id, result.standing)
+        tell(
+            services,
+            channel=item.channel,
+            user=event.user,
+            thread_ts=answer.thread_ts,
+            text=text,
+            blocks=blocks,
         )
     return None

@@ -208,3 +208,104 @@ async def wait_until(
     async with asyncio.timeout(timeout):
         while not await condition():  # noqa: ASYNC110 - polls the real database
             await asyncio.sleep(every)
+
+
+_action_ts = itertools.count(1)
+
+
+def block_actions(
+    user: str,
+    message_ts: str,
+    action_id: str,
+    value: str,
+    *,
+    channel: str = CHANNEL,
+    block_id: str = "ctrl",
+    thread_ts: str | None = None,
+    kind: str = "feedback_buttons",
+    action_ts: str | None = None,
+    response_url: str = "https://hooks.slack.com/actions/T0TEST001/1/abc",
+) -> dict[str, Any]:
+    """A block_actions payload in Slack's shape, for a click on a message."""
+    container: dict[str, Any] = {
+        "type": "message",
+        "message_ts": message_ts,
+        "channel_id": channel,
+        "is_ephemeral": False,
+    }
+    message: dict[str, Any] = {
+        "type": "message",
+        "user": BOT_USER,
+        "bot_id": "BBOTFB001",
+        "ts": message_ts,
+        "text": "…",
+    }
+    if thread_ts:
+        container["thread_ts"] = thread_ts
+        message["thread_ts"] = thread_ts
+    action: dict[str, Any] = {
+        "type": kind,
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "action_ts": action_ts or f"{time.time():.0f}.{next(_action_ts):06d}",
+    }
+    if kind == "button":
+        action["text"] = {"type": "plain_text", "text": "🚩 Flag", "emoji": True}
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+        "api_app_id": "A0APP0001",
+        "token": "verification-token-unused",
+        "container": container,
+        "trigger_id": f"{next(_action_ts)}.1234567890.abcdef0123456789",
+        "team": {"id": TEAM, "domain": "test"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "ai-answers"},
+        "message": message,
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [action],
+    }
+
+
+def view_submission(
+    user: str, view: dict[str, Any], *, category: str | None, explanation: str | None
+) -> dict[str, Any]:
+    """The view_submission Slack sends when `user` submits the modal `view` (as opened)."""
+    values: dict[str, Any] = {
+        "category": {
+            "category": {
+                "type": "static_select",
+                "selected_option": (
+                    {"text": {"type": "plain_text", "text": category}, "value": category}
+                    if category
+                    else None
+                ),
+            }
+        },
+        "explanation": {"explanation": {"type": "plain_text_input", "value": explanation}},
+    }
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM, "domain": "test"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+        "api_app_id": "A0APP0001",
+        "token": "verification-token-unused",
+        "trigger_id": "1.2.3",
+        "view": {
+            "id": "V0VIEW001",
+            "team_id": TEAM,
+            "type": "modal",
+            "hash": "1700000000.abcdef",
+            "root_view_id": "V0VIEW001",
+            "app_id": "A0APP0001",
+            "bot_id": "BBOTFB001",
+            "state": {"values": values},
+            **view,
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
