@@ -15,11 +15,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
+from bot.admin import Admin
 from bot.answers import Answers, AquilaXAnswerIn, ContextualAnswerIn, Registered
 from bot.background import Background
 from bot.config import Config
 from bot.delivery import Backoff, DeliveryWorker
+from bot.keys import Keys
 from bot.logs import Redactor
+from bot.permissions import Permissions
 from bot.providers import AquilaXProvider, ContextualProvider, Provider
 from bot.settings import Settings, SettingsError
 from bot.votes import Votes
@@ -44,10 +47,14 @@ class Services:
     settings: Settings
     store: Store
     config: Config
+    keys: Keys
     answers: Answers
     votes: Votes
     worker: DeliveryWorker
+    admin: Admin
+    permissions: Permissions
     slack: AsyncWebClient
+    http_session: aiohttp.ClientSession
     identity: Identity
     background: Background
     redactor: Redactor
@@ -99,12 +106,14 @@ class FeedbackBot:
                 ),
                 limits=httpx.Limits(max_connections=self._concurrency * 2),
             )
+            keys = Keys(store, s, self.redactor)
+            await keys.load()
             providers: dict[str, Provider] = {
                 "contextual": ContextualProvider(
-                    self._http, str(s.contextual_base_url), lambda: _secret(s.contextual_api_key)
+                    self._http, str(s.contextual_base_url), lambda: keys.get("contextual")
                 ),
                 "aquilax": AquilaXProvider(
-                    self._http, str(s.aquilax_base_url), lambda: _secret(s.aquilax_api_key)
+                    self._http, str(s.aquilax_base_url), lambda: keys.get("aquilax")
                 ),
             }
             worker = DeliveryWorker(
@@ -119,10 +128,14 @@ class FeedbackBot:
                 settings=s,
                 store=store,
                 config=config,
+                keys=keys,
                 answers=Answers(store, config, slack),
                 votes=Votes(store, worker),
                 worker=worker,
+                admin=Admin(store, config, keys, s, worker),
+                permissions=Permissions(slack, s.feedback_admins),
                 slack=slack,
+                http_session=self._session,
                 identity=identity,
                 background=Background(),
                 redactor=self.redactor,
@@ -137,9 +150,12 @@ class FeedbackBot:
             await store.close()
             raise
         self._worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
-        for name, key in (("Contextual", s.contextual_api_key), ("AquilaX", s.aquilax_api_key)):
-            if key is None:
-                log.warning("no %s API key set: feedback for %s answers will wait", name, name)
+        for provider in ("contextual", "aquilax"):
+            if self.services.keys.get(provider) is None:
+                log.warning(
+                    "no %s API key (environment or /feedback setup): its deliveries will fail",
+                    provider,
+                )
         log.info(
             "feedback-bot is up as <@%s> in %s (%s mode)",
             identity.bot_user_id,

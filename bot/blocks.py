@@ -249,3 +249,52 @@ def confirmation(status: Status | None, clicked: Status, subject: str) -> str:
         f"Thanks! Your {emoji} on {subject} is recorded. Only you can see this;"
         f" click {emoji} again to take it back."
     )
+
+
+SETUP_CALLBACK = "fb_setup"
+KEY_INPUTS = {"contextual": "contextual_key", "aquilax": "aquilax_key"}
+KEY_LABELS = {"contextual": "Contextual AI API key", "aquilax": "AquilaX personal access token"}
+
+
+def setup_view(channel: str, statuses: dict[str, str]) -> View:
+    """The modal where admins enter provider keys: they never travel through a channel."""
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text="Keys are stored encrypted and are never shown again: status shows only"
+                " whether one is set, and its last four characters. Leave a field empty to keep"
+                " the current key."
+            )
+        )
+    ]
+    for provider, block_id in KEY_INPUTS.items():
+        blocks.append(
+            InputBlock(
+                block_id=block_id,
+                optional=True,
+                label=PlainTextObject(text=KEY_LABELS[provider]),
+                hint=PlainTextObject(text=f"Now: {statuses[provider]}"),
+                element=PlainTextInputElement(
+                    action_id=block_id,
+                    max_length=500,
+                    placeholder=PlainTextObject(text="Paste the key"),
+                ),
+            )
+        )
+    return View(
+        type="modal",
+        callback_id=SETUP_CALLBACK,
+        private_metadata=json.dumps({"channel": channel}),
+        title=PlainTextObject(text="feedback-bot keys"),
+        submit=PlainTextObject(text="Save"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=blocks,
+    )
+
+
+def home_view(sections: Sequence[str]) -> View:
+    """The App Home tab: mrkdwn sections, each within Slack's section limit."""
+    blocks: list[Block] = []
+    for text in sections:
+        blocks += [SectionBlock(text=MarkdownTextObject(text=p)) for p in split_text(text)]
+    return View(type="home", blocks=blocks[:100])

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -86,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     retry = deliveries.add_parser("retry", help="requeue dead deliveries (all, or those named)")
     retry.add_argument("ids", nargs="*", type=int)
     retry.set_defaults(func=_deliveries_retry)
+
+    key = sub.add_parser("secret-key", help="print a new FEEDBACK_SECRET_KEY")
+    key.set_defaults(func=_secret_key)
     return p
 
 
@@ -216,6 +220,11 @@ async def _deliveries_retry(settings: Settings, args: argparse.Namespace) -> int
     if superseded:
         message += f"; dropped {superseded} that a newer verdict for the same answer replaces"
     print(message + (": a running bot sends them within a second" if requeued else ""))
+    return 0
+
+
+async def _secret_key(settings: Settings, args: argparse.Namespace) -> int:
+    print(Fernet.generate_key().decode())
     return 0
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, reactions, views
+from handlers import actions, commands, home, reactions, views
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -16,3 +16,5 @@ def register(app: AsyncApp, services: Services) -> None:
     reactions.register(app, services)
     actions.register(app, services)
     views.register(app, services)
+    commands.register(app, services)
+    home.register(app, services)

@@ -118,3 +118,21 @@ class ViewSubmission(BaseModel):
     type: Literal["view_submission"]
     user: SlackUser
     view: SubmittedView
+
+
+class SlashCommand(BaseModel):
+    command: str
+    text: str = ""
+    user_id: str
+    channel_id: str
+    response_url: str
+    trigger_id: str
+
+
+class HomeOpened(BaseModel):
+    class Event(BaseModel):
+        type: Literal["app_home_opened"]
+        user: str
+        tab: str = "home"
+
+    event: Event

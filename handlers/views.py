@@ -1,5 +1,6 @@
-"""The "what went wrong?" form: submitting attaches an explanation and a category to the
-user's vote; dismissing it keeps the plain vote (Slack tells us nothing, and nothing is lost)."""
+"""Modal submissions. The "what went wrong?" form attaches an explanation and a category to
+the user's vote (dismissing it keeps the plain vote: Slack tells us nothing, nothing is lost).
+The setup form stores provider keys, encrypted."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.blocks import CATEGORY_IDS, EMOJI, EXPLANATION_LIMIT, FORM_CALLBACK
+from bot.admin import NOT_ALLOWED
+from bot.blocks import (
+    CATEGORY_IDS,
+    EMOJI,
+    EXPLANATION_LIMIT,
+    FORM_CALLBACK,
+    KEY_INPUTS,
+    KEY_LABELS,
+    SETUP_CALLBACK,
+)
 from handlers.payloads import ViewSubmission, describe
 from handlers.replies import tell
 
@@ -25,7 +35,11 @@ def register(app: AsyncApp, services: Services) -> None:
     async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
         return await handle_submit(services, ack, body)
 
+    async def on_setup(ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
+        return await handle_setup(services, ack, body)
+
     app.view(FORM_CALLBACK)(on_submit)
+    app.view(SETUP_CALLBACK)(on_setup)
 
 
 def _metadata(raw: str) -> tuple[int, str | None, str | None] | None:
@@ -92,3 +106,49 @@ async def handle_submit(
         )
         tell(services, channel=channel, user=user, thread_ts=thread_ts, text=text)
     return None
+
+
+async def handle_setup(
+    services: Services, ack: AsyncAck, body: dict[str, Any]
+) -> BoltResponse | None:
+    try:
+        payload = ViewSubmission.model_validate(body)
+        channel = json.loads(payload.view.private_metadata).get("channel")
+    except (ValidationError, ValueError, AttributeError):
+        return BoltResponse(status=400, body="malformed setup submission")
+    entered: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for provider, block_id in KEY_INPUTS.items():
+        value = (payload.view.state.value(block_id) or "").strip()
+        if not value:
+            continue
+        if len(value) < 8 or any(c.isspace() for c in value):
+            errors[block_id] = "That does not look like a key: no spaces, at least 8 characters."
+        entered[provider] = value
+    if errors:
+        await ack(response_action="errors", errors=errors)
+        return None
+    await ack()
+    if entered:
+        services.background.spawn(
+            save_keys(services, payload.user.id, channel, entered), "/feedback setup"
+        )
+    return None
+
+
+async def save_keys(
+    services: Services, user: str, channel: str | None, entered: dict[str, str]
+) -> None:
+    """After the ack: check the user may, store the keys encrypted, and say so (by the last
+    four characters only)."""
+    if not await services.permissions.is_admin(user):
+        log.warning("refused provider keys from %s: not an admin", user)
+        text = NOT_ALLOWED
+    else:
+        for provider, key in entered.items():
+            await services.keys.set(provider, key, user)
+        saved = ", ".join(f"{KEY_LABELS[p]} (…{k[-4:]})" for p, k in entered.items())
+        log.info("%s stored new provider keys: %s", user, ", ".join(entered))
+        text = f"Saved: {saved}. Dead deliveries that waited for a key: `/feedback retry`."
+    if channel:
+        tell(services, channel=channel, user=user, text=text)

@@ -100,4 +100,15 @@ MIGRATIONS: tuple[str, ...] = (
         new_value TEXT
     );
     """,
+    # 3: provider keys entered through `/feedback setup`, encrypted (Fernet) with
+    # FEEDBACK_SECRET_KEY. Only the ciphertext and the last four characters are stored.
+    """
+    CREATE TABLE provider_keys (
+        provider   TEXT PRIMARY KEY CHECK (provider IN ('contextual', 'aquilax')),
+        ciphertext BLOB NOT NULL,
+        last4      TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        updated_by TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )

@@ -508,6 +508,60 @@ class Store:
 
         return await self._shielded(work)
 
+    async def provider_keys(self) -> dict[str, tuple[bytes, str]]:
+        """provider -> (ciphertext, last four characters)."""
+        async with (
+            self._read() as db,
+            db.execute("SELECT provider, ciphertext, last4 FROM provider_keys") as cur,
+        ):
+            return {r[0]: (bytes(r[1]), r[2]) for r in await cur.fetchall()}
+
+    async def set_provider_key(
+        self, provider: str, ciphertext: bytes | None, last4: str, user: str
+    ) -> None:
+        """Store (or, with None, delete) an encrypted key; the audit log shows only the
+        last four characters."""
+
+        async def work() -> None:
+            now = time.time()
+            async with self._transaction() as db:
+                async with db.execute(
+                    "SELECT last4 FROM provider_keys WHERE provider = ?", (provider,)
+                ) as cur:
+                    row = await cur.fetchone()
+                if ciphertext is None:
+                    await db.execute("DELETE FROM provider_keys WHERE provider = ?", (provider,))
+                else:
+                    await db.execute(
+                        "INSERT INTO provider_keys (provider, ciphertext, last4, updated_at,"
+                        " updated_by) VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE"
+                        " SET ciphertext = excluded.ciphertext, last4 = excluded.last4,"
+                        " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                        (provider, ciphertext, last4, now, user),
+                    )
+                old = f"set (…{row[0]})" if row else None
+                new = f"set (…{last4})" if ciphertext is not None else None
+                await db.execute(
+                    "INSERT INTO audit_log (at, user_id, scope, key, old_value, new_value)"
+                    " VALUES (?, ?, '*', ?, ?, ?)",
+                    (now, user, f"{provider}_api_key", old, new),
+                )
+
+        await self._shielded(work)
+
+    async def last_delivered_at(self, provider: str) -> float | None:
+        """When the provider last accepted a delivery."""
+        async with (
+            self._read() as db,
+            db.execute(
+                "SELECT d.updated_at FROM deliveries d JOIN answers a ON a.id = d.answer_id"
+                " WHERE d.state = 'delivered' AND a.provider = ? ORDER BY d.id DESC LIMIT 1",
+                (provider,),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
+        return float(row[0]) if row else None
+
     async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
         async with (
             self._read() as db,

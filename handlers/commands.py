@@ -1,0 +1,94 @@
+"""`/feedback`: parse, ack at once (usage mistakes and help in the ack itself), then carry
+the command out in the background and answer through the response_url."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.admin import NOT_ALLOWED, Invocation, UsageError, help_text, parse
+from bot.blocks import setup_view
+from bot.keys import PROVIDERS
+from handlers.payloads import SlashCommand, describe
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+SETUP_NEEDS_SECRET = (
+    "Keys typed into Slack are stored encrypted, which needs FEEDBACK_SECRET_KEY in the bot's"
+    " environment (make one with `feedback-bot secret-key`). Without it, set CONTEXTUAL_API_KEY"
+    " and AQUILAX_API_KEY in the environment instead. Never paste a key into a channel."
+)
+FAILED = "Sorry, that did not work: feedback-bot hit an error (it is in the bot's log)."
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
+        return await handle_command(services, ack, body)
+
+    app.command("/feedback")(on_command)
+
+
+async def handle_command(
+    services: Services, ack: AsyncAck, body: dict[str, Any]
+) -> BoltResponse | None:
+    try:
+        command = SlashCommand.model_validate(body)
+    except ValidationError as e:
+        reason = describe(e)
+        log.warning("refused a malformed slash command: %s", reason)
+        return BoltResponse(status=400, body=f"malformed slash command: {reason}")
+    try:
+        invocation = parse(command.text)
+    except UsageError as e:
+        await ack(text=str(e))
+        return None
+    if invocation.name == "help":
+        await ack(text=help_text())
+        return None
+    await ack()  # the reply follows through the response_url: no network before the ack
+    services.background.spawn(
+        execute(services, invocation, command), f"/feedback {invocation.name}"
+    )
+    return None
+
+
+async def execute(services: Services, invocation: Invocation, command: SlashCommand) -> None:
+    user, channel = command.user_id, command.channel_id
+    try:
+        if invocation.changes and not await services.permissions.is_admin(user):
+            log.info("refused /feedback %s from %s: not an admin", invocation.name, user)
+            text = NOT_ALLOWED
+        elif invocation.name == "setup":
+            if not services.keys.can_store:
+                text = SETUP_NEEDS_SECRET
+            else:
+                statuses = {p: services.keys.status(p).describe() for p in PROVIDERS}
+                await services.slack.views_open(
+                    trigger_id=command.trigger_id, view=setup_view(channel, statuses)
+                )
+                return
+        else:
+            text = await services.admin.run(invocation, user, channel)
+            if invocation.changes:
+                log.info("%s ran /feedback %s", user, invocation.name)
+    except UsageError as e:
+        text = str(e)
+    except Exception:
+        log.exception("/feedback %s failed", invocation.name)
+        text = FAILED
+    await respond(services, command.response_url, text)
+
+
+async def respond(services: Services, response_url: str, text: str) -> None:
+    webhook = AsyncWebhookClient(response_url, session=services.http_session)
+    response = await webhook.send(text=text, response_type="ephemeral")
+    if response.status_code != 200:
+        log.warning("the reply to a slash command was refused: HTTP %s", response.status_code)

@@ -1,0 +1,56 @@
+"""The App Home tab: status and statistics for admins, a short guide for everyone else."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks import home_view
+from handlers.payloads import HomeOpened
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger(__name__)
+
+GUIDE = (
+    "*feedback-bot* sends what you think of AI answers to the platform that wrote them, so"
+    " they get better.\n"
+    "• React to an AI answer with 👍, 👎 or 🚩, or use the buttons under it.\n"
+    "• Remove the reaction, or click the same button again, to take it back.\n"
+    "• After 👎 or 🚩 you can say what went wrong; only the AI team sees it.\n"
+    "Type `/feedback help` for more."
+)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def on_home_opened(body: dict[str, Any]) -> None:
+        try:
+            opened = HomeOpened.model_validate(body)
+        except ValidationError:
+            log.debug("ignored a malformed app_home_opened event")
+            return
+        if opened.event.tab == "home":
+            services.background.spawn(publish(services, opened.event.user), "App Home")
+
+    app.event("app_home_opened")(on_home_opened)
+
+
+async def publish(services: Services, user: str) -> None:
+    sections = [GUIDE]
+    if await services.permissions.is_admin(user):
+        sections += [
+            await services.admin.status(None),
+            await services.admin.stats(None, 7),
+            await services.admin.deliveries(),
+            "Change settings with `/feedback` in a channel;"
+            " `/feedback setup` stores provider keys.",
+        ]
+    try:
+        await services.slack.views_publish(user_id=user, view=home_view(sections))
+    except SlackApiError as e:
+        log.warning("could not publish the App Home for %s: %s", user, e.response.get("error"))
