@@ -309,3 +309,24 @@ def view_submission(
         "is_enterprise_install": False,
         "enterprise": None,
     }
+
+
+def slash_command(
+    user: str, text: str, *, channel: str = CHANNEL, response_url: str
+) -> dict[str, str]:
+    """The form fields Slack posts for `/feedback <text>`."""
+    return {
+        "token": "verification-token-unused",
+        "team_id": TEAM,
+        "team_domain": "test",
+        "channel_id": channel,
+        "channel_name": "ai-answers",
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": "/feedback",
+        "text": text,
+        "api_app_id": "A0APP0001",
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": f"{next(_action_ts)}.1234567890.fedcba9876543210",
+    }
