@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass
 
 import aiohttp
-import httpx
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -82,7 +81,7 @@ class FeedbackBot:
         self._worker_task: asyncio.Task[None] | None = None
         self._socket_handler: object | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
         self.services: Services | None = None
         self.port = 0
 
@@ -100,11 +99,13 @@ class FeedbackBot:
             identity = await _identify(slack)
             if s.socket_mode:
                 await _check_app_token(slack, _secret(s.slack_app_token))
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(
-                    self._provider_timeout, connect=min(5.0, self._provider_timeout)
+            # The provider session carries the timeouts: a hung provider fails the send
+            # (and it is retried), never the worker.
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(
+                    total=self._provider_timeout, connect=min(5.0, self._provider_timeout)
                 ),
-                limits=httpx.Limits(max_connections=self._concurrency * 2),
+                connector=aiohttp.TCPConnector(limit=self._concurrency * 2),
             )
             keys = Keys(store, s, self.redactor)
             await keys.load()
@@ -226,7 +227,7 @@ class FeedbackBot:
 
     async def _close_clients(self) -> None:
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
         if self._session is not None:
             await self._session.close()
 

@@ -76,16 +76,18 @@ class DeliveryWorker:
         while not self._stopping:
             self._wake.clear()
             free = self._concurrency - len(self._inflight)
-            claimed = await self._store.claim_due(time.time(), free) if free > 0 else []
+            if free <= 0:
+                await self._wake.wait()  # full: wait for a send to finish
+                continue
+            claimed, later = await self._store.claim_due(time.time(), free)
             for delivery in claimed:
                 task = asyncio.create_task(self._deliver(delivery))
                 self._inflight.add(task)
                 task.add_done_callback(self._done)
-            if claimed and len(claimed) == free:
-                await self._wake.wait()  # full: wait for a send to finish
-                continue
+            if len(claimed) == free:
+                continue  # maybe more are due: claim again once a send finishes
             await self._prune_events()
-            await self._sleep_until_due()
+            await self._sleep_until(later)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let sends in flight finish for `grace` seconds, then cancel them.
@@ -105,9 +107,10 @@ class DeliveryWorker:
         self._inflight.discard(task)
         self._wake.set()
 
-    async def _sleep_until_due(self) -> None:
+    async def _sleep_until(self, due: float | None) -> None:
+        """Until woken, the next retry is due, or the poll interval passes (the admin CLI
+        may requeue rows from another process)."""
         timeout = self._poll
-        due = await self._store.next_due_at()
         if due is not None:
             timeout = max(0.0, min(timeout, due - time.time()))
         with contextlib.suppress(TimeoutError):

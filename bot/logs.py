@@ -57,5 +57,5 @@ def setup_logging(level: int, redactor: Redactor) -> None:
     root.setLevel(level)
     # Chatty libraries stay at WARNING unless we are debugging.
     if level > logging.DEBUG:
-        for name in ("httpx", "httpcore", "aiohttp.access", "slack_bolt", "slack_sdk"):
+        for name in ("aiohttp.access", "slack_bolt", "slack_sdk"):
             logging.getLogger(name).setLevel(max(level, logging.WARNING))

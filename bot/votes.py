@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.delivery import DeliveryWorker
-from storage import Store, VoteChange, VoteResult
+from storage import Answer, Store, VoteChange, VoteResult
 
 
 class Votes:
@@ -18,6 +18,18 @@ class Votes:
         if result.delivery_id is not None:
             self._worker.notify()
         return result
+
+    async def record_on_message(
+        self, channel: str, ts: str, change: VoteChange, *, dedupe_key: str | None = None
+    ) -> tuple[Answer | None, VoteResult]:
+        """The same for a change on whatever answer message (channel, ts) holds, found and
+        changed in one call: the reaction path. (None, …) when no answer is there."""
+        answer, result = await self._store.apply_vote_to_message(
+            channel, ts, change, dedupe_key=dedupe_key
+        )
+        if result.delivery_id is not None:
+            self._worker.notify()
+        return answer, result
 
     async def explain(
         self, vote_id: int, explanation: str | None, category: str | None

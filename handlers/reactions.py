@@ -49,10 +49,6 @@ async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltRespo
         # Removals still count: a vote cast before reactions were turned off can be taken back.
         log.debug("ignored a reaction in %s: reactions are off there", item.channel)
         return None
-    answer = await services.store.find_answer(item.channel, item.ts)
-    if answer is None:
-        log.debug("ignored a reaction on %s/%s: not a registered answer", item.channel, item.ts)
-        return None
     emoji = normalise_emoji(event.reaction)
     origin = reaction_origin(emoji)
     if event.type == "reaction_added":
@@ -60,17 +56,22 @@ async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltRespo
         if status is None:
             log.debug("ignored :%s: on %s/%s: not a feedback emoji", emoji, item.channel, item.ts)
             return None
-        change = VoteChange(answer.id, event.user, origin, "add", status)
+        change = VoteChange(0, event.user, origin, "add", status)
     else:
         # Withdraw by origin whatever the emoji maps to now: a vote cast under an older
         # emoji map must still be removable.
-        change = VoteChange(answer.id, event.user, origin, "withdraw")
-    result = await services.votes.record(change, dedupe_key=envelope.event_id)
+        change = VoteChange(0, event.user, origin, "withdraw")
+    answer, result = await services.votes.record_on_message(
+        item.channel, item.ts, change, dedupe_key=envelope.event_id
+    )
+    if answer is None:
+        log.debug("ignored a reaction on %s/%s: not a registered answer", item.channel, item.ts)
+        return None
     if result.duplicate:
         log.info("ignored event %s: already processed", envelope.event_id)
         return None
     if result.delivery_id is not None and result.verdict is not None:
-        log.info(
+        log.debug(
             "%s/%s is now %s (queued as delivery %d)",
             item.channel,
             item.ts,

@@ -1,12 +1,18 @@
-"""Every query the bot runs. SQL lives here and nowhere else."""
+"""Every query the bot runs. SQL lives here and nowhere else.
+
+Each public method is one unit of work: a plain function over the sqlite3 connection, run as
+a single call on aiosqlite's connection thread (see `storage.db.run`). A transaction is
+therefore one hop to that thread, not one per statement; calls queue up there in order, so
+two transactions never interleave, and a cancelled caller cannot leave one half-applied.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +20,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.domain import REMOVED, Status, Verdict, Vote, next_standing, verdict
-from storage.db import connect
+from storage.db import connect, run
 from storage.models import (
     Answer,
     AuditEntry,
@@ -29,6 +35,7 @@ from storage.models import (
 )
 
 T = TypeVar("T")
+Row = sqlite3.Row
 
 _ANSWER_COLUMNS = """
     a.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org, a.grp,
@@ -47,77 +54,88 @@ _DELIVERY_COLUMNS = f"""
 _HELD = ("sending", "delivered", "skipped")
 
 
-class Store:
-    """The bot's SQLite database.
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
-    One connection, and one asyncio lock so that a transaction never interleaves with another
-    coroutine's statements. Writes are shielded from cancellation: a shutdown or a dropped
-    request never leaves a transaction half-applied.
-    """
+
+class Store:
+    """The bot's SQLite database."""
 
     def __init__(self, db: aiosqlite.Connection, path: str) -> None:
         self._db = db
         self.path = path
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
         return cls(await connect(path), str(path))
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._db.close()
+        await self._db.close()
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            yield self._db
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
-
-    @staticmethod
-    async def _shielded(work: Callable[[], Awaitable[T]]) -> T:
-        return await asyncio.shield(asyncio.ensure_future(work()))
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await run(self._db, work)
 
     async def ping(self) -> None:
-        async with self._read() as db, db.execute("SELECT 1") as cur:
-            await cur.fetchone()
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read-only query, for tests and troubleshooting."""
+        return await self._run(lambda db: [tuple(r) for r in db.execute(sql, params)])
 
     # ---------------------------------------------------------------- answers
 
     async def find_answer(self, channel: str, ts: str) -> Answer | None:
-        async with self._read() as db:
-            return await _find_answer(db, channel, ts)
+        return await self._run(lambda db: _find_answer(db, channel, ts))
 
-    async def find_answer_by_id(self, answer_id: int) -> Answer | None:
-        async with (
-            self._read() as db,
-            db.execute(
-                f"SELECT {_ANSWER_COLUMNS} FROM answers a WHERE a.id = ?", (answer_id,)
-            ) as cur,
-        ):
-            row = await cur.fetchone()
-        return _answer(row) if row else None
+    async def find_answer_for_controls(self, channel: str, ts: str) -> Answer | None:
+        """The answer whose feedback controls sit on message `ts`: the answer itself, or
+        the bot's "Was this helpful?" reply under it."""
+
+        def work(db: sqlite3.Connection) -> Answer | None:
+            row = db.execute(
+                f"SELECT {_ANSWER_COLUMNS} FROM answers a"
+                " WHERE a.channel = ? AND (a.ts = ? OR a.prompt_ts = ?)",
+                (channel, ts, ts),
+            ).fetchone()
+            return _answer(row) if row else None
+
+        return await self._run(work)
+
+    async def find_posted_answer(self, answer: Answer) -> Answer | None:
+        """An answer the bot already posted for the same provider message in the channel."""
+        column, value = (
+            ("message_id", answer.message_id)
+            if answer.provider == "contextual"
+            else ("request_id", answer.request_id)
+        )
+
+        def work(db: sqlite3.Connection) -> Answer | None:
+            row = db.execute(
+                f"SELECT {_ANSWER_COLUMNS} FROM answers a WHERE a.{column} = ?"
+                " AND a.channel = ? AND a.posted_by_bot = 1 ORDER BY a.id LIMIT 1",
+                (value, answer.channel),
+            ).fetchone()
+            return _answer(row) if row else None
+
+        return await self._run(work)
 
     async def register_answer(self, answer: Answer) -> tuple[Registration, Answer]:
         """Map a Slack message to a provider target; the same mapping twice is a no-op."""
 
-        async def work() -> tuple[Registration, Answer]:
-            async with self._transaction() as db:
-                existing = await _find_answer(db, answer.channel, answer.ts)
+        def work(db: sqlite3.Connection) -> tuple[Registration, Answer]:
+            with _transaction(db):
+                existing = _find_answer(db, answer.channel, answer.ts)
                 if existing is not None:
                     same = existing.same_mapping(answer)
                     return (Registration.UNCHANGED if same else Registration.CONFLICT), existing
-                cur = await db.execute(
+                cur = db.execute(
                     "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
                     " request_id, org, grp, posted_by_bot, thread_ts, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -136,81 +154,68 @@ class Store:
                     ),
                 )
                 answer_id = int(cur.lastrowid or 0)
-                await db.executemany(
+                db.executemany(
                     "INSERT INTO answer_sources (answer_id, position, content_id, label)"
                     " VALUES (?, ?, ?, ?)",
                     [(answer_id, i, s.content_id, s.label) for i, s in enumerate(answer.sources)],
                 )
-                return Registration.CREATED, _with_id(answer, answer_id)
+                return Registration.CREATED, replace(answer, id=answer_id)
 
-        return await self._shielded(work)
-
-    async def find_answer_for_controls(self, channel: str, ts: str) -> Answer | None:
-        """The answer whose feedback controls sit on message `ts`: the answer itself, or
-        the bot's "Was this helpful?" reply under it."""
-        async with (
-            self._read() as db,
-            db.execute(
-                f"SELECT {_ANSWER_COLUMNS} FROM answers a"
-                " WHERE a.channel = ? AND (a.ts = ? OR a.prompt_ts = ?)",
-                (channel, ts, ts),
-            ) as cur,
-        ):
-            row = await cur.fetchone()
-        return _answer(row) if row else None
-
-    async def find_posted_answer(self, answer: Answer) -> Answer | None:
-        """An answer the bot already posted for the same provider message in the channel."""
-        column, value = (
-            ("message_id", answer.message_id)
-            if answer.provider == "contextual"
-            else ("request_id", answer.request_id)
-        )
-        async with (
-            self._read() as db,
-            db.execute(
-                f"SELECT {_ANSWER_COLUMNS} FROM answers a WHERE a.{column} = ?"
-                " AND a.channel = ? AND a.posted_by_bot = 1 ORDER BY a.id LIMIT 1",
-                (value, answer.channel),
-            ) as cur,
-        ):
-            row = await cur.fetchone()
-        return _answer(row) if row else None
+        return await self._run(work)
 
     async def set_prompt_ts(self, answer_id: int, prompt_ts: str) -> None:
-        async def work() -> None:
-            async with self._transaction() as db:
-                await db.execute(
-                    "UPDATE answers SET prompt_ts = ? WHERE id = ?", (prompt_ts, answer_id)
-                )
+        def work(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute("UPDATE answers SET prompt_ts = ? WHERE id = ?", (prompt_ts, answer_id))
 
-        await self._shielded(work)
+        await self._run(work)
 
     # ---------------------------------------------------------------- votes
 
+    async def apply_vote(self, change: VoteChange, *, dedupe_key: str | None = None) -> VoteResult:
+        """Apply one user's action and, in the same transaction, queue the new verdict.
+
+        `dedupe_key` (a Slack event id) makes a redelivered event change nothing.
+        """
+        return await self._run(lambda db: _apply_vote(db, change, dedupe_key))
+
+    async def apply_vote_to_message(
+        self, channel: str, ts: str, change: VoteChange, *, dedupe_key: str | None = None
+    ) -> tuple[Answer | None, VoteResult]:
+        """The reaction path in one call: find the answer on message (channel, ts) and apply
+        `change` to it (its answer_id is filled in). No answer there: nothing is written,
+        and no write lock is taken, which matters as most reactions are on other messages."""
+
+        def work(db: sqlite3.Connection) -> tuple[Answer | None, VoteResult]:
+            answer = _find_answer(db, channel, ts)
+            if answer is None:
+                return None, VoteResult()
+            return answer, _apply_vote(db, replace(change, answer_id=answer.id), dedupe_key)
+
+        return await self._run(work)
+
     async def get_vote(self, vote_id: int) -> StoredVote | None:
-        async with (
-            self._read() as db,
-            db.execute(
+        def work(db: sqlite3.Connection) -> StoredVote | None:
+            row = db.execute(
                 "SELECT id, answer_id, content_id, user_id, origin, status, explanation,"
                 " category, withdrawn_at IS NULL AS standing FROM votes WHERE id = ?",
                 (vote_id,),
-            ) as cur,
-        ):
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        return StoredVote(
-            id=row["id"],
-            answer_id=row["answer_id"],
-            content_id=row["content_id"],
-            user=row["user_id"],
-            origin=row["origin"],
-            status=Status(row["status"]),
-            explanation=row["explanation"],
-            category=row["category"],
-            standing=bool(row["standing"]),
-        )
+            ).fetchone()
+            if row is None:
+                return None
+            return StoredVote(
+                id=row["id"],
+                answer_id=row["answer_id"],
+                content_id=row["content_id"],
+                user=row["user_id"],
+                origin=row["origin"],
+                status=Status(row["status"]),
+                explanation=row["explanation"],
+                category=row["category"],
+                standing=bool(row["standing"]),
+            )
+
+        return await self._run(work)
 
     async def explain_vote(
         self, vote_id: int, explanation: str | None, category: str | None
@@ -218,20 +223,18 @@ class Store:
         """Attach the "what went wrong?" answers to a standing vote and re-settle its slot:
         when it is the vote that decides the verdict, the provider hears the explanation."""
 
-        async def work() -> VoteResult:
+        def work(db: sqlite3.Connection) -> VoteResult:
             now = time.time()
-            async with self._transaction() as db:
-                cur = await db.execute(
+            with _transaction(db):
+                row = db.execute(
                     "UPDATE votes SET explanation = ?, category = ?"
                     " WHERE id = ? AND withdrawn_at IS NULL"
                     " RETURNING answer_id, content_id, status",
                     (explanation, category, vote_id),
-                )
-                row = await cur.fetchone()
-                await cur.close()
+                ).fetchone()
                 if row is None:
                     return VoteResult()
-                new, delivery_id = await _settle(db, row["answer_id"], row["content_id"], now)
+                new, delivery_id = _settle(db, row["answer_id"], row["content_id"], now)
                 return VoteResult(
                     vote_id=vote_id,
                     standing=Status(row["status"]),
@@ -239,69 +242,35 @@ class Store:
                     delivery_id=delivery_id,
                 )
 
-        return await self._shielded(work)
+        return await self._run(work)
 
-    async def apply_vote(self, change: VoteChange, *, dedupe_key: str | None = None) -> VoteResult:
-        """Apply one user's action and, in the same transaction, queue the new verdict.
+    async def vote_stats(self, channel: str | None, since: float) -> dict[str, dict[str, int]]:
+        """Votes cast since `since`, per status: all of them, and those still standing."""
+        where = "v.cast_at >= ?"
+        params: list[Any] = [since]
+        if channel is not None:
+            where += " AND a.channel = ?"
+            params.append(channel)
 
-        `dedupe_key` (a Slack event id) makes a redelivered event change nothing.
-        """
+        def work(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            rows = db.execute(
+                "SELECT v.status, count(*), sum(v.withdrawn_at IS NULL) FROM votes v"
+                f" JOIN answers a ON a.id = v.answer_id WHERE {where} GROUP BY v.status",
+                params,
+            ).fetchall()
+            return {r[0]: {"cast": int(r[1]), "standing": int(r[2])} for r in rows}
 
-        async def work() -> VoteResult:
-            now = time.time()
-            async with self._transaction() as db:
-                if dedupe_key is not None:
-                    cur = await db.execute(
-                        "INSERT OR IGNORE INTO processed_events (event_id, received_at)"
-                        " VALUES (?, ?)",
-                        (dedupe_key, now),
-                    )
-                    if cur.rowcount == 0:
-                        return VoteResult(duplicate=True)
-                async with db.execute(
-                    "SELECT id, status FROM votes WHERE answer_id = ? AND content_id = ?"
-                    " AND user_id = ? AND origin = ? AND withdrawn_at IS NULL",
-                    (change.answer_id, change.content_id, change.user, change.origin),
-                ) as cur:
-                    row = await cur.fetchone()
-                current = Status(row["status"]) if row else None
-                target = next_standing(change.action, current, change.status)
-                if target == current:
-                    return VoteResult(vote_id=row["id"] if row else None, standing=current)
-                if row is not None:
-                    await db.execute(
-                        "UPDATE votes SET withdrawn_at = ? WHERE id = ?", (now, row["id"])
-                    )
-                vote_id = None
-                if target is not None:
-                    cur = await db.execute(
-                        "INSERT INTO votes (answer_id, content_id, user_id, origin, status,"
-                        " cast_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            change.answer_id,
-                            change.content_id,
-                            change.user,
-                            change.origin,
-                            target.value,
-                            now,
-                        ),
-                    )
-                    vote_id = cur.lastrowid
-                new, delivery_id = await _settle(db, change.answer_id, change.content_id, now)
-                return VoteResult(
-                    vote_id=vote_id, standing=target, verdict=new, delivery_id=delivery_id
-                )
-
-        return await self._shielded(work)
+        return await self._run(work)
 
     # ---------------------------------------------------------------- deliveries
 
-    async def claim_due(self, now: float, limit: int) -> list[Delivery]:
-        """Mark up to `limit` due rows as sending, never two of one slot at once."""
+    async def claim_due(self, now: float, limit: int) -> tuple[list[Delivery], float | None]:
+        """Mark up to `limit` due rows as sending, never two of one slot at once. Also
+        returns when the next row not yet due will be, so the worker knows how long to sleep."""
 
-        async def work() -> list[Delivery]:
-            async with self._transaction() as db:
-                async with db.execute(
+        def work(db: sqlite3.Connection) -> tuple[list[Delivery], float | None]:
+            with _transaction(db):
+                rows = db.execute(
                     f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
                     " JOIN answers a ON a.id = d.answer_id"
                     " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
@@ -309,26 +278,21 @@ class Store:
                     "   AND s.answer_id = d.answer_id AND s.content_id = d.content_id)"
                     " ORDER BY d.next_attempt_at, d.id LIMIT ?",
                     (now, limit),
-                ) as cur:
-                    rows = await cur.fetchall()
-                await db.executemany(
+                ).fetchall()
+                db.executemany(
                     "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
                     " updated_at = ? WHERE id = ?",
                     [(now, r["delivery_id"]) for r in rows],
                 )
-            return [_delivery(r, state=DeliveryState.SENDING, attempts_delta=1) for r in rows]
+                later = db.execute(
+                    "SELECT min(next_attempt_at) FROM deliveries"
+                    " WHERE state = 'pending' AND next_attempt_at > ?",
+                    (now,),
+                ).fetchone()[0]
+            claimed = [_delivery(r, state=DeliveryState.SENDING, attempts_delta=1) for r in rows]
+            return claimed, later
 
-        return await self._shielded(work)
-
-    async def next_due_at(self) -> float | None:
-        async with (
-            self._read() as db,
-            db.execute(
-                "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'"
-            ) as cur,
-        ):
-            row = await cur.fetchone()
-        return float(row[0]) if row and row[0] is not None else None
+        return await self._run(work)
 
     async def mark_delivered(self, delivery_id: int, provider_ref: str | None) -> None:
         await self._finish(delivery_id, DeliveryState.DELIVERED, None, provider_ref)
@@ -342,46 +306,45 @@ class Store:
     async def _finish(
         self, delivery_id: int, state: DeliveryState, error: str | None, ref: str | None
     ) -> None:
-        async def work() -> None:
-            async with self._transaction() as db:
-                await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute(
                     "UPDATE deliveries SET state = ?, last_error = ?, provider_ref = ?,"
                     " updated_at = ? WHERE id = ?",
                     (state.value, error, ref, time.time(), delivery_id),
                 )
 
-        await self._shielded(work)
+        await self._run(work)
 
     async def reschedule(self, delivery_id: int, at: float, error: str) -> DeliveryState:
         """Put a failed row back in the queue, unless a newer verdict for its slot exists:
         then it is superseded, so an older verdict never lands after a newer one."""
 
-        async def work() -> DeliveryState:
-            async with self._transaction() as db:
-                newer = await _newer_row_exists(db, delivery_id)
+        def work(db: sqlite3.Connection) -> DeliveryState:
+            with _transaction(db):
+                newer = _newer_row_exists(db, delivery_id)
                 state = DeliveryState.SUPERSEDED if newer else DeliveryState.PENDING
-                await db.execute(
+                db.execute(
                     "UPDATE deliveries SET state = ?, next_attempt_at = ?, last_error = ?,"
                     " updated_at = ? WHERE id = ?",
                     (state.value, at, error, time.time(), delivery_id),
                 )
                 return state
 
-        return await self._shielded(work)
+        return await self._run(work)
 
     async def recover_sending(self) -> int:
         """After a crash, rows caught mid-send go back to the queue (at-least-once)."""
 
-        async def work() -> int:
-            async with self._transaction() as db:
-                cur = await db.execute(
+        def work(db: sqlite3.Connection) -> int:
+            with _transaction(db):
+                return db.execute(
                     "UPDATE deliveries SET state = 'pending', updated_at = ?"
                     " WHERE state = 'sending'",
                     (time.time(),),
-                )
-                return cur.rowcount
+                ).rowcount
 
-        return await self._shielded(work)
+        return await self._run(work)
 
     async def list_deliveries(
         self, states: Sequence[DeliveryState] = (), limit: int = 50
@@ -391,58 +354,59 @@ class Store:
         if states:
             where = f"WHERE d.state IN ({','.join('?' * len(states))})"
             params = [s.value for s in states]
-        async with (
-            self._read() as db,
-            db.execute(
+
+        def work(db: sqlite3.Connection) -> list[Delivery]:
+            rows = db.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
                 f" JOIN answers a ON a.id = d.answer_id {where} ORDER BY d.id DESC LIMIT ?",
                 (*params, limit),
-            ) as cur,
-        ):
-            rows = await cur.fetchall()
-        return [_delivery(r) for r in rows]
+            ).fetchall()
+            return [_delivery(r) for r in rows]
+
+        return await self._run(work)
 
     async def retry_dead(self, ids: Sequence[int] = ()) -> tuple[int, int]:
         """Requeue dead rows (all, or those named). A dead row with a newer verdict for its
         slot is superseded instead. Returns (requeued, superseded)."""
 
-        async def work() -> tuple[int, int]:
+        def work(db: sqlite3.Connection) -> tuple[int, int]:
             now = time.time()
-            async with self._transaction() as db:
-                where = "state = 'dead'"
-                params: list[Any] = []
-                if ids:
-                    where += f" AND id IN ({','.join('?' * len(ids))})"
-                    params = list(ids)
-                async with db.execute(
-                    f"SELECT id FROM deliveries WHERE {where} ORDER BY id", params
-                ) as cur:
-                    dead = [int(r[0]) for r in await cur.fetchall()]
+            where = "state = 'dead'"
+            params: list[Any] = []
+            if ids:
+                where += f" AND id IN ({','.join('?' * len(ids))})"
+                params = list(ids)
+            with _transaction(db):
+                dead = [
+                    int(r[0])
+                    for r in db.execute(
+                        f"SELECT id FROM deliveries WHERE {where} ORDER BY id", params
+                    )
+                ]
                 requeued = superseded = 0
                 for delivery_id in dead:
-                    if await _newer_row_exists(db, delivery_id):
+                    if _newer_row_exists(db, delivery_id):
                         state, superseded = "superseded", superseded + 1
                     else:
                         state, requeued = "pending", requeued + 1
-                    await db.execute(
+                    db.execute(
                         "UPDATE deliveries SET state = ?, attempts = 0, next_attempt_at = ?,"
                         " updated_at = ? WHERE id = ?",
                         (state, now, now, delivery_id),
                     )
                 return requeued, superseded
 
-        return await self._shielded(work)
+        return await self._run(work)
 
     async def delivery_counts(self) -> DeliveryCounts:
-        async with self._read() as db:
-            async with db.execute(
+        def work(db: sqlite3.Connection) -> DeliveryCounts:
+            row = db.execute(
                 "SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending'),"
                 " (SELECT count(*) FROM deliveries WHERE state = 'sending'),"
                 " (SELECT count(*) FROM deliveries WHERE state = 'dead'),"
                 " (SELECT min(created_at) FROM deliveries WHERE state = 'pending')"
-            ) as cur:
-                row = await cur.fetchone()
-            async with db.execute(
+            ).fetchone()
+            err = db.execute(
                 "SELECT last_error FROM ("
                 " SELECT last_error, updated_at FROM (SELECT last_error, updated_at"
                 "   FROM deliveries WHERE state = 'dead' ORDER BY id DESC LIMIT 1)"
@@ -451,47 +415,69 @@ class Store:
                 "   FROM deliveries WHERE state = 'pending' AND last_error IS NOT NULL"
                 "   ORDER BY next_attempt_at DESC LIMIT 1)"
                 ") ORDER BY updated_at DESC LIMIT 1"
-            ) as cur:
-                err = await cur.fetchone()
-        assert row is not None
-        return DeliveryCounts(
-            pending=int(row[0]),
-            sending=int(row[1]),
-            dead=int(row[2]),
-            oldest_pending_at=float(row[3]) if row[3] is not None else None,
-            last_error=err[0] if err else None,
-        )
+            ).fetchone()
+            return DeliveryCounts(
+                pending=int(row[0]),
+                sending=int(row[1]),
+                dead=int(row[2]),
+                oldest_pending_at=float(row[3]) if row[3] is not None else None,
+                last_error=err[0] if err else None,
+            )
+
+        return await self._run(work)
+
+    async def last_delivered_at(self, provider: str) -> float | None:
+        """When the provider last accepted a delivery."""
+
+        def work(db: sqlite3.Connection) -> float | None:
+            row = db.execute(
+                "SELECT d.updated_at FROM deliveries d JOIN answers a ON a.id = d.answer_id"
+                " WHERE d.state = 'delivered' AND a.provider = ? ORDER BY d.id DESC LIMIT 1",
+                (provider,),
+            ).fetchone()
+            return float(row[0]) if row else None
+
+        return await self._run(work)
+
+    async def prune_events(self, older_than: float) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            with _transaction(db):
+                return db.execute(
+                    "DELETE FROM processed_events WHERE received_at < ?", (older_than,)
+                ).rowcount
+
+        return await self._run(work)
 
     # ---------------------------------------------------------------- configuration
 
     async def config_values(self, scopes: Sequence[str]) -> list[tuple[str, str, Any]]:
         """(scope, key, value) for every setting stored in the given scopes."""
-        async with (
-            self._read() as db,
-            db.execute(
+
+        def work(db: sqlite3.Connection) -> list[tuple[str, str, Any]]:
+            rows = db.execute(
                 f"SELECT scope, key, value FROM config WHERE scope IN"
                 f" ({','.join('?' * len(scopes))})",
                 list(scopes),
-            ) as cur,
-        ):
-            return [(r[0], r[1], json.loads(r[2])) for r in await cur.fetchall()]
+            ).fetchall()
+            return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+        return await self._run(work)
 
     async def set_config(self, scope: str, key: str, value: Any, user: str) -> Any:
         """Set (or, with None, clear) one setting and log the change. Returns the old value."""
+        new = None if value is None else json.dumps(value, sort_keys=True)
 
-        async def work() -> Any:
+        def work(db: sqlite3.Connection) -> Any:
             now = time.time()
-            new = None if value is None else json.dumps(value, sort_keys=True)
-            async with self._transaction() as db:
-                async with db.execute(
+            with _transaction(db):
+                row = db.execute(
                     "SELECT value FROM config WHERE scope = ? AND key = ?", (scope, key)
-                ) as cur:
-                    row = await cur.fetchone()
+                ).fetchone()
                 old = row[0] if row else None
                 if new is None:
-                    await db.execute("DELETE FROM config WHERE scope = ? AND key = ?", (scope, key))
+                    db.execute("DELETE FROM config WHERE scope = ? AND key = ?", (scope, key))
                 else:
-                    await db.execute(
+                    db.execute(
                         "INSERT INTO config (scope, key, value, updated_at, updated_by)"
                         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO UPDATE"
                         " SET value = excluded.value, updated_at = excluded.updated_at,"
@@ -499,22 +485,19 @@ class Store:
                         (scope, key, new, now, user),
                     )
                 if old != new:
-                    await db.execute(
-                        "INSERT INTO audit_log (at, user_id, scope, key, old_value, new_value)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (now, user, scope, key, old, new),
-                    )
+                    _audit(db, now, user, scope, key, old, new)
             return json.loads(old) if old is not None else None
 
-        return await self._shielded(work)
+        return await self._run(work)
 
     async def provider_keys(self) -> dict[str, tuple[bytes, str]]:
         """provider -> (ciphertext, last four characters)."""
-        async with (
-            self._read() as db,
-            db.execute("SELECT provider, ciphertext, last4 FROM provider_keys") as cur,
-        ):
-            return {r[0]: (bytes(r[1]), r[2]) for r in await cur.fetchall()}
+
+        def work(db: sqlite3.Connection) -> dict[str, tuple[bytes, str]]:
+            rows = db.execute("SELECT provider, ciphertext, last4 FROM provider_keys").fetchall()
+            return {r[0]: (bytes(r[1]), r[2]) for r in rows}
+
+        return await self._run(work)
 
     async def set_provider_key(
         self, provider: str, ciphertext: bytes | None, last4: str, user: str
@@ -522,17 +505,16 @@ class Store:
         """Store (or, with None, delete) an encrypted key; the audit log shows only the
         last four characters."""
 
-        async def work() -> None:
+        def work(db: sqlite3.Connection) -> None:
             now = time.time()
-            async with self._transaction() as db:
-                async with db.execute(
+            with _transaction(db):
+                row = db.execute(
                     "SELECT last4 FROM provider_keys WHERE provider = ?", (provider,)
-                ) as cur:
-                    row = await cur.fetchone()
+                ).fetchone()
                 if ciphertext is None:
-                    await db.execute("DELETE FROM provider_keys WHERE provider = ?", (provider,))
+                    db.execute("DELETE FROM provider_keys WHERE provider = ?", (provider,))
                 else:
-                    await db.execute(
+                    db.execute(
                         "INSERT INTO provider_keys (provider, ciphertext, last4, updated_at,"
                         " updated_by) VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE"
                         " SET ciphertext = excluded.ciphertext, last4 = excluded.last4,"
@@ -541,105 +523,96 @@ class Store:
                     )
                 old = f"set (…{row[0]})" if row else None
                 new = f"set (…{last4})" if ciphertext is not None else None
-                await db.execute(
-                    "INSERT INTO audit_log (at, user_id, scope, key, old_value, new_value)"
-                    " VALUES (?, ?, '*', ?, ?, ?)",
-                    (now, user, f"{provider}_api_key", old, new),
-                )
+                _audit(db, now, user, "*", f"{provider}_api_key", old, new)
 
-        await self._shielded(work)
-
-    async def last_delivered_at(self, provider: str) -> float | None:
-        """When the provider last accepted a delivery."""
-        async with (
-            self._read() as db,
-            db.execute(
-                "SELECT d.updated_at FROM deliveries d JOIN answers a ON a.id = d.answer_id"
-                " WHERE d.state = 'delivered' AND a.provider = ? ORDER BY d.id DESC LIMIT 1",
-                (provider,),
-            ) as cur,
-        ):
-            row = await cur.fetchone()
-        return float(row[0]) if row else None
+        await self._run(work)
 
     async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
-        async with (
-            self._read() as db,
-            db.execute(
+        def work(db: sqlite3.Connection) -> list[AuditEntry]:
+            rows = db.execute(
                 "SELECT at, user_id, scope, key, old_value, new_value FROM audit_log"
                 " ORDER BY id DESC LIMIT ?",
                 (limit,),
-            ) as cur,
-        ):
-            return [AuditEntry(*r) for r in await cur.fetchall()]
+            ).fetchall()
+            return [AuditEntry(*r) for r in rows]
 
-    async def vote_stats(self, channel: str | None, since: float) -> dict[str, dict[str, int]]:
-        """Votes cast since `since`, per status: all of them, and those still standing."""
-        where = "v.cast_at >= ?"
-        params: list[Any] = [since]
-        if channel is not None:
-            where += " AND a.channel = ?"
-            params.append(channel)
-        async with (
-            self._read() as db,
-            db.execute(
-                "SELECT v.status, count(*), sum(v.withdrawn_at IS NULL) FROM votes v"
-                f" JOIN answers a ON a.id = v.answer_id WHERE {where} GROUP BY v.status",
-                params,
-            ) as cur,
-        ):
-            rows = await cur.fetchall()
-        return {r[0]: {"cast": int(r[1]), "standing": int(r[2])} for r in rows}
-
-    async def prune_events(self, older_than: float) -> int:
-        async def work() -> int:
-            async with self._transaction() as db:
-                cur = await db.execute(
-                    "DELETE FROM processed_events WHERE received_at < ?", (older_than,)
-                )
-                return cur.rowcount
-
-        return await self._shielded(work)
+        return await self._run(work)
 
 
 # -------------------------------------------------------------------- helpers
 
 
-async def _find_answer(db: aiosqlite.Connection, channel: str, ts: str) -> Answer | None:
-    async with db.execute(
+def _find_answer(db: sqlite3.Connection, channel: str, ts: str) -> Answer | None:
+    row = db.execute(
         f"SELECT {_ANSWER_COLUMNS} FROM answers a WHERE a.channel = ? AND a.ts = ?",
         (channel, ts),
-    ) as cur:
-        row = await cur.fetchone()
+    ).fetchone()
     return _answer(row) if row else None
 
 
-async def _settle(
-    db: aiosqlite.Connection, answer_id: int, content_id: str, now: float
+def _apply_vote(db: sqlite3.Connection, change: VoteChange, dedupe_key: str | None) -> VoteResult:
+    now = time.time()
+    with _transaction(db):
+        if dedupe_key is not None:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO processed_events (event_id, received_at) VALUES (?, ?)",
+                (dedupe_key, now),
+            )
+            if cur.rowcount == 0:
+                return VoteResult(duplicate=True)
+        row = db.execute(
+            "SELECT id, status FROM votes WHERE answer_id = ? AND content_id = ?"
+            " AND user_id = ? AND origin = ? AND withdrawn_at IS NULL",
+            (change.answer_id, change.content_id, change.user, change.origin),
+        ).fetchone()
+        current = Status(row["status"]) if row else None
+        target = next_standing(change.action, current, change.status)
+        if target == current:
+            return VoteResult(vote_id=row["id"] if row else None, standing=current)
+        if row is not None:
+            db.execute("UPDATE votes SET withdrawn_at = ? WHERE id = ?", (now, row["id"]))
+        vote_id = None
+        if target is not None:
+            vote_id = db.execute(
+                "INSERT INTO votes (answer_id, content_id, user_id, origin, status, cast_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    change.answer_id,
+                    change.content_id,
+                    change.user,
+                    change.origin,
+                    target.value,
+                    now,
+                ),
+            ).lastrowid
+        new, delivery_id = _settle(db, change.answer_id, change.content_id, now)
+        return VoteResult(vote_id=vote_id, standing=target, verdict=new, delivery_id=delivery_id)
+
+
+def _settle(
+    db: sqlite3.Connection, answer_id: int, content_id: str, now: float
 ) -> tuple[Verdict, int | None]:
     """Compute the slot's verdict and queue it if the provider would hold something else.
 
     Pending rows of the slot are superseded: they have not left yet, and the provider only
     ever needs the newest verdict.
     """
-    async with db.execute(
-        "SELECT id, user_id, status, explanation, category FROM votes"
-        " WHERE answer_id = ? AND content_id = ? AND withdrawn_at IS NULL",
-        (answer_id, content_id),
-    ) as cur:
-        standing = [
-            Vote(r["id"], r["user_id"], Status(r["status"]), r["explanation"], r["category"])
-            for r in await cur.fetchall()
-        ]
+    standing = [
+        Vote(r["id"], r["user_id"], Status(r["status"]), r["explanation"], r["category"])
+        for r in db.execute(
+            "SELECT id, user_id, status, explanation, category FROM votes"
+            " WHERE answer_id = ? AND content_id = ? AND withdrawn_at IS NULL",
+            (answer_id, content_id),
+        )
+    ]
     new = verdict(standing)
-    async with db.execute(
+    recent = db.execute(
         "SELECT id, state, status, explanation, category FROM deliveries"
         " WHERE answer_id = ? AND content_id = ?"
         " AND state IN ('pending', 'sending', 'delivered', 'skipped')"
         " ORDER BY id DESC LIMIT 3",
         (answer_id, content_id),
-    ) as cur:
-        recent = await cur.fetchall()
+    ).fetchall()
     pending = [r for r in recent if r["state"] == "pending"]
     held_row = next((r for r in recent if r["state"] in _HELD), None)
     held = _verdict(held_row) if held_row is not None else REMOVED
@@ -648,12 +621,12 @@ async def _settle(
         keep = pending[0]["id"]
     stale = [(now, r["id"]) for r in pending if r["id"] != keep]
     if stale:
-        await db.executemany(
+        db.executemany(
             "UPDATE deliveries SET state = 'superseded', updated_at = ? WHERE id = ?", stale
         )
     if keep is not None or new == held:
         return new, None
-    cur = await db.execute(
+    cur = db.execute(
         "INSERT INTO deliveries (answer_id, content_id, status, explanation, category,"
         " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (answer_id, content_id, new.status.value, new.explanation, new.category, now, now, now),
@@ -661,22 +634,37 @@ async def _settle(
     return new, cur.lastrowid
 
 
-async def _newer_row_exists(db: aiosqlite.Connection, delivery_id: int) -> bool:
-    async with db.execute(
+def _newer_row_exists(db: sqlite3.Connection, delivery_id: int) -> bool:
+    row = db.execute(
         "SELECT EXISTS (SELECT 1 FROM deliveries n, deliveries d WHERE d.id = ?"
         " AND n.answer_id = d.answer_id AND n.content_id = d.content_id AND n.id > d.id"
         " AND n.state != 'superseded')",
         (delivery_id,),
-    ) as cur:
-        row = await cur.fetchone()
+    ).fetchone()
     return bool(row and row[0])
 
 
-def _verdict(row: aiosqlite.Row) -> Verdict:
+def _audit(
+    db: sqlite3.Connection,
+    at: float,
+    user: str,
+    scope: str,
+    key: str,
+    old: str | None,
+    new: str | None,
+) -> None:
+    db.execute(
+        "INSERT INTO audit_log (at, user_id, scope, key, old_value, new_value)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (at, user, scope, key, old, new),
+    )
+
+
+def _verdict(row: Row) -> Verdict:
     return Verdict(Status(row["status"]), row["explanation"], row["category"])
 
 
-def _answer(row: aiosqlite.Row) -> Answer:
+def _answer(row: Row) -> Answer:
     sources = tuple(Source(cid, label) for cid, label in json.loads(row["sources"] or "[]"))
     return Answer(
         id=row["id"],
@@ -695,13 +683,7 @@ def _answer(row: aiosqlite.Row) -> Answer:
     )
 
 
-def _with_id(answer: Answer, answer_id: int) -> Answer:
-    return replace(answer, id=answer_id)
-
-
-def _delivery(
-    row: aiosqlite.Row, state: DeliveryState | None = None, attempts_delta: int = 0
-) -> Delivery:
+def _delivery(row: Row, state: DeliveryState | None = None, attempts_delta: int = 0) -> Delivery:
     return Delivery(
         id=row["delivery_id"],
         answer=_answer(row),

@@ -92,8 +92,7 @@ async def test_invalid_bodies_get_422_with_field_and_reason(
     detail = r.json()["detail"]
     assert any(field in map(str, d["loc"]) and reason in d["msg"] for d in detail), detail
     assert await harness.store.list_deliveries() == []
-    async with harness.store._read() as db, db.execute("SELECT count(*) FROM answers") as cur:
-        assert (await cur.fetchone())[0] == 0
+    assert await harness.store.query("SELECT count(*) FROM answers") == [(0,)]
 
 
 async def test_duplicate_sources_and_non_json(harness: Harness) -> None:

@@ -172,8 +172,7 @@ async def test_slack_refusing_the_post_is_a_502_and_nothing_is_stored(harness: H
     r = await harness.register(body)
     assert r.status_code == 502
     assert "not_in_channel" in r.json()["error"] and "invite the bot" in r.json()["error"]
-    async with harness.store._read() as db, db.execute("SELECT count(*) FROM answers") as cur:
-        assert (await cur.fetchone())[0] == 0
+    assert await harness.store.query("SELECT count(*) FROM answers") == [(0,)]
 
 
 async def test_ts_and_post_are_exclusive(harness: Harness) -> None:
@@ -322,11 +321,7 @@ async def test_form_mistakes_get_field_errors_and_change_nothing(harness: Harnes
     assert "took this vote back" in (await h.slack.interaction(late)).text
     await h.settled()
     assert h.contextual.statuses() == ["thumbs_down", "removed"]
-    async with (
-        h.store._read() as db,
-        db.execute("SELECT count(*) FROM votes WHERE explanation IS NOT NULL") as cur,
-    ):
-        assert (await cur.fetchone())[0] == 0
+    assert await h.store.query("SELECT count(*) FROM votes WHERE explanation IS NOT NULL") == [(0,)]
 
 
 async def test_source_votes_reach_contextual_with_content_id(harness: Harness) -> None:
@@ -398,8 +393,7 @@ async def test_the_same_click_delivered_twice_counts_once(harness: Harness) -> N
         assert (await h.slack.interaction(payload)).status_code == 200
     await delivered(h, 1)
     assert h.contextual.statuses() == ["thumbs_up"]  # not thumbs_up then removed
-    async with h.store._read() as db, db.execute("SELECT count(*) FROM votes") as cur:
-        assert (await cur.fetchone())[0] == 1
+    assert await h.store.query("SELECT count(*) FROM votes") == [(1,)]
 
 
 async def test_bad_click_payloads_are_refused(harness: Harness) -> None:

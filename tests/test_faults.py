@@ -19,14 +19,11 @@ async def dead_rows(h: Harness) -> list:
 
 
 async def stored_counts(h: Harness) -> tuple[int, int, int]:
-    async with (
-        h.store._read() as db,
-        db.execute(
-            "SELECT (SELECT count(*) FROM votes), (SELECT count(*) FROM deliveries),"
-            " (SELECT count(*) FROM processed_events)"
-        ) as cur,
-    ):
-        return tuple(await cur.fetchone())  # type: ignore[return-value]
+    [row] = await h.store.query(
+        "SELECT (SELECT count(*) FROM votes), (SELECT count(*) FROM deliveries),"
+        " (SELECT count(*) FROM processed_events)"
+    )
+    return row  # type: ignore[return-value]
 
 
 async def test_503_then_recovery(harness: Harness) -> None:

@@ -18,13 +18,9 @@ async def step(h: Harness, expect_total: int) -> list[str]:
 
 
 async def votes_rows(h: Harness) -> list[tuple]:
-    async with (
-        h.store._read() as db,
-        db.execute(
-            "SELECT user_id, origin, status, withdrawn_at IS NOT NULL FROM votes ORDER BY id"
-        ) as cur,
-    ):
-        return [tuple(r) for r in await cur.fetchall()]
+    return await h.store.query(
+        "SELECT user_id, origin, status, withdrawn_at IS NOT NULL FROM votes ORDER BY id"
+    )
 
 
 async def test_design_example_several_users_fall_back_to_the_newest_standing_vote(
@@ -103,8 +99,7 @@ async def test_only_a_change_of_verdict_is_delivered(harness: Harness) -> None:
     await h.slack.unreact(ALICE, "+1", a["ts"])  # Bob and Carol still stand
     await h.settled()
     assert h.contextual.statuses() == ["thumbs_up"]
-    async with h.store._read() as db, db.execute("SELECT count(*) FROM deliveries") as cur:
-        assert (await cur.fetchone())[0] == 1
+    assert await h.store.query("SELECT count(*) FROM deliveries") == [(1,)]
 
 
 async def test_aquilax_mapping_and_removal_is_skipped_with_reason(harness: Harness) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
+import aiohttp
 
 from bot.domain import Status, Verdict
 from bot.providers.base import Outcome, Sent, Skipped, missing_key, request
@@ -17,9 +17,9 @@ class AquilaXProvider:
     name = "aquilax"
 
     def __init__(
-        self, client: httpx.AsyncClient, base_url: str, api_key: Callable[[], str | None]
+        self, session: aiohttp.ClientSession, base_url: str, api_key: Callable[[], str | None]
     ) -> None:
-        self._client = client
+        self._session = session
         self._base = base_url.rstrip("/")
         self._api_key = api_key
 
@@ -31,7 +31,7 @@ class AquilaXProvider:
             raise missing_key("AquilaX", "AQUILAX_API_KEY")
         helpful = "true" if verdict.status is Status.THUMBS_UP else "false"
         await request(
-            self._client,
+            self._session,
             "AquilaX",
             "GET",
             f"{self._base}/api/v2/ai/feedback/{answer.request_id}/{helpful}",

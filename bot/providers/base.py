@@ -1,13 +1,15 @@
-"""The Provider protocol, what a send returns, and the errors it may raise."""
+"""The Provider protocol, what a send returns, the errors it may raise, and the one HTTP
+call every provider makes."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 from bot.domain import Verdict
 from storage.models import Answer
@@ -67,23 +69,26 @@ class Provider(Protocol):
         ...
 
 
-def check_response(response: httpx.Response, provider: str) -> None:
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+
+
+def check_response(status: int, headers: Mapping[str, str], body: bytes, provider: str) -> None:
     """Raise the error a non-2xx response stands for."""
-    status = response.status_code
     if 200 <= status < 300:
         return
-    text = " ".join(response.text.split())[:ERROR_TEXT_LIMIT] or response.reason_phrase
+    text = " ".join(body.decode(errors="replace").split())[:ERROR_TEXT_LIMIT] or "(no body)"
     message = f"{provider} answered HTTP {status}: {text}"
     if status in (408, 429) or status >= 500:
-        raise RetryableError(
-            message, status=status, retry_after=parse_retry_after(response.headers)
-        )
+        raise RetryableError(message, status=status, retry_after=parse_retry_after(headers))
     raise PermanentError(message, status=status)
 
 
-def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    value = headers.get("retry-after")
+    value = headers.get("Retry-After") or headers.get("retry-after")
     if not value:
         return None
     value = value.strip()
@@ -97,20 +102,22 @@ def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float
 
 
 async def request(
-    client: httpx.AsyncClient, provider: str, method: str, url: str, **kwargs: object
-) -> httpx.Response:
+    session: aiohttp.ClientSession, provider: str, method: str, url: str, **kwargs: Any
+) -> Response:
     """Send one request, turning transport failures into RetryableError.
 
     Messages name the failure but never the headers, so no key can leak through them.
+    The session carries the timeouts (see bot.app).
     """
     try:
-        response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
-    except httpx.TimeoutException as e:
-        raise RetryableError(f"{provider} timed out ({type(e).__name__})") from None
-    except httpx.TransportError as e:
+        async with session.request(method, url, allow_redirects=False, **kwargs) as r:
+            body = await r.read()
+            check_response(r.status, r.headers, body, provider)
+            return Response(r.status, body)
+    except TimeoutError:
+        raise RetryableError(f"{provider} timed out") from None
+    except aiohttp.ClientError as e:
         raise RetryableError(f"{provider} unreachable ({type(e).__name__}: {e})") from None
-    check_response(response, provider)
-    return response
 
 
 def missing_key(provider: str, variable: str) -> PermanentError:

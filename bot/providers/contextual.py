@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 
 from bot.domain import Verdict
 from bot.providers.base import Outcome, Sent, missing_key, request
@@ -16,9 +17,9 @@ class ContextualProvider:
     name = "contextual"
 
     def __init__(
-        self, client: httpx.AsyncClient, base_url: str, api_key: Callable[[], str | None]
+        self, session: aiohttp.ClientSession, base_url: str, api_key: Callable[[], str | None]
     ) -> None:
-        self._client = client
+        self._session = session
         self._base = base_url.rstrip("/")
         self._api_key = api_key
 
@@ -35,7 +36,7 @@ class ContextualProvider:
         if content_id:
             body["content_id"] = content_id
         response = await request(
-            self._client,
+            self._session,
             "Contextual",
             "POST",
             f"{self._base}/agents/{answer.agent_id}/feedback",
@@ -43,7 +44,7 @@ class ContextualProvider:
             headers={"Authorization": f"Bearer {key}"},
         )
         try:
-            ref = response.json().get("feedback_id")
-        except ValueError:
-            ref = None
+            ref = json.loads(response.body).get("feedback_id")
+        except (ValueError, AttributeError):
+            ref = None  # accepted all the same: a 2xx is what counts
         return Sent(ref if isinstance(ref, str) else None)

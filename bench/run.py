@@ -1,0 +1,510 @@
+"""Run every benchmark, print a table, write the same figures as JSON.
+
+    python -m bench            # the full run (several minutes; builds a 1M-answer database once)
+    python -m bench --quick    # seconds: small sizes, so that the benchmark never rots (CI)
+
+Each figure is measured side by side in the same run: the bot and the bare Bolt app take
+turns on the same load, so a noisy machine hits both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import dataset, load
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT_TOKEN = "xoxb-0000000000-0000000000-benchbenchbenchbenchbench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    events: int  # per throughput round
+    rounds: int
+    concurrency: int
+    steady_rate: float
+    steady_events: int
+    saturation_events: int
+    saturation_concurrency: int
+    small_answers: int
+    large_answers: int
+    votes_per_answer: int
+    scale_events: int
+    drain: int
+
+
+FULL = Sizes(
+    events=20_000,
+    rounds=3,
+    concurrency=32,
+    steady_rate=100.0,
+    steady_events=2_000,
+    saturation_events=5_000,
+    saturation_concurrency=64,
+    small_answers=1_000,
+    large_answers=1_000_000,
+    votes_per_answer=10,
+    scale_events=10_000,
+    drain=10_000,
+)
+QUICK = Sizes(
+    events=400,
+    rounds=1,
+    concurrency=16,
+    steady_rate=50.0,
+    steady_events=50,
+    saturation_events=200,
+    saturation_concurrency=32,
+    small_answers=1_000,
+    large_answers=20_000,
+    votes_per_answer=10,
+    scale_events=300,
+    drain=500,
+)
+
+
+# ------------------------------------------------------------------ processes
+
+
+@dataclass
+class Proc:
+    """A server in a subprocess; `ready` matches the line that carries its port."""
+
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    ready: str
+    port: int = 0
+    process: asyncio.subprocess.Process | None = None
+    _drain: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def start(self) -> Proc:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.args,
+            env=self.env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert self.process.stdout is not None
+        out = self.log.open("ab")
+        async with asyncio.timeout(60):
+            while True:
+                line = await self.process.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"{self.args} exited; see {self.log}")
+                out.write(line)
+                if m := re.search(self.ready, line.decode(errors="replace")):
+                    self.port = int(m.group(1))
+                    break
+        self._drain = asyncio.create_task(self._copy(self.process.stdout, out))
+        return self
+
+    @staticmethod
+    async def _copy(stream: asyncio.StreamReader, out: Any) -> None:
+        while chunk := await stream.read(65536):
+            out.write(chunk)
+        out.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return float("nan")
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.process.wait(), 30)
+        if self._drain is not None:
+            await self._drain
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, work: Path) -> None:
+        self.sizes = sizes
+        self.work = work
+        self.standin: Proc | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self.built: dict[str, dict[str, float]] = {}
+
+    @property
+    def standin_url(self) -> str:
+        assert self.standin is not None
+        return f"http://127.0.0.1:{self.standin.port}"
+
+    def env(self, db: Path) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", ""),
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": load.SIGNING_SECRET,
+            "SLACK_API_URL": f"{self.standin_url}/api/",
+            "CONTEXTUAL_API_KEY": "bench-contextual-key-0000",
+            "CONTEXTUAL_BASE_URL": f"{self.standin_url}/v1",
+            "AQUILAX_API_KEY": "bench-aquilax-key-0000",
+            "AQUILAX_BASE_URL": self.standin_url,
+            "FEEDBACK_DB": str(db),
+            "FEEDBACK_HOST": "127.0.0.1",
+            "FEEDBACK_PORT": "0",
+        }
+
+    async def bot(self, db: Path, name: str) -> Proc:
+        return await Proc(
+            [sys.executable, "-m", "bot", "run"],
+            self.env(db),
+            self.work / f"{name}.log",
+            r"listening on http://[\d.]+:(\d+)",
+        ).start()
+
+    async def bare(self) -> Proc:
+        assert self.standin is not None
+        return await Proc(
+            [sys.executable, "-m", "bench.bare_bolt", str(self.standin.port)],
+            self.env(self.work / "unused.db"),
+            self.work / "bare-bolt.log",
+            r"listening on http://[\d.]+:(\d+)",
+        ).start()
+
+    async def arrivals(self) -> list[tuple[str, str, float]]:
+        assert self.http is not None
+        async with self.http.get(f"{self.standin_url}/_arrivals") as r:
+            return [tuple(a) for a in await r.json()]  # type: ignore[misc]
+
+    async def reset_arrivals(self) -> None:
+        assert self.http is not None
+        async with self.http.post(f"{self.standin_url}/_reset") as r:
+            await r.read()
+
+    async def wait_arrivals(self, count: int, timeout: float = 300) -> list[tuple[str, str, float]]:
+        async with asyncio.timeout(timeout):
+            while len(got := await self.arrivals()) < count:  # noqa: ASYNC110 - polls another process
+                await asyncio.sleep(0.05)
+        return got
+
+    async def database(self, answers: int, name: str) -> tuple[Path, dict[str, float]]:
+        path = self.work / f"{name}.db"
+        if not path.exists():
+            self.built[name] = await asyncio.to_thread(
+                dataset.build, path, answers, answers * self.sizes.votes_per_answer
+            )
+        return path, self.built[name]
+
+    # -------------------------------------------------------------- the figures
+
+    async def throughput(self) -> dict[str, Any]:
+        """1. Event throughput and ack latency, the bot against a bare Bolt app."""
+        s = self.sizes
+        base, _ = await self.database(s.small_answers, "small")
+        answers = [dataset.answer(i) for i in range(1, s.small_answers + 1)]
+        shots = load.mixed(answers, s.events)
+        rounds = []
+        for n in range(s.rounds):
+            db = self.work / f"throughput-{n}.db"
+            shutil.copyfile(base, db)
+            bot = await self.bot(db, f"throughput-{n}")
+            mine = await load.closed_loop(
+                f"http://127.0.0.1:{bot.port}/slack/events", shots, s.concurrency
+            )
+            bot_rss = bot.peak_rss_mb()
+            await bot.stop()
+            bare = await self.bare()
+            theirs = await load.closed_loop(
+                f"http://127.0.0.1:{bare.port}/slack/events", shots, s.concurrency
+            )
+            bare_rss = bare.peak_rss_mb()
+            await bare.stop()
+            rounds.append((mine, theirs, bot_rss, bare_rss))
+        bot_rate = statistics.median(m.rate for m, *_ in rounds)
+        bare_rate = statistics.median(t.rate for _, t, *_ in rounds)
+        bot_p50 = statistics.median(load.percentile(m.latencies, 50) for m, *_ in rounds)
+        bot_p99 = statistics.median(load.percentile(m.latencies, 99) for m, *_ in rounds)
+        bare_p50 = statistics.median(load.percentile(t.latencies, 50) for _, t, *_ in rounds)
+        bare_p99 = statistics.median(load.percentile(t.latencies, 99) for _, t, *_ in rounds)
+        return {
+            "events": s.events,
+            "rounds": s.rounds,
+            "concurrency": s.concurrency,
+            "bot": {
+                "events_per_s": bot_rate,
+                "ack_p50_ms": bot_p50 * 1e3,
+                "ack_p99_ms": bot_p99 * 1e3,
+                "errors": sum(m.errors for m, *_ in rounds),
+                "peak_rss_mb": max(r for *_, r, _ in rounds),
+            },
+            "bare_bolt": {
+                "events_per_s": bare_rate,
+                "ack_p50_ms": bare_p50 * 1e3,
+                "ack_p99_ms": bare_p99 * 1e3,
+                "errors": sum(t.errors for _, t, *_ in rounds),
+                "peak_rss_mb": max(r for *_, r in rounds),
+            },
+            "throughput_ratio": bot_rate / bare_rate,
+            "p99_ratio": bot_p99 / bare_p99,
+            "per_round": [
+                {
+                    "bot_events_per_s": m.rate,
+                    "bare_events_per_s": t.rate,
+                    "bot_p99_ms": load.percentile(m.latencies, 99) * 1e3,
+                    "bare_p99_ms": load.percentile(t.latencies, 99) * 1e3,
+                }
+                for m, t, *_ in rounds
+            ],
+        }
+
+    async def reaction_to_provider(self) -> dict[str, Any]:
+        """2. Time from sending a reaction to its feedback arriving at the provider."""
+        s = self.sizes
+        db = self.work / "latency.db"
+        base, _ = await self.database(s.small_answers, "small")
+        shutil.copyfile(base, db)
+        first = s.small_answers + 1
+        steady = dataset.add_answers(db, first, s.steady_events)
+        saturated = dataset.add_answers(db, first + s.steady_events, s.saturation_events)
+        bot = await self.bot(db, "latency")
+        url = f"http://127.0.0.1:{bot.port}/slack/events"
+        out: dict[str, Any] = {}
+        for name, answers, send in (
+            ("steady", steady, lambda shots: load.open_loop(url, shots, s.steady_rate)),
+            (
+                "saturation",
+                saturated,
+                lambda shots: load.closed_loop(url, shots, s.saturation_concurrency),
+            ),
+        ):
+            await self.reset_arrivals()
+            result = await send(load.first_votes(answers))
+            arrived = await self.wait_arrivals(len(answers))
+            latencies = [at - result.sent_at[mid] for mid, _, at in arrived]
+            out[name] = {
+                "events": len(answers),
+                "offered_per_s": s.steady_rate if name == "steady" else None,
+                "achieved_per_s": result.rate,
+                "p50_ms": load.percentile(latencies, 50) * 1e3,
+                "p99_ms": load.percentile(latencies, 99) * 1e3,
+                "max_ms": max(latencies) * 1e3,
+                "errors": result.errors,
+            }
+        out["peak_rss_mb"] = bot.peak_rss_mb()
+        await bot.stop()
+        return out
+
+    async def scale(self) -> dict[str, Any]:
+        """3. Per-event cost with a small and a large store."""
+        s = self.sizes
+        out: dict[str, Any] = {}
+        for label, count in (("small", s.small_answers), ("large", s.large_answers)):
+            started = time.perf_counter()
+            base, sizes = await self.database(count, label)
+            built = time.perf_counter() - started
+            db = self.work / f"scale-{label}.db"
+            shutil.copyfile(base, db)
+            rng = random.Random(7)
+            picked = [dataset.answer(rng.randint(1, count)) for _ in range(min(count, 5_000))]
+            shots = load.mixed(picked, s.scale_events, seed=3)
+            bot = await self.bot(db, f"scale-{label}")
+            cpu_before = bot.cpu_seconds()
+            result = await load.closed_loop(
+                f"http://127.0.0.1:{bot.port}/slack/events", shots, s.concurrency
+            )
+            cpu = bot.cpu_seconds() - cpu_before
+            out[label] = {
+                "answers": count,
+                "votes": count * s.votes_per_answer,
+                "events": len(shots),
+                "events_per_s": result.rate,
+                "cpu_ms_per_event": cpu / len(shots) * 1e3,
+                "ack_p99_ms": load.percentile(result.latencies, 99) * 1e3,
+                "db_answers_mb": sizes["answers_mb"],
+                "db_total_mb": sizes["total_mb"],
+                "build_s": round(built, 1),
+                "peak_rss_mb": bot.peak_rss_mb(),
+                "errors": result.errors,
+            }
+            await bot.stop()
+        large = out["large"]
+        out["cpu_ratio_large_to_small"] = (
+            large["cpu_ms_per_event"] / out["small"]["cpu_ms_per_event"]
+        )
+        out["time_ratio_large_to_small"] = out["small"]["events_per_s"] / large["events_per_s"]
+        out["db_mb_per_million_answers"] = large["db_answers_mb"] * 1e6 / large["answers"]
+        out["db_mb_per_million_answers_with_votes"] = large["db_total_mb"] * 1e6 / large["answers"]
+        return out
+
+    async def drain(self) -> dict[str, Any]:
+        """4. A backlog of pending deliveries after an outage, against a healthy provider."""
+        s = self.sizes
+        base, _ = await self.database(s.small_answers, "small")
+        db = self.work / "drain.db"
+        shutil.copyfile(base, db)
+        dataset.add_pending(db, s.small_answers + 1, s.drain)
+        await self.reset_arrivals()
+        started = time.time()
+        bot = await self.bot(db, "drain")
+        arrived = await self.wait_arrivals(s.drain)
+        times = sorted(at for *_, at in arrived)
+        window = times[-1] - times[0]
+        rss = bot.peak_rss_mb()
+        await bot.stop()
+        return {
+            "deliveries": s.drain,
+            "concurrency": 16,
+            "per_s": s.drain / window if window else float("inf"),
+            "seconds": window,
+            "seconds_from_start": times[-1] - started,
+            "peak_rss_mb": rss,
+        }
+
+    async def run(self) -> dict[str, Any]:
+        self.standin = await Proc(
+            [sys.executable, "-m", "bench.standin"],
+            dict(os.environ),
+            self.work / "standin.log",
+            r"port (\d+)",
+        ).start()
+        self.http = aiohttp.ClientSession()
+        try:
+            results = {
+                "throughput": await self.throughput(),
+                "reaction_to_provider": await self.reaction_to_provider(),
+                "scale": await self.scale(),
+                "drain": await self.drain(),
+            }
+        finally:
+            await self.http.close()
+            await self.standin.stop()
+        return results
+
+
+# ------------------------------------------------------------------ report
+
+TARGETS = (
+    ("throughput ≥ 0.8 × bare Bolt", lambda r: r["throughput"]["throughput_ratio"] >= 0.8),
+    ("ack p99 ≤ 1.25 × bare Bolt", lambda r: r["throughput"]["p99_ratio"] <= 1.25),
+    (
+        "reaction → provider p99 ≤ 100 ms (steady)",
+        lambda r: r["reaction_to_provider"]["steady"]["p99_ms"] <= 100,
+    ),
+    (
+        "per-event cost at large ≤ 1.2 × small",
+        lambda r: r["scale"]["cpu_ratio_large_to_small"] <= 1.2,
+    ),
+    ("drain ≥ 500 deliveries/s", lambda r: r["drain"]["per_s"] >= 500),
+    ("RSS ≤ 150 MB with the large store", lambda r: r["scale"]["large"]["peak_rss_mb"] <= 150),
+)
+
+
+def report(r: dict[str, Any], sizes: Sizes) -> str:
+    t, lat, sc, d = r["throughput"], r["reaction_to_provider"], r["scale"], r["drain"]
+    rows = [
+        (
+            "1. events/s (bot | bare Bolt | ratio)",
+            f"{t['bot']['events_per_s']:.0f} | {t['bare_bolt']['events_per_s']:.0f} | {t['throughput_ratio']:.2f}",
+        ),
+        (
+            "   ack p50 ms (bot | bare)",
+            f"{t['bot']['ack_p50_ms']:.1f} | {t['bare_bolt']['ack_p50_ms']:.1f}",
+        ),
+        (
+            "   ack p99 ms (bot | bare | ratio)",
+            f"{t['bot']['ack_p99_ms']:.1f} | {t['bare_bolt']['ack_p99_ms']:.1f} | {t['p99_ratio']:.2f}",
+        ),
+        (
+            "   peak RSS MB (bot | bare)",
+            f"{t['bot']['peak_rss_mb']} | {t['bare_bolt']['peak_rss_mb']}",
+        ),
+        (
+            f"2. reaction → provider at {lat['steady']['offered_per_s']:.0f}/s: p50 | p99 ms",
+            f"{lat['steady']['p50_ms']:.1f} | {lat['steady']['p99_ms']:.1f}",
+        ),
+        (
+            f"   at saturation ({lat['saturation']['achieved_per_s']:.0f}/s): p50 | p99 ms",
+            f"{lat['saturation']['p50_ms']:.1f} | {lat['saturation']['p99_ms']:.1f}",
+        ),
+        ("   peak RSS MB", f"{lat['peak_rss_mb']}"),
+        (
+            f"3. CPU ms/event: {sc['small']['answers']:,} | {sc['large']['answers']:,} answers | ratio",
+            f"{sc['small']['cpu_ms_per_event']:.2f} | {sc['large']['cpu_ms_per_event']:.2f} | {sc['cpu_ratio_large_to_small']:.2f}",
+        ),
+        (
+            "   events/s: small | large",
+            f"{sc['small']['events_per_s']:.0f} | {sc['large']['events_per_s']:.0f}",
+        ),
+        (
+            "   DB MB per 1M answers (answers only | with 10 votes each)",
+            f"{sc['db_mb_per_million_answers']:.0f} | {sc['db_mb_per_million_answers_with_votes']:.0f}",
+        ),
+        (
+            "   peak RSS MB: small | large",
+            f"{sc['small']['peak_rss_mb']} | {sc['large']['peak_rss_mb']}",
+        ),
+        (
+            f"4. drain of {d['deliveries']:,} deliveries/s",
+            f"{d['per_s']:.0f} ({d['seconds']:.1f} s)",
+        ),
+        ("   peak RSS MB", f"{d['peak_rss_mb']}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    errors = (
+        t["bot"]["errors"]
+        + t["bare_bolt"]["errors"]
+        + lat["steady"]["errors"]
+        + lat["saturation"]["errors"]
+    )
+    lines.append(f"{'non-200 responses':<{width}}  {errors}")
+    lines.append("")
+    for name, check in TARGETS:
+        lines.append(f"[{'met ' if check(r) else 'MISS'}] {name}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, finishes in seconds")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    with tempfile.TemporaryDirectory(prefix="feedback-bench-") as tmp:
+        started = time.time()
+        results = asyncio.run(Bench(sizes, Path(tmp)).run())
+    results["meta"] = {
+        "mode": "quick" if args.quick else "full",
+        "sizes": sizes.__dict__,
+        "seconds": round(time.time() - started, 1),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "targets": {name: check(results) for name, check in TARGETS},
+    }
+    print(report(results, sizes))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"\nfigures written to {args.out} ({results['meta']['seconds']} s)")
+    return 0

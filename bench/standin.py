@@ -1,0 +1,79 @@
+"""A minimal stand-in for Slack's auth.test and for both providers, that answers at once and
+records when each feedback arrived. It runs in its own process so that its work does not
+share a core with the load generator. (The contract-checking stand-ins live in tests/.)
+
+    python -m bench.standin      # prints "port N", serves until killed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+
+from aiohttp import web
+
+arrivals: list[tuple[str, str, float]] = []  # (provider id, status, time.time())
+
+
+async def auth_test(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "ok": True,
+            "team_id": "T0BENCH01",
+            "user_id": "UBENCHBOT",
+            "bot_id": "BBENCHBOT",
+            "team": "bench",
+            "user": "bot",
+            "url": "https://bench.slack.com/",
+        }
+    )
+
+
+async def slack_other(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True, "ts": f"{time.time():.6f}", "channel": "C0BENCH01"})
+
+
+async def contextual(request: web.Request) -> web.Response:
+    body = json.loads(await request.read())
+    arrivals.append((body["message_id"], body["feedback"], time.time()))
+    return web.json_response({"feedback_id": str(uuid.uuid4())})
+
+
+async def aquilax(request: web.Request) -> web.Response:
+    arrivals.append((request.match_info["request_id"], request.match_info["status"], time.time()))
+    return web.Response()
+
+
+async def get_arrivals(request: web.Request) -> web.Response:
+    return web.json_response(arrivals)
+
+
+async def reset(request: web.Request) -> web.Response:
+    arrivals.clear()
+    return web.json_response({"ok": True})
+
+
+async def serve() -> None:
+    app = web.Application()
+    app.router.add_post("/api/auth.test", auth_test)
+    app.router.add_post("/api/{method}", slack_other)
+    app.router.add_post("/v1/agents/{agent_id}/feedback", contextual)
+    app.router.add_get("/api/v2/ai/feedback/{request_id}/{status}", aquilax)
+    app.router.add_get("/_arrivals", get_arrivals)
+    app.router.add_post("/_reset", reset)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(f"port {runner.addresses[0][1]}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        sys.exit(0)

@@ -1,0 +1,74 @@
+"""The storage layer's own guarantees, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from bot.domain import Status
+from storage import Answer, Store, VoteChange
+from storage.db import SchemaTooNewError, run
+from storage.migrations import MIGRATIONS
+
+
+async def test_work_runs_whole_on_the_connection_thread(tmp_path: Path) -> None:
+    """storage.db.run relies on aiosqlite internals: fail loudly if they change."""
+    db = await aiosqlite.connect(tmp_path / "t.db")
+    try:
+        seen: list[str] = []
+
+        def work(conn: sqlite3.Connection) -> int:
+            seen.append(threading.current_thread().name)
+            return conn.execute("SELECT 41 + 1").fetchone()[0]
+
+        assert await run(db, work) == 42
+        assert seen and seen[0] != threading.current_thread().name
+    finally:
+        await db.close()
+
+
+async def test_migrations_run_once_and_refuse_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    for _ in range(2):
+        store = await Store.open(path)
+        assert await store.query("PRAGMA user_version") == [(len(MIGRATIONS),)]
+        await store.close()
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    raw.close()
+    with pytest.raises(SchemaTooNewError, match="upgrade feedback-bot"):
+        await Store.open(path)
+
+
+async def test_concurrent_votes_never_interleave(tmp_path: Path) -> None:
+    """Many users toggling at once: every transaction is whole, and one verdict row stands
+    per change of verdict."""
+    store = await Store.open(tmp_path / "f.db")
+    try:
+        _, answer = await store.register_answer(
+            Answer(
+                channel="C0AAAAAAA",
+                ts="1700000000.000100",
+                provider="aquilax",
+                request_id="77e81bbc-3e7f-47b9-87fa-681b5d2f54e6",
+                org="o",
+                group="g",
+            )
+        )
+        changes = [
+            VoteChange(answer.id, f"U{i:04d}", "button", "toggle", status)
+            for i in range(50)
+            for status in (Status.THUMBS_UP, Status.THUMBS_DOWN)
+        ]
+        results = await asyncio.gather(*(store.apply_vote(c) for c in changes))
+        assert all(r.standing is not None for r in results)
+        assert await store.query("SELECT count(*) FROM votes WHERE withdrawn_at IS NULL") == [(50,)]
+        pending = await store.query("SELECT count(*) FROM deliveries WHERE state = 'pending'")
+        assert pending == [(1,)]  # older verdicts were superseded as newer ones came
+    finally:
+        await store.close()
