@@ -83,6 +83,8 @@ QUICK = Sizes(
 
 # ------------------------------------------------------------------ processes
 
+RUNNING: list[Proc] = []  # stopped at the end, whatever happens
+
 
 @dataclass
 class Proc:
@@ -97,6 +99,7 @@ class Proc:
     _drain: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def start(self) -> Proc:
+        RUNNING.append(self)
         self.process = await asyncio.create_subprocess_exec(
             *self.args,
             env=self.env,
@@ -398,7 +401,8 @@ class Bench:
             }
         finally:
             await self.http.close()
-            await self.standin.stop()
+            for proc in RUNNING:
+                await proc.stop()
         return results
 
 

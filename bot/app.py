@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -78,7 +77,6 @@ class FeedbackBot:
         self._provider_timeout = provider_timeout
         self._concurrency = delivery_concurrency
         self._runner: web.AppRunner | None = None
-        self._worker_task: asyncio.Task[None] | None = None
         self._socket_handler: object | None = None
         self._session: aiohttp.ClientSession | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -150,7 +148,7 @@ class FeedbackBot:
             await self._close_clients()
             await store.close()
             raise
-        self._worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
+        worker.start()
         for provider in ("contextual", "aquilax"):
             if self.services.keys.get(provider) is None:
                 log.warning(
@@ -219,8 +217,6 @@ class FeedbackBot:
         if self.services is not None:
             await self.services.background.drain(grace)
             await self.services.worker.stop(grace)
-        if self._worker_task is not None:
-            await self._worker_task
         await self._close_clients()
         if self.services is not None:
             await self.services.store.close()

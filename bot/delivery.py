@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot.providers import Provider, ProviderError, RetryableError, Sent
-from storage import Delivery, DeliveryState, Store
+from storage import Delivery, DeliveryState, Finished, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ class Backoff:
 
 
 class DeliveryWorker:
+    """Sends queued verdicts, `concurrency` at a time.
+
+    One database call per turn records how the finished sends went and claims the next due
+    rows, rather than one call per send: under load that is most of the worker's cost.
+    """
+
     def __init__(
         self,
         store: Store,
@@ -58,7 +64,9 @@ class DeliveryWorker:
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._finished: list[Finished] = []
         self._pruned_at = 0.0
 
     @property
@@ -69,39 +77,57 @@ class DeliveryWorker:
         """A delivery was queued in this process: look now instead of at the next poll."""
         self._wake.set()
 
-    async def run(self) -> None:
-        recovered = await self._store.recover_sending()
-        if recovered:
-            log.info("re-queued %d deliveries interrupted by the last shutdown", recovered)
-        while not self._stopping:
-            self._wake.clear()
-            free = self._concurrency - len(self._inflight)
-            if free <= 0:
-                await self._wake.wait()  # full: wait for a send to finish
-                continue
-            claimed, later = await self._store.claim_due(time.time(), free)
-            for delivery in claimed:
-                task = asyncio.create_task(self._deliver(delivery))
-                self._inflight.add(task)
-                task.add_done_callback(self._done)
-            if len(claimed) == free:
-                continue  # maybe more are due: claim again once a send finishes
-            await self._prune_events()
-            await self._sleep_until(later)
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery-worker")
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let sends in flight finish for `grace` seconds, then cancel them.
-        A cancelled send's row goes back to pending and is sent after the next start."""
+        What finished is recorded; a cancelled send's row goes back to pending and is sent
+        after the next start."""
         self._stopping = True
         self._wake.set()
+        if self._task is not None:
+            await self._task
+        unfinished: set[asyncio.Task[None]] = set()
         if self._inflight:
             _, unfinished = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in unfinished:
                 task.cancel()
             if unfinished:
                 await asyncio.wait(unfinished)
-                requeued = await self._store.recover_sending()
-                log.info("%d deliveries were still in flight; they stay queued", requeued)
+        await self._store.finish_and_claim(self._take_finished(), time.time(), 0)
+        if unfinished:
+            requeued = await self._store.recover_sending()
+            log.info("%d deliveries were still in flight; they stay queued", requeued)
+
+    async def _run(self) -> None:
+        recovered = await self._store.recover_sending()
+        if recovered:
+            log.info("re-queued %d deliveries interrupted by the last shutdown", recovered)
+        while not self._stopping:
+            self._wake.clear()
+            free = self._concurrency - len(self._inflight)
+            if free <= 0 and not self._finished:
+                await self._wake.wait()  # full: wait for a send to finish
+                continue
+            finished = self._take_finished()
+            claim = await self._store.finish_and_claim(finished, time.time(), max(free, 0))
+            for delivery_id in claim.superseded:
+                log.info(
+                    "delivery %d will not be retried: a newer verdict replaces it", delivery_id
+                )
+            for delivery in claim.deliveries:
+                task = asyncio.create_task(self._deliver(delivery))
+                self._inflight.add(task)
+                task.add_done_callback(self._done)
+            if free <= 0 or len(claim.deliveries) == free or self._finished:
+                continue  # more may be due, or more sends finished meanwhile
+            await self._prune_events()
+            await self._sleep_until(claim.next_due)
+
+    def _take_finished(self) -> list[Finished]:
+        finished, self._finished = self._finished, []
+        return finished
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -123,52 +149,52 @@ class DeliveryWorker:
             await self._store.prune_events(now - EVENT_ID_RETENTION)
 
     async def _deliver(self, d: Delivery) -> None:
+        """Send one row; what became of it is recorded on the worker's next turn."""
         provider = self._providers[d.answer.provider]
         slot = f"{d.answer.channel}/{d.answer.ts}" + (
             f" source {d.content_id}" if d.content_id else ""
         )
+        status = d.verdict.status.value
         started = time.perf_counter()
         try:
             outcome = await provider.send(d.answer, d.content_id, d.verdict)
         except ProviderError as e:
             error = self._redact(str(e))
             if not e.retryable:
-                await self._store.mark_dead(d.id, error)
-                log.error("delivery %d (%s) is dead: %s", d.id, slot, error)
+                log.error("delivery %d (%s %s) is dead: %s", d.id, status, slot, error)
+                self._finish(Finished(d.id, DeliveryState.DEAD, error))
                 return
             retry_after = e.retry_after if isinstance(e, RetryableError) else None
-            await self._retry(d, slot, error, retry_after)
+            self._retry(d, slot, error, retry_after)
         except Exception as e:  # a bug of ours must not lose the row: retry it later
             log.exception("delivery %d (%s) failed unexpectedly", d.id, slot)
-            await self._retry(d, slot, self._redact(f"internal error: {type(e).__name__}"), None)
+            self._retry(d, slot, self._redact(f"internal error: {type(e).__name__}"), None)
         else:
-            elapsed = (time.perf_counter() - started) * 1000
             if isinstance(outcome, Sent):
-                await self._store.mark_delivered(d.id, outcome.ref)
-                log.info(
+                log.debug(
                     "delivered %s for %s to %s in %.0f ms",
-                    d.verdict.status.value,
+                    status,
                     slot,
                     provider.name,
-                    elapsed,
+                    (time.perf_counter() - started) * 1000,
                 )
+                self._finish(Finished(d.id, DeliveryState.DELIVERED, ref=outcome.ref))
             else:
-                await self._store.mark_skipped(d.id, outcome.reason)
-                log.info("skipped %s for %s: %s", d.verdict.status.value, slot, outcome.reason)
+                log.info("skipped %s for %s: %s", status, slot, outcome.reason)
+                self._finish(Finished(d.id, DeliveryState.SKIPPED, outcome.reason))
 
-    async def _retry(self, d: Delivery, slot: str, error: str, retry_after: float | None) -> None:
+    def _finish(self, finished: Finished) -> None:
+        self._finished.append(finished)
+        self._wake.set()
+
+    def _retry(self, d: Delivery, slot: str, error: str, retry_after: float | None) -> None:
         delay = self._backoff.delay(d.attempts, retry_after, self._rng)
-        state = await self._store.reschedule(d.id, time.time() + delay, error)
-        if state is DeliveryState.SUPERSEDED:
-            log.info(
-                "delivery %d (%s) failed and a newer verdict replaces it: %s", d.id, slot, error
-            )
-        else:
-            log.warning(
-                "delivery %d (%s) failed, attempt %d, retrying in %.1f s: %s",
-                d.id,
-                slot,
-                d.attempts,
-                delay,
-                error,
-            )
+        log.warning(
+            "delivery %d (%s) failed on attempt %d, next try in %.1f s: %s",
+            d.id,
+            slot,
+            d.attempts,
+            delay,
+            error,
+        )
+        self._finish(Finished(d.id, DeliveryState.PENDING, error, retry_at=time.time() + delay))

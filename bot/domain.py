@@ -42,11 +42,6 @@ def normalise_emoji(name: str) -> str:
     return name.strip().strip(":").split("::", 1)[0].lower()
 
 
-def vote_status(emoji: str, emoji_map: Mapping[str, Status]) -> Status | None:
-    """The vote an emoji stands for, or None for an emoji that means nothing here."""
-    return emoji_map.get(normalise_emoji(emoji))
-
-
 @dataclass(frozen=True, slots=True)
 class Vote:
     """A standing vote; `seq` orders votes by when they were cast."""

@@ -3,9 +3,11 @@
 from storage.models import (
     Answer,
     AuditEntry,
+    Claim,
     Delivery,
     DeliveryCounts,
     DeliveryState,
+    Finished,
     Registration,
     Source,
     StoredVote,
@@ -17,9 +19,11 @@ from storage.store import Store
 __all__ = [
     "Answer",
     "AuditEntry",
+    "Claim",
     "Delivery",
     "DeliveryCounts",
     "DeliveryState",
+    "Finished",
     "Registration",
     "Source",
     "Store",

@@ -144,6 +144,25 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Finished:
+    """What became of one send: DELIVERED, SKIPPED, DEAD, or PENDING (try again at
+    `retry_at`)."""
+
+    delivery_id: int
+    state: DeliveryState
+    error: str | None = None
+    ref: str | None = None
+    retry_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    deliveries: list[Delivery]  # now marked sending, for the worker to send
+    next_due: float | None  # when the next row not yet due will be
+    superseded: frozenset[int]  # finished retries dropped: a newer verdict replaces them
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryCounts:
     pending: int
     sending: int

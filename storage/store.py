@@ -24,9 +24,11 @@ from storage.db import connect, run
 from storage.models import (
     Answer,
     AuditEntry,
+    Claim,
     Delivery,
     DeliveryCounts,
     DeliveryState,
+    Finished,
     Registration,
     Source,
     StoredVote,
@@ -81,9 +83,6 @@ class Store:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await run(self._db, work)
-
-    async def ping(self) -> None:
-        await self._run(lambda db: db.execute("SELECT 1").fetchone())
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A read-only query, for tests and troubleshooting."""
@@ -264,72 +263,51 @@ class Store:
 
     # ---------------------------------------------------------------- deliveries
 
-    async def claim_due(self, now: float, limit: int) -> tuple[list[Delivery], float | None]:
-        """Mark up to `limit` due rows as sending, never two of one slot at once. Also
-        returns when the next row not yet due will be, so the worker knows how long to sleep."""
+    async def finish_and_claim(self, finished: Sequence[Finished], now: float, limit: int) -> Claim:
+        """The worker's one call per turn: record how the last sends went, then mark up to
+        `limit` due rows as sending (never two of one slot at once).
 
-        def work(db: sqlite3.Connection) -> tuple[list[Delivery], float | None]:
+        A failed row goes back to the queue unless a newer verdict for its slot exists;
+        then it is superseded, so an older verdict never lands after a newer one.
+        """
+
+        def work(db: sqlite3.Connection) -> Claim:
+            superseded = set()
             with _transaction(db):
-                rows = db.execute(
-                    f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
-                    " JOIN answers a ON a.id = d.answer_id"
-                    " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
-                    " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.state = 'sending'"
-                    "   AND s.answer_id = d.answer_id AND s.content_id = d.content_id)"
-                    " ORDER BY d.next_attempt_at, d.id LIMIT ?",
-                    (now, limit),
-                ).fetchall()
-                db.executemany(
-                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
-                    " updated_at = ? WHERE id = ?",
-                    [(now, r["delivery_id"]) for r in rows],
-                )
+                for f in finished:
+                    state, at = f.state, f.retry_at
+                    if state is DeliveryState.PENDING and _newer_row_exists(db, f.delivery_id):
+                        state = DeliveryState.SUPERSEDED
+                        superseded.add(f.delivery_id)
+                    db.execute(
+                        "UPDATE deliveries SET state = ?, last_error = ?, provider_ref = ?,"
+                        " next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END,"
+                        " updated_at = ? WHERE id = ?",
+                        (state.value, f.error, f.ref, at, at, now, f.delivery_id),
+                    )
+                rows = []
+                if limit > 0:
+                    rows = db.execute(
+                        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
+                        " JOIN answers a ON a.id = d.answer_id"
+                        " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
+                        " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.state = 'sending'"
+                        "   AND s.answer_id = d.answer_id AND s.content_id = d.content_id)"
+                        " ORDER BY d.next_attempt_at, d.id LIMIT ?",
+                        (now, limit),
+                    ).fetchall()
+                    db.executemany(
+                        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
+                        " updated_at = ? WHERE id = ?",
+                        [(now, r["delivery_id"]) for r in rows],
+                    )
                 later = db.execute(
                     "SELECT min(next_attempt_at) FROM deliveries"
                     " WHERE state = 'pending' AND next_attempt_at > ?",
                     (now,),
                 ).fetchone()[0]
             claimed = [_delivery(r, state=DeliveryState.SENDING, attempts_delta=1) for r in rows]
-            return claimed, later
-
-        return await self._run(work)
-
-    async def mark_delivered(self, delivery_id: int, provider_ref: str | None) -> None:
-        await self._finish(delivery_id, DeliveryState.DELIVERED, None, provider_ref)
-
-    async def mark_skipped(self, delivery_id: int, reason: str) -> None:
-        await self._finish(delivery_id, DeliveryState.SKIPPED, reason, None)
-
-    async def mark_dead(self, delivery_id: int, error: str) -> None:
-        await self._finish(delivery_id, DeliveryState.DEAD, error, None)
-
-    async def _finish(
-        self, delivery_id: int, state: DeliveryState, error: str | None, ref: str | None
-    ) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with _transaction(db):
-                db.execute(
-                    "UPDATE deliveries SET state = ?, last_error = ?, provider_ref = ?,"
-                    " updated_at = ? WHERE id = ?",
-                    (state.value, error, ref, time.time(), delivery_id),
-                )
-
-        await self._run(work)
-
-    async def reschedule(self, delivery_id: int, at: float, error: str) -> DeliveryState:
-        """Put a failed row back in the queue, unless a newer verdict for its slot exists:
-        then it is superseded, so an older verdict never lands after a newer one."""
-
-        def work(db: sqlite3.Connection) -> DeliveryState:
-            with _transaction(db):
-                newer = _newer_row_exists(db, delivery_id)
-                state = DeliveryState.SUPERSEDED if newer else DeliveryState.PENDING
-                db.execute(
-                    "UPDATE deliveries SET state = ?, next_attempt_at = ?, last_error = ?,"
-                    " updated_at = ? WHERE id = ?",
-                    (state.value, at, error, time.time(), delivery_id),
-                )
-                return state
+            return Claim(claimed, later, frozenset(superseded))
 
         return await self._run(work)
 

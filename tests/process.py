@@ -59,6 +59,10 @@ class BotProcess:
     async def terminate(self) -> int:
         return await self._signal(signal.SIGTERM)
 
+    async def ensure_stopped(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            await self.kill()
+
     async def _signal(self, sig: int) -> int:
         assert self._proc is not None
         self._proc.send_signal(sig)

@@ -8,7 +8,6 @@ import pytest
 
 from bot.delivery import Backoff
 from bot.domain import (
-    DEFAULT_EMOJI,
     REMOVED,
     Status,
     Verdict,
@@ -16,7 +15,6 @@ from bot.domain import (
     next_standing,
     normalise_emoji,
     verdict,
-    vote_status,
 )
 from bot.logs import MASK, Redactor
 
@@ -45,12 +43,6 @@ def test_newest_standing_vote_decides_regardless_of_input_order() -> None:
 )
 def test_normalise_emoji(name: str, expected: str) -> None:
     assert normalise_emoji(name) == expected
-
-
-def test_vote_status_uses_the_map() -> None:
-    assert vote_status("thumbsdown::skin-tone-2", DEFAULT_EMOJI) == DOWN
-    assert vote_status("tada", DEFAULT_EMOJI) is None
-    assert vote_status("tada", {"tada": UP}) == UP
 
 
 @pytest.mark.parametrize(

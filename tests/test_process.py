@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,6 +35,7 @@ class World:
     contextual: ProviderStandIn
     aquilax: ProviderStandIn
     http: httpx.AsyncClient
+    bots: list[BotProcess] = field(default_factory=list)
 
     def env(self, **overrides: str) -> dict[str, str]:
         settings = settings_for(
@@ -43,7 +44,9 @@ class World:
         return {**env_for(settings), "FEEDBACK_LOG_LEVEL": "DEBUG", **overrides}
 
     def bot(self, **overrides: str) -> BotProcess:
-        return BotProcess(self.env(**overrides), self.tmp)
+        bot = BotProcess(self.env(**overrides), self.tmp)
+        self.bots.append(bot)
+        return bot
 
     def slack(self, bot: BotProcess) -> SlackSide:
         return SlackSide(self.http, f"http://127.0.0.1:{bot.port}/slack/events")
@@ -65,7 +68,12 @@ async def world(
     tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
 ) -> AsyncIterator[World]:
     async with httpx.AsyncClient(timeout=10) as http:
-        yield World(tmp_path, *standins, http)
+        world = World(tmp_path, *standins, http)
+        try:
+            yield world
+        finally:
+            for bot in world.bots:  # a failed test must not leave a bot running
+                await bot.ensure_stopped()
 
 
 def contextual(ts: str) -> dict:
