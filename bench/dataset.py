@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage.db import connect
+from storage.migrations import MIGRATIONS
 
 CHANNELS = 50
 AGENT = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
@@ -62,7 +63,7 @@ def _votes(answers: int, count: int) -> Iterator[tuple[object, ...]]:
 
 def build(path: Path, answers: int, votes: int, *, cache: bool = True) -> dict[str, float]:
     """Write the database (or copy it from the cache); return its sizes in MB."""
-    cached = CACHE / f"answers-{answers}-votes-{votes}.db"
+    cached = CACHE / f"answers-{answers}-votes-{votes}-schema-{len(MIGRATIONS)}.db"
     if cache and cached.exists():
         shutil.copyfile(cached, path)
         return {"answers_mb": _mb(cached.with_suffix(".answers-mb")), "total_mb": _size(path)}

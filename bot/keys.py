@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,6 +11,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from bot.logs import Redactor
 from bot.settings import Settings
 from storage import Store
+
+log = logging.getLogger(__name__)
 
 PROVIDERS = ("contextual", "aquilax")
 KeySource = Literal["setup", "environment", "none"]
@@ -59,6 +62,11 @@ class Keys:
             try:
                 key = self._fernet.decrypt(ciphertext).decode()
             except InvalidToken:
+                log.warning(
+                    "the stored %s key does not decrypt with FEEDBACK_SECRET_KEY (was it"
+                    " changed?): using the environment's key; enter it again with /feedback setup",
+                    provider,
+                )
                 continue
             self._stored[provider] = key
             self._redactor.add(key)

@@ -111,4 +111,9 @@ MIGRATIONS: tuple[str, ...] = (
         updated_by TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: the newest standing vote of a slot in one index step (rowid order within the slot),
+    # so that settling a slot with many votes does not read them all.
+    """
+    CREATE INDEX votes_slot_newest ON votes (answer_id, content_id) WHERE withdrawn_at IS NULL;
+    """,
 )

@@ -575,15 +575,18 @@ def _settle(
     Pending rows of the slot are superseded: they have not left yet, and the provider only
     ever needs the newest verdict.
     """
-    standing = [
+    # Only the newest standing vote can decide (bot.domain.verdict), so only it is read:
+    # a slot with thousands of votes costs one index step.
+    newest = [
         Vote(r["id"], r["user_id"], Status(r["status"]), r["explanation"], r["category"])
         for r in db.execute(
             "SELECT id, user_id, status, explanation, category FROM votes"
-            " WHERE answer_id = ? AND content_id = ? AND withdrawn_at IS NULL",
+            " WHERE answer_id = ? AND content_id = ? AND withdrawn_at IS NULL"
+            " ORDER BY id DESC LIMIT 1",
             (answer_id, content_id),
         )
     ]
-    new = verdict(standing)
+    new = verdict(newest)
     recent = db.execute(
         "SELECT id, state, status, explanation, category FROM deliveries"
         " WHERE answer_id = ? AND content_id = ?"
