@@ -8,7 +8,7 @@ import json
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
@@ -95,71 +95,57 @@ def _headers(body: bytes) -> dict[str, str]:
 
 @dataclass
 class Result:
-    latencies: list[float]  # seconds, per request
-    sent_at: dict[str, float]  # message_id -> time.time() when its request went out
-    wall: float
-    errors: int
+    latencies: list[float] = field(default_factory=list)  # seconds, per request
+    sent_at: dict[str, float] = field(default_factory=dict)  # message_id -> time.time() sent
+    wall: float = 0.0
+    errors: int = 0
 
     @property
     def rate(self) -> float:
         return len(self.latencies) / self.wall if self.wall else 0.0
 
+    async def send(
+        self, http: aiohttp.ClientSession, url: str, shot: Shot, headers: dict[str, str]
+    ) -> None:
+        self.sent_at.setdefault(shot.message_id, time.time())
+        started = time.perf_counter()
+        async with http.post(url, data=shot.body, headers=headers) as r:
+            await r.read()
+            self.errors += r.status != 200
+        self.latencies.append(time.perf_counter() - started)
+
 
 async def closed_loop(url: str, shots: Sequence[Shot], concurrency: int) -> Result:
     """`concurrency` requests always in flight, until every shot is sent."""
-    signed = [(s, _headers(s.body)) for s in shots]  # signing is Slack's work, not timed
-    latencies: list[float] = []
-    sent_at: dict[str, float] = {}
-    errors = 0
-    queue = iter(signed)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    queue = iter([(s, _headers(s.body)) for s in shots])  # signing is Slack's work: untimed
+    result = Result()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
 
         async def worker() -> None:
-            nonlocal errors
             for shot, headers in queue:
-                sent_at.setdefault(shot.message_id, time.time())
-                started = time.perf_counter()
-                async with http.post(url, data=shot.body, headers=headers) as r:
-                    await r.read()
-                    if r.status != 200:
-                        errors += 1
-                latencies.append(time.perf_counter() - started)
+                await result.send(http, url, shot, headers)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return Result(latencies, sent_at, wall, errors)
+        result.wall = time.perf_counter() - started
+    return result
 
 
 async def open_loop(url: str, shots: Sequence[Shot], rate: float) -> Result:
     """One request every 1/rate seconds, whatever the server does."""
     signed = [(s, _headers(s.body)) for s in shots]
-    latencies: list[float] = []
-    sent_at: dict[str, float] = {}
-    errors = 0
+    result = Result()
     async with aiohttp.ClientSession() as http:
-
-        async def one(shot: Shot, headers: dict[str, str]) -> None:
-            nonlocal errors
-            sent_at[shot.message_id] = time.time()
-            started = time.perf_counter()
-            async with http.post(url, data=shot.body, headers=headers) as r:
-                await r.read()
-                if r.status != 200:
-                    errors += 1
-            latencies.append(time.perf_counter() - started)
-
         begin = time.perf_counter()
         tasks = []
         for n, (shot, headers) in enumerate(signed):
             delay = begin + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(shot, headers)))
+            tasks.append(asyncio.create_task(result.send(http, url, shot, headers)))
         await asyncio.gather(*tasks)
-        wall = time.perf_counter() - begin
-    return Result(latencies, sent_at, wall, errors)
+        result.wall = time.perf_counter() - begin
+    return result
 
 
 def percentile(values: Sequence[float], p: float) -> float:

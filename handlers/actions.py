@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 
@@ -22,7 +21,7 @@ from bot.blocks import (
     label_text,
 )
 from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, Status
-from handlers.payloads import BlockActions, describe
+from handlers.payloads import BlockActions, parse
 from handlers.replies import open_modal, tell
 from storage import VoteChange
 
@@ -59,19 +58,10 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(OPEN_FORM)(on_open_form)
 
 
-def _parse(body: dict[str, Any]) -> BlockActions | BoltResponse:
-    try:
-        return BlockActions.model_validate(body)
-    except ValidationError as e:
-        reason = describe(e)
-        log.warning("refused a malformed block_actions payload: %s", reason)
-        return BoltResponse(status=400, body=f"malformed block_actions payload: {reason}")
-
-
 async def handle_vote(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
-    payload = _parse(body)
+    payload = parse(BlockActions, body, "block_actions payload")
     if isinstance(payload, BoltResponse):
         return payload
     action = payload.actions[0]
@@ -133,7 +123,7 @@ async def handle_vote(
 async def handle_open_form(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
-    payload = _parse(body)
+    payload = parse(BlockActions, body, "block_actions payload")
     if isinstance(payload, BoltResponse):
         return payload
     value = payload.actions[0].value or ""

@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.admin import NOT_ALLOWED, Invocation, UsageError, help_text, parse
+from bot.admin import NOT_ALLOWED, Invocation, UsageError, help_text
+from bot.admin import parse as parse_command
 from bot.blocks import setup_view
 from bot.keys import PROVIDERS
-from handlers.payloads import SlashCommand, describe
+from handlers.payloads import SlashCommand, parse
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -39,14 +39,11 @@ def register(app: AsyncApp, services: Services) -> None:
 async def handle_command(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
+    command = parse(SlashCommand, body, "slash command")
+    if isinstance(command, BoltResponse):
+        return command
     try:
-        command = SlashCommand.model_validate(body)
-    except ValidationError as e:
-        reason = describe(e)
-        log.warning("refused a malformed slash command: %s", reason)
-        return BoltResponse(status=400, body=f"malformed slash command: {reason}")
-    try:
-        invocation = parse(command.text)
+        invocation = parse_command(command.text)
     except UsageError as e:
         await ack(text=str(e))
         return None

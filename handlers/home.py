@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import home_view
-from handlers.payloads import HomeOpened
+from handlers.payloads import HomeOpened, parse
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -28,14 +28,13 @@ GUIDE = (
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_home_opened(body: dict[str, Any]) -> None:
-        try:
-            opened = HomeOpened.model_validate(body)
-        except ValidationError:
-            log.debug("ignored a malformed app_home_opened event")
-            return
+    async def on_home_opened(body: dict[str, Any]) -> BoltResponse | None:
+        opened = parse(HomeOpened, body, "app_home_opened event")
+        if isinstance(opened, BoltResponse):
+            return opened
         if opened.event.tab == "home":
             services.background.spawn(publish(services, opened.event.user), "App Home")
+        return None
 
     app.event("app_home_opened")(on_home_opened)
 

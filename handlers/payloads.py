@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
+from slack_bolt.response import BoltResponse
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 
 class ReactionItem(BaseModel):
@@ -23,6 +29,17 @@ class ReactionEvent(BaseModel):
 class ReactionEnvelope(BaseModel):
     event_id: str
     event: ReactionEvent
+
+
+def parse(model: type[M], body: Mapping[str, Any], what: str) -> M | BoltResponse:
+    """The payload as `model`, or the 400 that says what is wrong with it (and a log line).
+    Slack never sends these; when one comes, the reason should be plain to whoever looks."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        reason = describe(e)
+        log.warning("refused a malformed %s: %s", what, reason)
+        return BoltResponse(status=400, body=f"malformed {what}: {reason}")
 
 
 def describe(error: ValidationError) -> str:

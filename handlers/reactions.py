@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
 from bot.blocks import form_offer
 from bot.domain import EXPLAINABLE, normalise_emoji, reaction_origin
-from handlers.payloads import ReactionEnvelope, describe
+from handlers.payloads import ReactionEnvelope, parse
 from handlers.replies import tell
 from storage import VoteChange
 
@@ -30,12 +29,9 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltResponse | None:
-    try:
-        envelope = ReactionEnvelope.model_validate(body)
-    except ValidationError as e:
-        reason = describe(e)
-        log.warning("ignored a malformed reaction event: %s", reason)
-        return BoltResponse(status=400, body=f"malformed reaction event: {reason}")
+    envelope = parse(ReactionEnvelope, body, "reaction event")
+    if isinstance(envelope, BoltResponse):
+        return envelope
     event = envelope.event
     item = event.item
     if item.type != "message" or not item.channel or not item.ts:

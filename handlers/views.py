@@ -8,7 +8,6 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 
@@ -22,7 +21,7 @@ from bot.blocks import (
     KEY_LABELS,
     SETUP_CALLBACK,
 )
-from handlers.payloads import ViewSubmission, describe
+from handlers.payloads import ViewSubmission, parse
 from handlers.replies import tell
 
 if TYPE_CHECKING:
@@ -53,12 +52,9 @@ def _metadata(raw: str) -> tuple[int, str | None, str | None] | None:
 async def handle_submit(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
-    try:
-        payload = ViewSubmission.model_validate(body)
-    except ValidationError as e:
-        reason = describe(e)
-        log.warning("refused a malformed view_submission: %s", reason)
-        return BoltResponse(status=400, body=f"malformed view_submission: {reason}")
+    payload = parse(ViewSubmission, body, "view_submission")
+    if isinstance(payload, BoltResponse):
+        return payload
     meta = _metadata(payload.view.private_metadata)
     if meta is None:
         return BoltResponse(status=400, body="view_submission without a vote in its metadata")
@@ -111,11 +107,13 @@ async def handle_submit(
 async def handle_setup(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
+    payload = parse(ViewSubmission, body, "view_submission")
+    if isinstance(payload, BoltResponse):
+        return payload
     try:
-        payload = ViewSubmission.model_validate(body)
         channel = json.loads(payload.view.private_metadata).get("channel")
-    except (ValidationError, ValueError, AttributeError):
-        return BoltResponse(status=400, body="malformed setup submission")
+    except (ValueError, AttributeError):
+        return BoltResponse(status=400, body="malformed setup submission: no channel")
     entered: dict[str, str] = {}
     errors: dict[str, str] = {}
     for provider, block_id in KEY_INPUTS.items():
