@@ -69,10 +69,6 @@ class DeliveryWorker:
         self._finished: list[Finished] = []
         self._pruned_at = 0.0
 
-    @property
-    def concurrency(self) -> int:
-        return self._concurrency
-
     def notify(self) -> None:
         """A delivery was queued in this process: look now instead of at the next poll."""
         self._wake.set()
