@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 import time
@@ -21,6 +22,8 @@ from bot.logs import Redactor, setup_logging
 from bot.settings import Settings, SettingsError, load_settings
 from storage import Delivery, DeliveryState, Registration, Store
 from storage.db import SchemaTooNewError
+
+log = logging.getLogger("bot")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,13 +101,17 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     setup_logging(settings.log_level, redactor)
     bot = FeedbackBot(settings, redactor=redactor)
     await bot.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    print("feedback-bot: shutting down", file=sys.stderr)
-    await bot.stop()
+    try:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        # Through logging, not print: with the output pipe gone (the supervisor died),
+        # print raises and the database thread would keep the process alive.
+        log.info("shutting down")
+    finally:
+        await bot.stop()
     return 0
 
 

@@ -52,6 +52,17 @@ class BotProcess:
                 self.port = int(m.group(1))
                 listening.set()
 
+    async def stop_reading(self) -> None:
+        """Close our end of its output pipes, as a supervisor that died would."""
+        assert self._proc is not None
+        for task in self._readers:
+            task.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        self._readers.clear()
+        transport = self._proc._transport  # type: ignore[attr-defined]
+        for fd in (1, 2):
+            transport.get_pipe_transport(fd).close()
+
     async def kill(self) -> None:
         """SIGKILL: no shutdown code runs at all."""
         await self._signal(signal.SIGKILL)

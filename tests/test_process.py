@@ -232,6 +232,14 @@ async def test_sigterm_is_graceful(world: World) -> None:
         await store.close()
 
 
+async def test_sigterm_exits_even_when_nobody_reads_its_output(world: World) -> None:
+    bot = world.bot()
+    await bot.start()
+    await bot.stop_reading()
+    await asyncio.sleep(0.2)
+    assert await asyncio.wait_for(bot.terminate(), 15) == 0
+
+
 async def test_no_secret_ever_reaches_the_output(world: World) -> None:
     world.contextual.api_key = "a-different-key-so-that-sends-fail"  # 401s, logged
     world.aquilax.fail(503, times=2)
