@@ -18,6 +18,7 @@ from bot.answers import Answers, AquilaXAnswerIn, ContextualAnswerIn, Registered
 from bot.background import Background
 from bot.config import Config
 from bot.delivery import Backoff, DeliveryWorker
+from bot.health import Health
 from bot.keys import Keys
 from bot.logs import Redactor
 from bot.permissions import Permissions
@@ -56,6 +57,7 @@ class Services:
     identity: Identity
     background: Background
     redactor: Redactor
+    health: Health
 
 
 class FeedbackBot:
@@ -67,14 +69,14 @@ class FeedbackBot:
         *,
         redactor: Redactor | None = None,
         backoff: Backoff | None = None,
-        provider_timeout: float = 10.0,
+        provider_timeout: float | None = None,
         delivery_concurrency: int = 16,
     ) -> None:
         settings.require_slack()
         self.settings = settings
         self.redactor = redactor or Redactor(settings.secrets())
         self._backoff = backoff
-        self._provider_timeout = provider_timeout
+        self._provider_timeout = provider_timeout or settings.feedback_provider_timeout
         self._concurrency = delivery_concurrency
         self._runner: web.AppRunner | None = None
         self._socket_handler: object | None = None
@@ -118,6 +120,7 @@ class FeedbackBot:
             worker = DeliveryWorker(
                 store,
                 providers,
+                request_timeout=self._provider_timeout,
                 concurrency=self._concurrency,
                 backoff=self._backoff,
                 redact=self.redactor,
@@ -138,6 +141,7 @@ class FeedbackBot:
                 identity=identity,
                 background=Background(),
                 redactor=self.redactor,
+                health=Health(store, worker.owner),
             )
             bolt = self._bolt_app(slack, identity)
             handlers.register(bolt, self.services)
@@ -207,6 +211,7 @@ class FeedbackBot:
             handler = AsyncSocketModeHandler(bolt, _secret(s.slack_app_token))
             await handler.connect_async()
             self._socket_handler = handler
+            self.services.health.watch_socket(handler.client.is_connected)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking requests, let deliveries in flight finish (or stay queued), close."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot.providers import Provider, ProviderError, RetryableError, Sent
-from storage import Delivery, DeliveryState, Finished, Store
+from storage import Claim, Delivery, DeliveryState, Finished, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +40,25 @@ class Backoff:
         return rng.uniform(ceiling / 2, ceiling)
 
 
+def lease_for(request_timeout: float) -> float:
+    """How long a claim holds without renewal. Never shorter than a send can last, so that
+    a send cut off by a crash has ended (applied or dropped by the provider) before anyone
+    takes its slot over; the margin covers a busy event loop between renewals."""
+    return request_timeout + max(1.0, request_timeout / 2)
+
+
+def new_owner() -> str:
+    """This process's name on its claims: readable in the database, unique per start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class DeliveryWorker:
     """Sends queued verdicts, `concurrency` at a time.
 
-    One database call per turn records how the finished sends went and claims the next due
-    rows, rather than one call per send: under load that is most of the worker's cost.
+    One database call per turn records how the finished sends went, renews this process's
+    leases, takes over sends whose owner is gone, and claims the next due rows, rather than
+    one call per send: under load that is most of the worker's cost. Several processes may
+    run a worker on one database; claims are shared between them (see storage.store.claim_due).
     """
 
     def __init__(
@@ -49,11 +66,13 @@ class DeliveryWorker:
         store: Store,
         providers: Mapping[str, Provider],
         *,
+        request_timeout: float,
         concurrency: int = 16,
         backoff: Backoff | None = None,
         poll_interval: float = 1.0,
         redact: Callable[[str], str] = lambda s: s,
         rng: random.Random | None = None,
+        owner: str | None = None,
     ) -> None:
         self._store = store
         self._providers = providers
@@ -62,6 +81,8 @@ class DeliveryWorker:
         self._poll = poll_interval
         self._redact = redact
         self._rng = rng or random.Random()
+        self.owner = owner or new_owner()
+        self.lease = lease_for(request_timeout)
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -78,8 +99,9 @@ class DeliveryWorker:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let sends in flight finish for `grace` seconds, then cancel them.
-        What finished is recorded; a cancelled send's row goes back to pending and is sent
-        after the next start."""
+        What finished is recorded. A cancelled send may still reach the provider, so its
+        row stays claimed until its lease (counted from when the send began) runs out;
+        whichever feedback-bot runs then sends it again."""
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -91,27 +113,27 @@ class DeliveryWorker:
                 task.cancel()
             if unfinished:
                 await asyncio.wait(unfinished)
-        await self._store.finish_and_claim(self._take_finished(), time.time(), 0)
+        await self._turn(0)
         if unfinished:
-            requeued = await self._store.recover_sending()
-            log.info("%d deliveries were still in flight; they stay queued", requeued)
+            cut = await self._store.release(self.owner, self.lease)
+            log.info(
+                "%d deliveries were cut off mid-send; they are sent again %.0f s after they"
+                " began, by whichever feedback-bot runs then",
+                cut,
+                self.lease,
+            )
 
     async def _run(self) -> None:
-        recovered = await self._store.recover_sending()
-        if recovered:
-            log.info("re-queued %d deliveries interrupted by the last shutdown", recovered)
         while not self._stopping:
             self._wake.clear()
             free = self._concurrency - len(self._inflight)
             if free <= 0 and not self._finished:
-                await self._wake.wait()  # full: wait for a send to finish
+                # Full: wait for a send to finish, or until the leases need renewing.
+                await self._sleep_until(time.time() + self.lease / 3)
+                if not self._finished and not self._stopping:
+                    await self._turn(0)
                 continue
-            finished = self._take_finished()
-            claim = await self._store.finish_and_claim(finished, time.time(), max(free, 0))
-            for delivery_id in claim.superseded:
-                log.info(
-                    "delivery %d will not be retried: a newer verdict replaces it", delivery_id
-                )
+            claim = await self._turn(max(free, 0))
             for delivery in claim.deliveries:
                 task = asyncio.create_task(self._deliver(delivery))
                 self._inflight.add(task)
@@ -120,6 +142,36 @@ class DeliveryWorker:
                 continue  # more may be due, or more sends finished meanwhile
             await self._prune_events()
             await self._sleep_until(claim.next_due)
+
+    async def _turn(self, limit: int) -> Claim:
+        finished = self._take_finished()
+        try:
+            claim = await self._store.finish_and_claim(
+                finished, time.time(), limit, owner=self.owner, lease=self.lease
+            )
+        except StorageError as e:
+            # The disk is full or the file is gone: keep the outcomes for the next turn (the
+            # rows stay claimed by us meanwhile) and keep trying; /healthz says why.
+            self._finished[:0] = finished
+            log.error("the delivery worker cannot use the database: %s", e)
+            if not self._stopping:
+                await asyncio.sleep(self._poll)
+            return Claim([], None, frozenset())
+        if claim.recovered:
+            log.info(
+                "took over %d deliveries whose sender stopped mid-send (lease expired);"
+                " each is sent again unless a newer verdict replaces it",
+                claim.recovered,
+            )
+        for delivery_id in claim.superseded:
+            log.info("delivery %d will not be retried: a newer verdict replaces it", delivery_id)
+        for delivery_id in claim.lost:
+            log.warning(
+                "delivery %d: this process stalled past its lease and another took the send"
+                " over; its outcome here is not recorded",
+                delivery_id,
+            )
+        return claim
 
     def _take_finished(self) -> list[Finished]:
         finished, self._finished = self._finished, []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.answers import PostError, answer_errors, answer_json
-from storage import Registration
+from storage import Registration, StorageError
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -27,7 +28,7 @@ MAX_BODY = 1024 * 1024
 
 def build_web_app(services: Services, bolt: AsyncApp | None) -> web.Application:
     """`bolt` is None in Socket Mode: events then arrive over the socket, not over HTTP."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[storage_errors])
     if bolt is not None:
         secret = services.settings.slack_signing_secret
         assert secret is not None
@@ -104,27 +105,41 @@ def _answers(services: Services) -> web.Handler:
 
 def _healthz(services: Services) -> web.Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
+        problems = await services.health.problems()
+        body: dict[str, object] = {
+            "status": "error" if problems else "ok",
+            "db": "ok",
+            "mode": "socket" if services.settings.socket_mode else "http",
+        }
+        if problems:
+            body["problems"] = problems
+            log.error("health check failed: %s", "; ".join(problems))
         try:
             counts = await services.store.delivery_counts()
-        except Exception as e:
-            log.error("health check: database error: %s", e)
-            return web.json_response(
-                {"status": "error", "db": f"error: {type(e).__name__}"}, status=503
-            )
+        except StorageError as e:
+            body["db"] = f"error: {e}"
+            return web.json_response(body, status=503)
         oldest = counts.oldest_pending_at
-        return web.json_response(
-            {
-                "status": "ok",
-                "db": "ok",
-                "mode": "socket" if services.settings.socket_mode else "http",
-                "deliveries": {
-                    "pending": counts.pending,
-                    "sending": counts.sending,
-                    "dead": counts.dead,
-                    "oldest_pending_seconds": round(time.time() - oldest, 1) if oldest else None,
-                    "last_error": counts.last_error,
-                },
-            }
-        )
+        body["deliveries"] = {
+            "pending": counts.pending,
+            "sending": counts.sending,
+            "dead": counts.dead,
+            "oldest_pending_seconds": round(time.time() - oldest, 1) if oldest else None,
+            "last_error": counts.last_error,
+        }
+        return web.json_response(body, status=503 if problems else 200)
 
     return handle
+
+
+@web.middleware
+async def storage_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The database cannot take the write (disk full, file gone): a JSON 503 that says why,
+    so the caller tries again later, and never a 200 for a write that did not happen."""
+    try:
+        return await handler(request)
+    except StorageError as e:
+        log.error("%s %s: %s", request.method, request.path, e)
+        return _error(503, f"feedback-bot cannot store this right now: {e}")

@@ -1,5 +1,6 @@
 """SQLite storage through aiosqlite: schema, migrations and every query."""
 
+from storage.db import StorageError
 from storage.models import (
     Answer,
     AuditEntry,
@@ -26,6 +27,7 @@ __all__ = [
     "Finished",
     "Registration",
     "Source",
+    "StorageError",
     "Store",
     "StoredVote",
     "VoteChange",

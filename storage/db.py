@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +23,80 @@ class SchemaTooNewError(RuntimeError):
     """The database was written by a newer feedback-bot than this one."""
 
 
+class StorageError(RuntimeError):
+    """The database cannot do its part right now (disk full, I/O error, file deleted): the
+    caller answers 5xx so that the work is tried again, never 200 for a write that did not
+    happen. The message is one line, fit for a log or an HTTP error."""
+
+
+class DatabaseMovedError(StorageError):
+    """The file at FEEDBACK_DB is no longer the one this process opened."""
+
+
+class BoundConnection(sqlite3.Connection):
+    """A connection that knows which file it opened and how its last writes went.
+
+    SQLite keeps writing to a file deleted (or replaced) under it; every write after that is
+    lost at the next start. So each transaction checks, before COMMIT, that the path still
+    names the same file (one stat, about a microsecond).
+    """
+
+    path = ""
+    identity: tuple[int, int] | None = None
+    last_write_at = 0.0  # the last COMMIT that changed rows (the health probe excluded)
+    last_failure: tuple[float, str] | None = None  # (when, why) the last write failed
+
+    def bind(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            st = os.stat(path)
+            self.identity = (st.st_dev, st.st_ino)
+
+    def check_file(self) -> None:
+        if self.identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise DatabaseMovedError(
+                f"the database file {self.path} (FEEDBACK_DB) was deleted while feedback-bot"
+                " was running; writes would be lost: restore it or restart feedback-bot"
+            ) from None
+        if (st.st_dev, st.st_ino) != self.identity:
+            raise DatabaseMovedError(
+                f"the database file {self.path} (FEEDBACK_DB) was replaced while feedback-bot"
+                " was running; writes would go to the old file: restart feedback-bot"
+            )
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, *, probe: bool = False) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error. A failure of the database itself
+    becomes StorageError, and is remembered for the health check."""
+    changes = db.total_changes
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            if isinstance(db, BoundConnection):
+                db.check_file()
+            db.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (disk full) may already have rolled back.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    except sqlite3.IntegrityError:
+        raise  # a bug or a lost race of ours, not the database's fault
+    except (sqlite3.OperationalError, sqlite3.DatabaseError, StorageError) as e:
+        error = e if isinstance(e, StorageError) else StorageError(f"database error: {e}")
+        if isinstance(db, BoundConnection) and not probe:
+            db.last_failure = (time.time(), str(error))
+        raise error from None
+    if isinstance(db, BoundConnection) and not probe and db.total_changes != changes:
+        db.last_write_at = time.time()
+
+
 async def run(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
     """Run `work` on the connection's own thread, as one call.
 
@@ -29,17 +106,24 @@ async def run(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T])
     runs any callable on the thread: a whole transaction then costs one trip. aiosqlite is
     pinned below 0.23 and tests/test_storage.py checks this still holds.
     """
-    return await db._execute(work, db._conn)  # type: ignore[no-any-return]
+    try:
+        return await db._execute(work, db._conn)  # type: ignore[no-any-return]
+    except sqlite3.IntegrityError:
+        raise
+    except (sqlite3.OperationalError, sqlite3.DatabaseError) as e:
+        # A read that failed (I/O error, corrupt file); writes are translated in transaction.
+        raise StorageError(f"database error: {e}") from None
 
 
 async def connect(path: str | Path) -> aiosqlite.Connection:
     """Open (creating if needed) the database and bring its schema up to date."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = await aiosqlite.connect(str(path), isolation_level=None)
+    db = await aiosqlite.connect(str(path), isolation_level=None, factory=BoundConnection)
     db.row_factory = aiosqlite.Row
     try:
         await run(db, _prepare)
+        await run(db, lambda conn: conn.bind(str(path)))
     except BaseException:
         await db.close()
         raise

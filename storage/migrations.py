@@ -116,4 +116,30 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX votes_slot_newest ON votes (answer_id, content_id) WHERE withdrawn_at IS NULL;
     """,
+    # 5: claims that name their owner and carry a lease, so that a second process on the same
+    # file (an overlapping deploy) or a restart never sends a slot's verdicts out of order.
+    # sent_at is when the row's latest send began: a send cut off by a crash may still be
+    # applied by the provider until its request timeout has passed since then, so the
+    # lease never ends before that. Rows an older feedback-bot left in flight get a lease
+    # from their last update. One row per slot in flight is a constraint, not a habit:
+    # where the old claim let two fly, the older is dropped (the newer carries the verdict).
+    """
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN lease_until REAL;
+    ALTER TABLE deliveries ADD COLUMN sent_at REAL;
+    UPDATE deliveries SET claimed_by = 'feedback-bot before schema 5',
+        sent_at = updated_at, lease_until = updated_at + 30 WHERE state = 'sending';
+    UPDATE deliveries SET state = 'superseded' WHERE state = 'sending' AND EXISTS (
+        SELECT 1 FROM deliveries n WHERE n.state = 'sending' AND n.answer_id = deliveries.answer_id
+        AND n.content_id = deliveries.content_id AND n.id > deliveries.id);
+    DROP INDEX deliveries_sending;
+    CREATE UNIQUE INDEX deliveries_in_flight ON deliveries (answer_id, content_id)
+        WHERE state = 'sending';
+    -- One row that /healthz rewrites to prove the database still takes writes.
+    CREATE TABLE health_probe (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        written_at REAL NOT NULL,
+        written_by TEXT NOT NULL
+    );
+    """,
 )

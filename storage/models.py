@@ -160,6 +160,8 @@ class Claim:
     deliveries: list[Delivery]  # now marked sending, for the worker to send
     next_due: float | None  # when the next row not yet due will be
     superseded: frozenset[int]  # finished retries dropped: a newer verdict replaces them
+    recovered: int = 0  # sends taken over from an owner whose lease expired
+    lost: frozenset[int] = frozenset()  # our sends another process took over meanwhile
 
 
 @dataclass(frozen=True, slots=True)

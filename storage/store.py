@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +19,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.domain import REMOVED, Status, Verdict, Vote, next_standing, verdict
-from storage.db import connect, run
+from storage.db import BoundConnection, StorageError, connect, run, transaction
 from storage.models import (
     Answer,
     AuditEntry,
@@ -52,19 +51,11 @@ _DELIVERY_COLUMNS = f"""
     d.attempts, d.next_attempt_at, d.created_at, d.last_error, d.provider_ref, {_ANSWER_COLUMNS}
 """
 
+# How long a failed write keeps /healthz at 503 when no write has succeeded since.
+WRITE_FAILURE_MEMORY = 60.0
+
 # States in which a delivery row says what the provider holds or is about to hold.
 _HELD = ("sending", "delivered", "skipped")
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 class Store:
@@ -83,6 +74,42 @@ class Store:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await run(self._db, work)
+
+    async def health(self, by: str) -> list[str]:
+        """What keeps the database from doing its job, as one line each; [] when healthy.
+
+        Checks that the file at FEEDBACK_DB is still the one opened, that a write commits
+        now, and that the last real write did not fail: a small probe can slip through a
+        full disk where a vote does not, so a failed write counts for a minute unless a
+        real write has succeeded since.
+        """
+        conn = self._db._conn
+        assert isinstance(conn, BoundConnection)
+        try:
+            conn.check_file()
+        except StorageError as e:
+            return [str(e)]
+        problems = []
+
+        def probe(db: sqlite3.Connection) -> None:
+            with transaction(db, probe=True):
+                db.execute(
+                    "INSERT INTO health_probe (id, written_at, written_by) VALUES (1, ?, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at,"
+                    " written_by = excluded.written_by",
+                    (time.time(), by),
+                )
+
+        try:
+            await self._run(probe)
+        except StorageError as e:
+            problems.append(f"the database refuses writes: {e}")
+        failure = conn.last_failure
+        if failure is not None and failure[0] > conn.last_write_at:
+            age = time.time() - failure[0]
+            if age < WRITE_FAILURE_MEMORY or problems:
+                problems.append(f"a write failed {age:.0f} s ago: {failure[1]}")
+        return problems
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A read-only query, for tests and troubleshooting."""
@@ -129,7 +156,7 @@ class Store:
         """Map a Slack message to a provider target; the same mapping twice is a no-op."""
 
         def work(db: sqlite3.Connection) -> tuple[Registration, Answer]:
-            with _transaction(db):
+            with transaction(db):
                 existing = _find_answer(db, answer.channel, answer.ts)
                 if existing is not None:
                     same = existing.same_mapping(answer)
@@ -164,7 +191,7 @@ class Store:
 
     async def set_prompt_ts(self, answer_id: int, prompt_ts: str) -> None:
         def work(db: sqlite3.Connection) -> None:
-            with _transaction(db):
+            with transaction(db):
                 db.execute("UPDATE answers SET prompt_ts = ? WHERE id = ?", (prompt_ts, answer_id))
 
         await self._run(work)
@@ -224,7 +251,7 @@ class Store:
 
         def work(db: sqlite3.Connection) -> VoteResult:
             now = time.time()
-            with _transaction(db):
+            with transaction(db):
                 row = db.execute(
                     "UPDATE votes SET explanation = ?, category = ?"
                     " WHERE id = ? AND withdrawn_at IS NULL"
@@ -263,63 +290,51 @@ class Store:
 
     # ---------------------------------------------------------------- deliveries
 
-    async def finish_and_claim(self, finished: Sequence[Finished], now: float, limit: int) -> Claim:
-        """The worker's one call per turn: record how the last sends went, then mark up to
-        `limit` due rows as sending (never two of one slot at once).
-
-        A failed row goes back to the queue unless a newer verdict for its slot exists;
-        then it is superseded, so an older verdict never lands after a newer one.
-        """
+    async def finish_and_claim(
+        self,
+        finished: Sequence[Finished],
+        now: float,
+        limit: int,
+        *,
+        owner: str,
+        lease: float,
+    ) -> Claim:
+        """The worker's one call per turn: record how its last sends went, renew the leases
+        of its sends in flight, take over sends whose owner is gone, and claim up to `limit`
+        due rows for `owner`. See `claim_due` for the rules that keep a slot in order."""
 
         def work(db: sqlite3.Connection) -> Claim:
-            superseded = set()
-            with _transaction(db):
-                for f in finished:
-                    state, at = f.state, f.retry_at
-                    if state is DeliveryState.PENDING and _newer_row_exists(db, f.delivery_id):
-                        state = DeliveryState.SUPERSEDED
-                        superseded.add(f.delivery_id)
-                    db.execute(
-                        "UPDATE deliveries SET state = ?, last_error = ?, provider_ref = ?,"
-                        " next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END,"
-                        " updated_at = ? WHERE id = ?",
-                        (state.value, f.error, f.ref, at, at, now, f.delivery_id),
-                    )
-                rows = []
-                if limit > 0:
-                    rows = db.execute(
-                        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
-                        " JOIN answers a ON a.id = d.answer_id"
-                        " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
-                        " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.state = 'sending'"
-                        "   AND s.answer_id = d.answer_id AND s.content_id = d.content_id)"
-                        " ORDER BY d.next_attempt_at, d.id LIMIT ?",
-                        (now, limit),
-                    ).fetchall()
-                    db.executemany(
-                        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
-                        " updated_at = ? WHERE id = ?",
-                        [(now, r["delivery_id"]) for r in rows],
-                    )
+            with transaction(db):
+                superseded, lost = _record_finished(db, finished, now, owner)
+                db.execute(
+                    "UPDATE deliveries SET lease_until = ? WHERE state = 'sending'"
+                    " AND claimed_by = ? AND lease_until < ?",
+                    # Renewed once a third of the lease has run, not on every turn.
+                    (now + lease, owner, now + lease * 2 / 3),
+                )
+                recovered = _recover_expired(db, now)
+                rows = claim_due(db, now, limit, owner, now + lease) if limit > 0 else []
                 later = db.execute(
                     "SELECT min(next_attempt_at) FROM deliveries"
                     " WHERE state = 'pending' AND next_attempt_at > ?",
                     (now,),
                 ).fetchone()[0]
             claimed = [_delivery(r, state=DeliveryState.SENDING, attempts_delta=1) for r in rows]
-            return Claim(claimed, later, frozenset(superseded))
+            return Claim(claimed, later, frozenset(superseded), recovered, frozenset(lost))
 
         return await self._run(work)
 
-    async def recover_sending(self) -> int:
-        """After a crash, rows caught mid-send go back to the queue (at-least-once)."""
+    async def release(self, owner: str, lease: float) -> int:
+        """At shutdown, for sends cut off mid-flight: their leases end `lease` after each send
+        began (the provider may still apply a cut-off request until its timeout), rather than
+        a full lease after the last renewal. Whoever runs next sends them again then."""
 
         def work(db: sqlite3.Connection) -> int:
-            with _transaction(db):
+            with transaction(db):
                 return db.execute(
-                    "UPDATE deliveries SET state = 'pending', updated_at = ?"
-                    " WHERE state = 'sending'",
-                    (time.time(),),
+                    "UPDATE deliveries SET lease_until = min(lease_until, sent_at + ?)"
+                    " WHERE state = 'sending' AND claimed_by = ?",
+                    (lease, owner),
                 ).rowcount
 
         return await self._run(work)
@@ -354,7 +369,7 @@ class Store:
             if ids:
                 where += f" AND id IN ({','.join('?' * len(ids))})"
                 params = list(ids)
-            with _transaction(db):
+            with transaction(db):
                 dead = [
                     int(r[0])
                     for r in db.execute(
@@ -419,7 +434,7 @@ class Store:
 
     async def prune_events(self, older_than: float) -> int:
         def work(db: sqlite3.Connection) -> int:
-            with _transaction(db):
+            with transaction(db):
                 return db.execute(
                     "DELETE FROM processed_events WHERE received_at < ?", (older_than,)
                 ).rowcount
@@ -447,7 +462,7 @@ class Store:
 
         def work(db: sqlite3.Connection) -> Any:
             now = time.time()
-            with _transaction(db):
+            with transaction(db):
                 row = db.execute(
                     "SELECT value FROM config WHERE scope = ? AND key = ?", (scope, key)
                 ).fetchone()
@@ -485,7 +500,7 @@ class Store:
 
         def work(db: sqlite3.Connection) -> None:
             now = time.time()
-            with _transaction(db):
+            with transaction(db):
                 row = db.execute(
                     "SELECT last4 FROM provider_keys WHERE provider = ?", (provider,)
                 ).fetchone()
@@ -530,7 +545,7 @@ def _find_answer(db: sqlite3.Connection, channel: str, ts: str) -> Answer | None
 
 def _apply_vote(db: sqlite3.Connection, change: VoteChange, dedupe_key: str | None) -> VoteResult:
     now = time.time()
-    with _transaction(db):
+    with transaction(db):
         if dedupe_key is not None:
             cur = db.execute(
                 "INSERT OR IGNORE INTO processed_events (event_id, received_at) VALUES (?, ?)",
@@ -613,6 +628,84 @@ def _settle(
         (answer_id, content_id, new.status.value, new.explanation, new.category, now, now, now),
     )
     return new, cur.lastrowid
+
+
+def claim_due(
+    db: sqlite3.Connection, now: float, limit: int, owner: str, lease_until: float
+) -> list[Row]:
+    """Mark up to `limit` due rows as sending, owned by `owner` until `lease_until`.
+
+    The rules that keep every slot in order, whichever process claims:
+    - a row is claimed only while no row of its slot is in flight (the unique index
+      deliveries_in_flight makes a second one impossible, not merely unlikely);
+    - only the newest live row of a slot can be claimed: an older one is superseded by it;
+    - a slot's row in flight stays in flight until its owner records the outcome or its
+      lease expires, and a lease never expires before the send's timeout has passed, so a
+      send cut off by a crash cannot be overtaken by the next.
+    Runs inside the caller's transaction (BEGIN IMMEDIATE: one claimer at a time).
+    """
+    rows = db.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
+        " JOIN answers a ON a.id = d.answer_id"
+        " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.answer_id = d.answer_id"
+        "   AND s.content_id = d.content_id AND (s.state = 'sending'"
+        "   OR (s.id > d.id AND s.state != 'superseded')))"
+        " ORDER BY d.next_attempt_at, d.id LIMIT ?",
+        (now, limit),
+    ).fetchall()
+    db.executemany(
+        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, claimed_by = ?,"
+        " lease_until = ?, sent_at = ?, updated_at = ? WHERE id = ?",
+        [(owner, lease_until, now, now, r["delivery_id"]) for r in rows],
+    )
+    return rows
+
+
+def _record_finished(
+    db: sqlite3.Connection, finished: Sequence[Finished], now: float, owner: str
+) -> tuple[set[int], set[int]]:
+    """Record the outcome of the owner's sends. A failed row goes back to the queue unless a
+    newer verdict for its slot exists; then it is superseded, so an older verdict never lands
+    after a newer one. A row whose lease was taken over (this process stalled past it) is
+    left to its new owner: returned as lost."""
+    superseded: set[int] = set()
+    lost: set[int] = set()
+    for f in finished:
+        state, at = f.state, f.retry_at
+        if state is DeliveryState.PENDING and _newer_row_exists(db, f.delivery_id):
+            state = DeliveryState.SUPERSEDED
+            superseded.add(f.delivery_id)
+        cur = db.execute(
+            "UPDATE deliveries SET state = ?, last_error = ?, provider_ref = ?,"
+            " next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END,"
+            " claimed_by = NULL, lease_until = NULL, updated_at = ?"
+            " WHERE id = ? AND state = 'sending' AND claimed_by = ?",
+            (state.value, f.error, f.ref, at, at, now, f.delivery_id, owner),
+        )
+        if cur.rowcount == 0:
+            lost.add(f.delivery_id)
+            superseded.discard(f.delivery_id)
+    return superseded, lost
+
+
+def _recover_expired(db: sqlite3.Connection, now: float) -> int:
+    """Sends whose owner stopped renewing its lease (it crashed, or was cut off at
+    shutdown) go back to the queue; at least once, so the verdict is sent again. Where a
+    newer verdict for the slot is queued, the old one is superseded instead."""
+    expired = db.execute(
+        "SELECT id FROM deliveries WHERE state = 'sending' AND lease_until <= ?", (now,)
+    ).fetchall()
+    for (delivery_id,) in expired:
+        state = "superseded" if _newer_row_exists(db, delivery_id) else "pending"
+        db.execute(
+            "UPDATE deliveries SET state = ?, next_attempt_at = ?, claimed_by = NULL,"
+            " lease_until = NULL, updated_at = ?,"
+            " last_error = coalesce(last_error, 'cut off mid-send (its sender stopped)')"
+            " WHERE id = ?",
+            (state, now, now, delivery_id),
+        )
+    return len(expired)
 
 
 def _newer_row_exists(db: sqlite3.Connection, delivery_id: int) -> bool:

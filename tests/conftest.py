@@ -16,10 +16,12 @@ from tests.harness import (
     AQUILAX_KEY,
     BOT_TOKEN,
     CONTEXTUAL_KEY,
+    PROVIDER_TIMEOUT,
     SIGNING_SECRET,
     Harness,
     SlackSide,
 )
+from tests.process import World
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 
@@ -31,8 +33,8 @@ TEST_BACKOFF = Backoff(base=0.05, cap=0.4)
 @pytest.fixture
 async def standins() -> AsyncIterator[tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]]:
     slack = SlackStandIn(BOT_TOKEN, APP_TOKEN)
-    contextual = ProviderStandIn("contextual", CONTEXTUAL_KEY)
-    aquilax = ProviderStandIn("aquilax", AQUILAX_KEY)
+    contextual = ProviderStandIn("contextual", CONTEXTUAL_KEY, timeout=PROVIDER_TIMEOUT)
+    aquilax = ProviderStandIn("aquilax", AQUILAX_KEY, timeout=PROVIDER_TIMEOUT)
     for s in (slack, contextual, aquilax):
         await s.start()
     yield slack, contextual, aquilax
@@ -92,7 +94,7 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     slack, contextual, aquilax = standins
     settings = settings_for(tmp_path / "feedback.db", slack, contextual, aquilax, **bot_overrides)
-    bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=0.5)
+    bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=PROVIDER_TIMEOUT)
     await bot.start()
     try:
         async with httpx.AsyncClient(timeout=10) as http:
@@ -102,3 +104,17 @@ async def harness(
     finally:
         await bot.stop(grace=1.0)
     assert h.violations() == [], "requests that break the specs or Block Kit"
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+) -> AsyncIterator[World]:
+    """For tests that run `feedback-bot run` processes (see tests/process.py)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        world = World(tmp_path, *standins, http)
+        try:
+            yield world
+        finally:
+            for bot in world.bots:  # a failed test must not leave a bot running
+                await bot.ensure_stopped()

@@ -29,6 +29,8 @@ API_TOKEN = "api-tok-c2VjcmV0LWFwaS10b2tlbi0xMjM0NTY"
 SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, CONTEXTUAL_KEY, AQUILAX_KEY, API_TOKEN)
 
 CHANNEL = "C0FEEDBK01"
+# The bot's provider request timeout in in-process tests, and the stand-ins' own.
+PROVIDER_TIMEOUT = 0.5
 _event_ids = itertools.count(1)
 _ts = itertools.count(1)
 
@@ -199,7 +201,13 @@ class Harness:
         return counts.pending == 0 and counts.sending == 0
 
     def violations(self) -> list[str]:
-        return self.slack_api.violations + self.contextual.violations + self.aquilax.violations
+        return (
+            self.slack_api.violations
+            + self.contextual.violations
+            + self.aquilax.violations
+            + self.contextual.overlaps()
+            + self.aquilax.overlaps()
+        )
 
 
 async def wait_until(

@@ -7,7 +7,19 @@ import os
 import re
 import signal
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.harness import API_TOKEN, CHANNEL, SlackSide, new_uuid
+from tests.standins.providers import ProviderStandIn
+from tests.standins.slack import SlackStandIn
+
+# The provider request timeout of bots run as processes (and of the stand-ins): short, so
+# that leases (timeout + 1 s) expire quickly after a kill.
+PROCESS_PROVIDER_TIMEOUT = 2.0
 
 
 class BotProcess:
@@ -22,6 +34,10 @@ class BotProcess:
     @property
     def text(self) -> str:
         return "\n".join(self.output)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
 
     async def start(self, timeout: float = 20.0) -> None:
         self._proc = await asyncio.create_subprocess_exec(
@@ -87,3 +103,80 @@ def _clean_environ() -> dict[str, str]:
     """The parent's environment without any feedback-bot settings it may carry."""
     prefixes = ("SLACK_", "CONTEXTUAL_", "AQUILAX_", "FEEDBACK_")
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+@dataclass
+class World:
+    """Stand-ins, a database file and any number of `feedback-bot run` processes on it."""
+
+    tmp: Path
+    slack_api: SlackStandIn
+    contextual: ProviderStandIn
+    aquilax: ProviderStandIn
+    http: httpx.AsyncClient
+    bots: list[BotProcess] = field(default_factory=list)
+    provider_timeout: float = PROCESS_PROVIDER_TIMEOUT
+
+    def __post_init__(self) -> None:
+        self.set_provider_timeout(self.provider_timeout)
+
+    def set_provider_timeout(self, seconds: float) -> None:
+        """The bots' request timeout, and the stand-ins' own (they model a provider that
+        gives up on a request after the same time)."""
+        self.provider_timeout = seconds
+        self.contextual.timeout = self.aquilax.timeout = seconds
+
+    @property
+    def db(self) -> Path:
+        return self.tmp / "feedback.db"
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        from tests.conftest import env_for, settings_for
+
+        settings = settings_for(self.db, self.slack_api, self.contextual, self.aquilax)
+        return {
+            **env_for(settings),
+            "FEEDBACK_LOG_LEVEL": "DEBUG",
+            "FEEDBACK_PROVIDER_TIMEOUT": str(self.provider_timeout),
+            **overrides,
+        }
+
+    def bot(self, **overrides: str) -> BotProcess:
+        bot = BotProcess(self.env(**overrides), self.tmp)
+        self.bots.append(bot)
+        return bot
+
+    def slack(self, bot: BotProcess) -> SlackSide:
+        return SlackSide(self.http, f"http://127.0.0.1:{bot.port}/slack/events")
+
+    async def register(self, bot: BotProcess, body: dict[str, Any]) -> None:
+        r = await self.http.post(
+            f"http://127.0.0.1:{bot.port}/v1/answers",
+            json=body,
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+        )
+        assert r.status_code == 201, r.text
+
+    async def health(self, bot: BotProcess) -> dict[str, Any]:
+        return (await self.http.get(f"http://127.0.0.1:{bot.port}/healthz")).json()  # type: ignore[no-any-return]
+
+
+def contextual(ts: str, channel: str = CHANNEL) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "ts": ts,
+        "provider": "contextual",
+        "agent_id": new_uuid(),
+        "message_id": new_uuid(),
+    }
+
+
+def aquilax(ts: str, channel: str = CHANNEL) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "ts": ts,
+        "provider": "aquilax",
+        "request_id": new_uuid(),
+        "org": "65dd3e835a669e3347654200",
+        "group": "67e86d036e9921509f730483",
+    }

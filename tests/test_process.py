@@ -3,98 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import httpx
-import pytest
 
 from storage import Store
-from tests.conftest import env_for, settings_for
-from tests.harness import (
-    API_TOKEN,
-    CHANNEL,
-    SECRETS,
-    SlackSide,
-    new_ts,
-    new_uuid,
-    wait_until,
-)
-from tests.process import BotProcess
-from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import SlackStandIn
+from tests.harness import SECRETS, new_ts, wait_until
+from tests.process import World, aquilax, contextual
 
 ALICE, BOB, CAROL = "U0ALICE001", "U0BOB00001", "U0CAROL001"
-
-
-@dataclass
-class World:
-    tmp: Path
-    slack_api: SlackStandIn
-    contextual: ProviderStandIn
-    aquilax: ProviderStandIn
-    http: httpx.AsyncClient
-    bots: list[BotProcess] = field(default_factory=list)
-
-    def env(self, **overrides: str) -> dict[str, str]:
-        settings = settings_for(
-            self.tmp / "feedback.db", self.slack_api, self.contextual, self.aquilax
-        )
-        return {**env_for(settings), "FEEDBACK_LOG_LEVEL": "DEBUG", **overrides}
-
-    def bot(self, **overrides: str) -> BotProcess:
-        bot = BotProcess(self.env(**overrides), self.tmp)
-        self.bots.append(bot)
-        return bot
-
-    def slack(self, bot: BotProcess) -> SlackSide:
-        return SlackSide(self.http, f"http://127.0.0.1:{bot.port}/slack/events")
-
-    async def register(self, bot: BotProcess, body: dict) -> None:
-        r = await self.http.post(
-            f"http://127.0.0.1:{bot.port}/v1/answers",
-            json=body,
-            headers={"Authorization": f"Bearer {API_TOKEN}"},
-        )
-        assert r.status_code == 201, r.text
-
-    async def health(self, bot: BotProcess) -> dict:
-        return (await self.http.get(f"http://127.0.0.1:{bot.port}/healthz")).json()
-
-
-@pytest.fixture
-async def world(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
-) -> AsyncIterator[World]:
-    async with httpx.AsyncClient(timeout=10) as http:
-        world = World(tmp_path, *standins, http)
-        try:
-            yield world
-        finally:
-            for bot in world.bots:  # a failed test must not leave a bot running
-                await bot.ensure_stopped()
-
-
-def contextual(ts: str) -> dict:
-    return {
-        "channel": CHANNEL,
-        "ts": ts,
-        "provider": "contextual",
-        "agent_id": new_uuid(),
-        "message_id": new_uuid(),
-    }
-
-
-def aquilax(ts: str) -> dict:
-    return {
-        "channel": CHANNEL,
-        "ts": ts,
-        "provider": "aquilax",
-        "request_id": new_uuid(),
-        "org": "65dd3e835a669e3347654200",
-        "group": "67e86d036e9921509f730483",
-    }
 
 
 # Per answer: the reactions to send, and the verdicts they produce in order.
@@ -185,7 +99,7 @@ async def test_sigkill_with_deliveries_pending_loses_nothing(world: World) -> No
     assert "re-queued" not in bot.text  # nothing was in flight at the kill
 
 
-async def test_sigkill_mid_send_is_delivered_after_restart(world: World) -> None:
+async def test_sigkill_mid_send_is_sent_again_after_the_lease(world: World) -> None:
     world.contextual.hang(30.0)  # the first send never returns before the kill
     bot = world.bot()
     await bot.start()
@@ -203,11 +117,15 @@ async def test_sigkill_mid_send_is_delivered_after_restart(world: World) -> None
     await again.start()
     received = await world.contextual.wait_for(1, timeout=15)
     assert received[0].body == {"message_id": body["message_id"], "feedback": "thumbs_up"}
-    assert "re-queued 1 deliveries interrupted by the last shutdown" in again.text
+    assert "took over 1 deliveries whose sender stopped mid-send" in again.text
+    # Not before the cut-off request's timeout had passed since it began.
+    first, second = world.contextual.attempts
+    assert second.start - first.start >= world.provider_timeout
     await again.terminate()
 
 
 async def test_sigterm_is_graceful(world: World) -> None:
+    world.set_provider_timeout(8.0)  # longer than the 5 s grace
     world.contextual.hang(30.0)
     bot = world.bot()
     await bot.start()
@@ -223,13 +141,18 @@ async def test_sigterm_is_graceful(world: World) -> None:
     assert await bot.terminate() == 0
     assert asyncio.get_running_loop().time() - started < 10
     assert "shutting down" in bot.text
-    # The send in flight did not finish: its row is back in the queue, whole.
-    store = await Store.open(world.tmp / "feedback.db")
+    assert "1 deliveries were cut off mid-send" in bot.text
+    # The send did not finish, and the provider may still apply it: the row stays claimed
+    # until the request's timeout (plus margin) has passed since it began.
+    store = await Store.open(world.db)
     try:
-        counts = await store.delivery_counts()
-        assert (counts.pending, counts.sending) == (1, 0)
+        [(state, sent_at, lease_until, owner)] = await store.query(
+            "SELECT state, sent_at, lease_until, claimed_by FROM deliveries"
+        )
     finally:
         await store.close()
+    assert state == "sending" and owner
+    assert lease_until - sent_at == 8.0 + 4.0
 
 
 async def test_sigterm_exits_even_when_nobody_reads_its_output(world: World) -> None:

@@ -3,15 +3,25 @@
 Every request is validated against the vendored OpenAPI spec (openapi-core); one that does
 not conform is answered 400 and recorded in `violations`, which tests assert stays empty.
 A script of behaviours makes the server fail on demand: an HTTP status (with Retry-After),
-a hang longer than the client's timeout, or no listener at all (connection refused).
+a hang longer than the client's timeout, or no listener at all (connection refused); and
+answer slowly but successfully (`slow`, or a per-request `delay` function).
+
+It also models what matters for ordering: a request is applied when its processing ends
+(not when it arrives), and keeps being processed after the client went away (a crash), up
+to the provider's own request timeout. `applied` records the resulting order, and two
+requests for one slot applied while both were in flight is a violation: the outcome would
+depend on which finishes last. (A request the provider dropped, e.g. one that hung past the
+timeout, changes nothing, so it may overlap the retry that follows the client's timeout.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +53,19 @@ class Behaviour:
     retry_after: str | None = None
     hang: float = 0.0
     body: Any = None
+    slow: float = 0.0  # answer successfully after this long
+
+
+@dataclass
+class Attempt:
+    """One conforming request for one slot: when it arrived and when its processing ended
+    (time.time(), comparable across processes); `status` is what it asked for."""
+
+    slot: str
+    status: str
+    start: float
+    end: float = 0.0
+    applied: bool = False
 
 
 @dataclass
@@ -53,6 +76,11 @@ class ProviderStandIn:
     violations: list[str] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # scripted failures served
     script: deque[Behaviour] = field(default_factory=deque)
+    # The provider's own request timeout: processing never lasts longer than this.
+    timeout: float = 10.0
+    # Seconds to spend on a request (after the script), e.g. to slow down one status.
+    delay: Callable[[str, str], float] | None = None  # (slot, status) -> seconds
+    attempts: list[Attempt] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -83,6 +111,11 @@ class ProviderStandIn:
     def hang(self, seconds: float, times: int = 1) -> None:
         for _ in range(times):
             self.script.append(Behaviour(hang=seconds))
+
+    def slow(self, seconds: float, times: int = 1) -> None:
+        """Answer the next requests successfully, after `seconds`."""
+        for _ in range(times):
+            self.script.append(Behaviour(slow=seconds))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -125,9 +158,26 @@ class ProviderStandIn:
             self.violations.append(f"{request.method} {request.path_qs}: {text}")
             return web.Response(status=400, text=f"request does not match the spec: {text}")
         behaviour = self.script.popleft() if self.script else Behaviour()
+        slot, status = self._slot(request, body)
+        attempt = Attempt(slot, status, time.time())
+        self.attempts.append(attempt)
+        # Shielded: like a real server, processing goes on when the client hangs up.
+        return await asyncio.shield(self._process(request, body, behaviour, attempt))
+
+    async def _process(
+        self, request: web.Request, body: bytes, behaviour: Behaviour, attempt: Attempt
+    ) -> web.StreamResponse:
+        try:
+            return await self._serve(request, body, behaviour, attempt)
+        finally:
+            attempt.end = time.time()
+
+    async def _serve(
+        self, request: web.Request, body: bytes, behaviour: Behaviour, attempt: Attempt
+    ) -> web.StreamResponse:
         if behaviour.hang:
             # Longer than the client waits: the client gives up; count it as lost.
-            await asyncio.sleep(behaviour.hang)
+            await asyncio.sleep(min(behaviour.hang, self.timeout))
             self.rejected.append((504, request.path))
             return web.Response(status=504)
         if not self._authorized(request):
@@ -141,6 +191,14 @@ class ProviderStandIn:
                 status=behaviour.status,
                 headers=headers,
             )
+        seconds = behaviour.slow + (self.delay(attempt.slot, attempt.status) if self.delay else 0)
+        if seconds:
+            if seconds >= self.timeout:
+                await asyncio.sleep(self.timeout)
+                self.rejected.append((504, request.path))
+                return web.Response(status=504)
+            await asyncio.sleep(seconds)
+        attempt.applied = True
         self.received.append(
             Received(
                 method=request.method,
@@ -157,6 +215,14 @@ class ProviderStandIn:
             return web.json_response({"feedback_id": str(uuid.uuid4())})
         return web.Response(status=200)
 
+    def _slot(self, request: web.Request, body: bytes) -> tuple[str, str]:
+        """(the slot a conforming request is for, the status it asks for)."""
+        if self.name == "contextual":
+            data = json.loads(body)
+            return f"{data['message_id']}/{data.get('content_id', '')}", data["feedback"]
+        _, request_id, verdict = request.path.rsplit("/", 2)
+        return request_id, verdict
+
     def _authorized(self, request: web.Request) -> bool:
         if self.name == "contextual":
             return request.headers.get("Authorization") == f"Bearer {self.api_key}"
@@ -172,6 +238,28 @@ class ProviderStandIn:
         return {"code": status, "message": f"stand-in failure {status}"}
 
     # ------------------------------------------------------------ helpers for assertions
+
+    def overlaps(self) -> list[str]:
+        """Two requests for one slot in flight at once, both applied: the provider's final
+        state depended on which one finished last."""
+        found = []
+        by_slot: dict[str, list[Attempt]] = {}
+        for a in self.attempts:
+            by_slot.setdefault(a.slot, []).append(a)
+        for slot, attempts in by_slot.items():
+            for i, a in enumerate(attempts):
+                for b in attempts[i + 1 :]:
+                    a_end, b_end = a.end or time.time(), b.end or time.time()
+                    if a.applied and b.applied and a.start < b_end and b.start < a_end:
+                        found.append(f"{slot}: {a.status} and {b.status} were in flight at once")
+        return found
+
+    def applied(self) -> dict[str, list[str]]:
+        """Per slot, the statuses the provider applied, in the order it applied them."""
+        out: dict[str, list[str]] = {}
+        for a in sorted((a for a in self.attempts if a.applied), key=lambda a: a.end):
+            out.setdefault(a.slot, []).append(a.status)
+        return out
 
     def statuses(self) -> list[str]:
         """What each conforming request asked for, in arrival order."""
