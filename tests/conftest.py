@@ -25,6 +25,13 @@ from tests.process import World
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("feedback-bot")
+    group.addoption("--long", action="store_true", help="the fault-injection suite at length")
+    group.addoption("--rounds", type=int, default=None, help="fault-injection rounds")
+    group.addoption("--seed", type=int, default=None, help="fault-injection random seed")
+
+
 # Fast retries so fault scenarios finish in well under a second; the policy itself is the
 # production one (exponential, jittered, Retry-After honoured), only the base is smaller.
 TEST_BACKOFF = Backoff(base=0.05, cap=0.4)

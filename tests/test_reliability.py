@@ -1,0 +1,145 @@
+"""Order and once-only when operators act: kills, restarts and a second process on the same
+database, against stand-in providers that answer slowly and record what they applied."""
+
+from __future__ import annotations
+
+import asyncio
+
+from storage import Store
+from tests.harness import new_ts, wait_until
+from tests.process import BotProcess, World, contextual
+
+ALICE, BOB = "U0ALICE001", "U0BOB00001"
+
+
+def slow_thumbs_up(seconds: float):  # noqa: ANN201 - a stand-in delay function
+    """thumbs_up takes `seconds` at the provider (and is applied); the rest are instant."""
+    return lambda slot, status: seconds if status == "thumbs_up" else 0.0
+
+
+async def sending(world: World, bot: BotProcess, count: int) -> None:
+    async def in_flight() -> bool:
+        return (await world.health(bot))["deliveries"]["sending"] == count
+
+    await wait_until(in_flight, timeout=10)
+
+
+async def drained(world: World, bot: BotProcess, timeout: float = 30) -> None:
+    async def empty() -> bool:
+        d = (await world.health(bot))["deliveries"]
+        return d["pending"] == 0 and d["sending"] == 0
+
+    await wait_until(empty, timeout=timeout, every=0.1)
+
+
+async def test_sigkill_with_a_newer_verdict_queued_ends_on_the_newer(world: World) -> None:
+    # thumbs_up is in flight (slow, but the provider will apply it), thumbs_down waits for
+    # it; the bot is killed. Before: the restart sent both at once and the slow thumbs_up
+    # was applied last. Now the cut-off send keeps its slot until its timeout has passed,
+    # and is then superseded by thumbs_down.
+    world.set_provider_timeout(3.0)
+    world.contextual.delay = slow_thumbs_up(2.5)
+    bot = world.bot()
+    await bot.start()
+    body = contextual(new_ts())
+    await world.register(bot, body)
+    slack = world.slack(bot)
+    await slack.react(ALICE, "+1", body["ts"])
+    await sending(world, bot, 1)
+    await slack.react(BOB, "-1", body["ts"])  # ALICE's 👍 and BOB's 👎: BOB's is newer
+    await bot.kill()
+
+    again = world.bot()
+    await again.start()
+    await drained(world, again)
+    await asyncio.sleep(0.2)
+    slot = f"{body['message_id']}/"
+    assert world.contextual.overlaps() == []
+    assert world.contextual.applied()[slot] == ["thumbs_up", "thumbs_down"]
+    cut_off, newer = world.contextual.attempts
+    assert newer.start >= cut_off.start + 3.0  # not before the cut-off request's timeout
+    await again.terminate()
+
+
+async def test_sigterm_past_the_grace_does_not_let_the_cut_off_send_win(world: World) -> None:
+    # The same after SIGTERM once the 5 s grace runs out: the cancelled send still reaches
+    # the provider (slowly), so what follows must wait for it.
+    world.set_provider_timeout(6.0)
+    world.contextual.delay = slow_thumbs_up(5.5)
+    bot = world.bot()
+    await bot.start()
+    body = contextual(new_ts())
+    await world.register(bot, body)
+    slack = world.slack(bot)
+    await slack.react(ALICE, "+1", body["ts"])
+    await sending(world, bot, 1)
+    await slack.react(BOB, "-1", body["ts"])
+    assert await bot.terminate() == 0
+
+    again = world.bot()
+    await again.start()
+    await drained(world, again)
+    await asyncio.sleep(0.2)
+    slot = f"{body['message_id']}/"
+    assert world.contextual.overlaps() == []
+    assert world.contextual.applied()[slot] == ["thumbs_up", "thumbs_down"]
+    assert len(world.contextual.attempts) == 2  # the cut-off thumbs_up was not sent again
+    await again.terminate()
+
+
+async def test_a_second_process_does_not_send_again_what_the_first_is_sending(
+    world: World,
+) -> None:
+    world.set_provider_timeout(4.0)
+    world.contextual.delay = lambda slot, status: 1.5
+    first = world.bot()
+    await first.start()
+    slack = world.slack(first)
+    answers = [contextual(new_ts()) for _ in range(10)]
+    for body in answers:
+        await world.register(first, body)
+        await slack.react(ALICE, "+1", body["ts"])
+    await sending(world, first, 10)
+
+    second = world.bot()  # an overlapping deploy, or a mistaken second start
+    await second.start()
+    await drained(world, second)
+    assert len(world.contextual.attempts) == 10
+    assert world.contextual.overlaps() == []
+    await first.terminate()
+    await second.terminate()
+
+
+async def test_two_processes_share_the_sends_and_keep_each_slot_in_order(world: World) -> None:
+    world.contextual.delay = lambda slot, status: 0.3
+    one, two = world.bot(), world.bot()
+    await one.start()
+    await two.start()
+    answers = [contextual(new_ts()) for _ in range(6)]
+    for body in answers:
+        await world.register(one, body)
+    # Both take Slack's events (a load balancer in front of two replicas), for the same
+    # answers, while both send.
+    for i in range(3):
+        for n, body in enumerate(answers):
+            bot = (one, two)[(i + n) % 2]
+            await world.slack(bot).react(ALICE, "+1", body["ts"], added=i % 2 == 0)
+            await world.slack(bot).react(BOB, "-1", body["ts"], added=i % 2 == 0)
+    await drained(world, one)
+    await asyncio.sleep(0.2)
+    assert world.contextual.overlaps() == []
+    applied = world.contextual.applied()
+    for body in answers:
+        assert applied[f"{body['message_id']}/"][-1] == "thumbs_down", applied
+    store = await Store.open(world.db)
+    try:
+        [(delivered, claimed)] = await store.query(
+            "SELECT count(*) FILTER (WHERE state = 'delivered'),"
+            " count(*) FILTER (WHERE claimed_by IS NOT NULL) FROM deliveries"
+        )
+    finally:
+        await store.close()
+    assert claimed == 0  # every claim was settled by its owner
+    assert len(world.contextual.attempts) == delivered  # each delivery sent once
+    await one.terminate()
+    await two.terminate()
