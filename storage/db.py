@@ -42,6 +42,7 @@ class BoundConnection(sqlite3.Connection):
     """
 
     path = ""
+    directory = ""
     identity: tuple[int, int] | None = None
     last_write_at = 0.0  # the last COMMIT that changed rows (the health probe excluded)
     last_failure: tuple[float, str] | None = None  # (when, why) the last write failed
@@ -49,6 +50,7 @@ class BoundConnection(sqlite3.Connection):
     def bind(self, path: str) -> None:
         self.path = path
         if path != ":memory:":
+            self.directory = os.path.dirname(os.path.abspath(path))
             st = os.stat(path)
             self.identity = (st.st_dev, st.st_ino)
 

@@ -9,6 +9,7 @@ two transactions never interleave, and a cancelled caller cannot leave one half-
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +54,8 @@ _DELIVERY_COLUMNS = f"""
 
 # How long a failed write keeps /healthz at 503 when no write has succeeded since.
 WRITE_FAILURE_MEMORY = 60.0
+# Less free space than this on the database's disk is reported as a problem.
+MIN_FREE_BYTES = 1024 * 1024
 
 # States in which a delivery row says what the provider holds or is about to hold.
 _HELD = ("sending", "delivered", "skipped")
@@ -78,10 +81,10 @@ class Store:
     async def health(self, by: str) -> list[str]:
         """What keeps the database from doing its job, as one line each; [] when healthy.
 
-        Checks that the file at FEEDBACK_DB is still the one opened, that a write commits
-        now, and that the last real write did not fail: a small probe can slip through a
-        full disk where a vote does not, so a failed write counts for a minute unless a
-        real write has succeeded since.
+        Checks that the file at FEEDBACK_DB is still the one opened, that its disk has room,
+        that a write commits now, and that the last real write did not fail: a small probe
+        can slip through where a vote does not (SQLite reuses free pages), so a failed write
+        counts for a minute unless a write has changed something since.
         """
         conn = self._db._conn
         assert isinstance(conn, BoundConnection)
@@ -90,6 +93,14 @@ class Store:
         except StorageError as e:
             return [str(e)]
         problems = []
+        if conn.identity is not None:
+            fs = os.statvfs(conn.directory)
+            free = fs.f_bavail * fs.f_frsize
+            if free < MIN_FREE_BYTES:
+                problems.append(
+                    f"the disk holding {conn.path} (FEEDBACK_DB) has {free // 1024} KB free:"
+                    " votes cannot be stored; free some space"
+                )
 
         def probe(db: sqlite3.Connection) -> None:
             with transaction(db, probe=True):

@@ -25,6 +25,7 @@ from tests.process import World
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("feedback-bot")
     group.addoption("--long", action="store_true", help="the fault-injection suite at length")

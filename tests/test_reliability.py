@@ -12,7 +12,7 @@ from tests.process import BotProcess, World, contextual
 ALICE, BOB = "U0ALICE001", "U0BOB00001"
 
 
-def slow_thumbs_up(seconds: float):  # noqa: ANN201 - a stand-in delay function
+def slow_thumbs_up(seconds: float):
     """thumbs_up takes `seconds` at the provider (and is applied); the rest are instant."""
     return lambda slot, status: seconds if status == "thumbs_up" else 0.0
 

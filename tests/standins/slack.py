@@ -39,6 +39,7 @@ class SlackStandIn:
     _runner: web.AppRunner | None = None
     socket_acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    refuse_sockets: bool = False  # Slack's WebSocket endpoint is unreachable
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -107,7 +108,15 @@ class SlackStandIn:
                 await self._changed.wait()
         return self.socket_acks[envelope_id]
 
-    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+    async def drop_sockets(self) -> None:
+        """Close every Socket Mode connection and refuse new ones (an outage)."""
+        self.refuse_sockets = True
+        for ws in list(self._sockets):
+            await ws.close()
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_sockets:
+            return web.Response(status=503)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_json(
