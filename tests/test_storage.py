@@ -11,7 +11,7 @@ import aiosqlite
 import pytest
 
 from bot.domain import Status
-from storage import Answer, Store, VoteChange
+from storage import Answer, DeliveryState, Finished, Store, VoteChange
 from storage.db import SchemaTooNewError, run
 from storage.migrations import MIGRATIONS
 
@@ -70,5 +70,66 @@ async def test_concurrent_votes_never_interleave(tmp_path: Path) -> None:
         assert await store.query("SELECT count(*) FROM votes WHERE withdrawn_at IS NULL") == [(50,)]
         pending = await store.query("SELECT count(*) FROM deliveries WHERE state = 'pending'")
         assert pending == [(1,)]  # older verdicts were superseded as newer ones came
+    finally:
+        await store.close()
+
+
+async def _answer_with_vote(store: Store, status: Status, user: str = "U0001") -> Answer:
+    _, answer = await store.register_answer(
+        Answer(
+            channel="C0AAAAAAA",
+            ts="1700000000.000200",
+            provider="aquilax",
+            request_id="77e81bbc-3e7f-47b9-87fa-681b5d2f54e6",
+            org="o",
+            group="g",
+        )
+    )
+    await store.apply_vote(VoteChange(answer.id, user, "button", "toggle", status))
+    return answer
+
+
+async def test_a_stalled_owner_loses_its_claim_and_its_late_outcome_is_not_recorded(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(tmp_path / "f.db")
+    try:
+        await _answer_with_vote(store, Status.THUMBS_UP)
+        t = 1e10  # a clock of our own: leases are compared with the `now` given
+        mine = await store.finish_and_claim([], t, 10, owner="a", lease=3.0)
+        [d] = mine.deliveries
+        # Before the lease expires, another process takes nothing over.
+        other = await store.finish_and_claim([], t + 2.9, 10, owner="b", lease=3.0)
+        assert (other.recovered, other.deliveries) == (0, [])
+        # After it, b takes the send over and claims it.
+        other = await store.finish_and_claim([], t + 3.1, 10, owner="b", lease=3.0)
+        assert other.recovered == 1 and [x.id for x in other.deliveries] == [d.id]
+        # a wakes up: its outcome is refused, b's claim stands.
+        late = await store.finish_and_claim(
+            [Finished(d.id, DeliveryState.DELIVERED)], t + 3.2, 0, owner="a", lease=3.0
+        )
+        assert late.lost == {d.id}
+        rows = await store.query("SELECT state, claimed_by FROM deliveries")
+        assert rows == [("sending", "b")]
+    finally:
+        await store.close()
+
+
+async def test_one_row_per_slot_in_flight_is_a_constraint(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "f.db")
+    try:
+        answer = await _answer_with_vote(store, Status.THUMBS_UP)
+        claim = await store.finish_and_claim([], 1e10, 10, owner="a", lease=3.0)
+        assert len(claim.deliveries) == 1
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.query(
+                "INSERT INTO deliveries (answer_id, status, state, next_attempt_at, created_at,"
+                " updated_at) VALUES (?, 'thumbs_down', 'sending', 0, 0, 0)",
+                (answer.id,),
+            )
+        # A newer verdict waits while the slot is in flight, whoever asks.
+        await store.apply_vote(VoteChange(answer.id, "U0002", "button", "toggle", Status.FLAGGED))
+        again = await store.finish_and_claim([], 1e10 + 1, 10, owner="b", lease=3.0)
+        assert again.deliveries == []
     finally:
         await store.close()
