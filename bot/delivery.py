@@ -89,6 +89,7 @@ class DeliveryWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._finished: list[Finished] = []
         self._pruned_at = 0.0
+        self._db_error, self._db_error_at = "", 0.0  # logged once a minute, not every turn
 
     def notify(self) -> None:
         """A delivery was queued in this process: look now instead of at the next poll."""
@@ -153,7 +154,10 @@ class DeliveryWorker:
             # The disk is full or the file is gone: keep the outcomes for the next turn (the
             # rows stay claimed by us meanwhile) and keep trying; /healthz says why.
             self._finished[:0] = finished
-            log.error("the delivery worker cannot use the database: %s", e)
+            now = time.time()
+            if str(e) != self._db_error or now - self._db_error_at >= 60:
+                log.error("the delivery worker cannot use the database: %s", e)
+                self._db_error, self._db_error_at = str(e), now
             if not self._stopping:
                 await asyncio.sleep(self._poll)
             return Claim([], None, frozenset())
