@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from bot.blocks import (
     SOURCE_BLOCK_PREFIX,
     SOURCE_VOTE,
 )
+from storage import Answer, Store
 from tests.harness import (
     CHANNEL,
     Harness,
@@ -173,6 +176,67 @@ async def test_slack_refusing_the_post_is_a_502_and_nothing_is_stored(harness: H
     assert r.status_code == 502
     assert "not_in_channel" in r.json()["error"] and "invite the bot" in r.json()["error"]
     assert await harness.store.query("SELECT count(*) FROM answers") == [(0,)]
+
+
+async def test_the_same_post_sent_twenty_times_at_once_posts_one_message(
+    harness: Harness,
+) -> None:
+    h = harness
+    body = {
+        "channel": CHANNEL,
+        "provider": "contextual",
+        "agent_id": new_uuid(),
+        "message_id": new_uuid(),
+        "post": {"text": "Refunds are possible within 30 days."},
+    }
+    responses = await asyncio.gather(*(h.register(body) for _ in range(20)))
+    assert len(h.slack_api.calls_to("chat.postMessage")) == 1
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [201], [
+        r.text for r in responses
+    ]
+    assert len({r.json()["answer"]["ts"] for r in responses}) == 1
+    assert await h.store.query("SELECT count(*) FROM answers") == [(1,)]
+
+
+async def test_a_refused_post_releases_the_registration_for_a_retry(harness: Harness) -> None:
+    h = harness
+    body = {
+        "channel": CHANNEL,
+        "provider": "contextual",
+        "agent_id": new_uuid(),
+        "message_id": new_uuid(),
+        "post": {"text": "hello"},
+    }
+    h.slack_api.errors["chat.postMessage"] = "not_in_channel"
+    assert (await h.register(body)).status_code == 502
+    del h.slack_api.errors["chat.postMessage"]  # the bot was invited meanwhile
+    r = await h.register(body)
+    assert r.status_code == 201, r.text
+    assert len(h.slack_api.calls_to("chat.postMessage")) == 2  # the refused one and this one
+    assert (await h.register(body)).status_code == 200
+
+
+async def test_a_reservation_left_by_a_crashed_poster_expires(harness: Harness) -> None:
+    h = harness
+    body = {
+        "channel": CHANNEL,
+        "provider": "aquilax",
+        "request_id": new_uuid(),
+        "org": "o1",
+        "group": "g1",
+        "post": {"text": "hello"},
+    }
+    # Another process reserved this post, then died before posting or releasing.
+    crashed = await Store.open(h.store.path)
+    answer = Answer(channel=CHANNEL, ts="", provider="aquilax", request_id=body["request_id"])
+    reservation = await crashed.reserve_post(answer, "a-process-that-died", ttl=1.0)
+    await crashed.close()
+    assert reservation.state == "reserved"
+    started = time.monotonic()
+    r = await h.register(body)
+    assert r.status_code == 201, r.text
+    assert 0.8 <= time.monotonic() - started < 5  # it waited for the deadline, not forever
+    assert len(h.slack_api.calls_to("chat.postMessage")) == 1
 
 
 async def test_ts_and_post_are_exclusive(harness: Harness) -> None:
