@@ -141,13 +141,17 @@ def _answer_payload(args: argparse.Namespace) -> object:
 
 
 async def _answers_add(settings: Settings, args: argparse.Namespace) -> int:
-    store = await Store.open(settings.feedback_db)
-    slack = None
     if args.post is not None:
         settings.require_slack()
+    store = await Store.open(settings.feedback_db)
+    # Also without --post: a `post` in --json, or the channel's "Was this helpful?" prompt,
+    # needs Slack too.
+    slack = None
+    if settings.slack_bot_token is not None:
         slack = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(),  # type: ignore[union-attr]
+            token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_base,
+            timeout=10,
         )
     try:
         answers = Answers(store, Config(store), slack)

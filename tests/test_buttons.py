@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -18,7 +19,9 @@ from bot.blocks import (
 )
 from storage import Answer, Store
 from tests.harness import (
+    BOT_TOKEN,
     CHANNEL,
+    SIGNING_SECRET,
     Harness,
     block_actions,
     new_ts,
@@ -26,6 +29,7 @@ from tests.harness import (
     view_submission,
     wait_until,
 )
+from tests.process import _clean_environ
 
 ALICE, BOB = "U0ALICE001", "U0BOB00001"
 
@@ -237,6 +241,49 @@ async def test_a_reservation_left_by_a_crashed_poster_expires(harness: Harness) 
     assert r.status_code == 201, r.text
     assert 0.8 <= time.monotonic() - started < 5  # it waited for the deadline, not forever
     assert len(h.slack_api.calls_to("chat.postMessage")) == 1
+
+
+async def test_the_bot_and_the_cli_posting_the_same_answer_post_once(harness: Harness) -> None:
+    h = harness
+    body = {
+        "channel": CHANNEL,
+        "provider": "contextual",
+        "agent_id": new_uuid(),
+        "message_id": new_uuid(),
+        "post": {"text": "Refunds are possible within 30 days."},
+    }
+    env = {
+        **_clean_environ(),
+        "FEEDBACK_DB": h.store.path,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": h.slack_api.api_url,
+    }
+    # The first post takes a while: everyone else arrives while it is in flight.
+    h.slack_api.delays["chat.postMessage"] = 1.0
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "answers",
+        "add",
+        "--json",
+        json.dumps(body),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    posting = asyncio.create_task(h.slack_api.wait_for("chat.postMessage", timeout=30))
+    await asyncio.wait([posting, asyncio.create_task(cli.wait())], return_when="FIRST_COMPLETED")
+    assert posting.done(), (await cli.communicate())[1]  # the CLI is posting, not failing
+    responses = await asyncio.gather(*(h.register(body) for _ in range(5)))
+    out, err = await cli.communicate()
+    assert cli.returncode == 0, err
+    assert len(h.slack_api.calls_to("chat.postMessage")) == 1
+    assert json.loads(out)["status"] == "created"
+    assert [r.status_code for r in responses] == [200] * 5
+    assert {r.json()["answer"]["ts"] for r in responses} == {json.loads(out)["answer"]["ts"]}
+    assert await h.store.query("SELECT count(*) FROM answers") == [(1,)]
 
 
 async def test_ts_and_post_are_exclusive(harness: Harness) -> None:
