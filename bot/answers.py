@@ -313,26 +313,38 @@ class Answers:
         return str(response["ts"])
 
     async def _post_prompt(self, answer: Answer) -> Answer:
-        """ "Was this helpful?" under an answer another app posted. A failure here is logged,
-        not raised: the answer is registered and reactions on it still count."""
-        text, blocks = prompt_message(answer)
-        try:
-            response = await self._slack_client().chat_postMessage(
-                channel=answer.channel,
-                text=text,
-                blocks=blocks,
-                thread_ts=answer.thread_ts or answer.ts,
-            )
-        except SlackApiError as e:
+        """ "Was this helpful?" under an answer another app posted. A failure here is logged
+        as a warning, not raised: the answer is registered and reactions on it still count."""
+        where = f"{answer.channel}/{answer.ts}"
+        if self._slack is None:
             log.warning(
-                "could not post the feedback prompt under %s/%s: %s",
-                answer.channel,
-                answer.ts,
-                e.response.get("error"),
+                "not posting the “Was this helpful?” prompt under %s (prompts are on in that"
+                " channel): posting needs SLACK_BOT_TOKEN; the answer is registered",
+                where,
             )
             return answer
-        await self._store.set_prompt_ts(answer.id, str(response["ts"]))
-        return replace(answer, prompt_ts=str(response["ts"]))
+        text, blocks = prompt_message(answer)
+        try:
+            async with asyncio.timeout(POST_TIMEOUT):
+                response = await self._slack.chat_postMessage(
+                    channel=answer.channel,
+                    text=text,
+                    blocks=blocks,
+                    thread_ts=answer.thread_ts or answer.ts,
+                )
+        except SlackApiError as e:
+            reason = str(e.response.get("error", "unknown_error"))
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            reason = f"could not reach Slack ({type(e).__name__})"
+        else:
+            await self._store.set_prompt_ts(answer.id, str(response["ts"]))
+            return replace(answer, prompt_ts=str(response["ts"]))
+        log.warning(
+            "could not post the “Was this helpful?” prompt under %s: %s; the answer is registered",
+            where,
+            reason,
+        )
+        return answer
 
     def _slack_client(self) -> AsyncWebClient:
         if self._slack is None:

@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        if args.func is not _run:  # `run` sets up its own, sharing the redactor with the bot
+            # Warnings (a prompt that could not be posted, say) reach stderr, redacted.
+            setup_logging(settings.log_level, Redactor(settings.secrets()))
         return int(asyncio.run(args.func(settings, args)) or 0)
     except (SettingsError, SchemaTooNewError) as e:
         print(f"feedback-bot: {e}", file=sys.stderr)
