@@ -92,7 +92,7 @@ async def test_the_bot_posts_the_answer_with_controls_and_maps_the_returned_ts(
     a = await post_answer(harness, "Refunds: *30 days* <for> you & me")
     [posted] = harness.slack_api.calls_to("chat.postMessage")
     assert posted["channel"] == CHANNEL
-    assert posted["text"] == "Refunds: *30 days* <for> you & me"  # notification text
+    assert posted["text"] == "Refunds: *30 days* &lt;for&gt; you &amp; me"  # notification text
     blocks = posted["blocks"]
     assert block_types(blocks) == ["section", "context_actions", "actions"]
     assert blocks[0]["text"]["text"] == "Refunds: *30 days* &lt;for&gt; you &amp; me"
@@ -157,6 +157,28 @@ async def test_long_answers_fit_slacks_limits(harness: Harness, text: str) -> No
     assert len(posted["text"]) <= 3000
     assert block_types(blocks)[-2:] == ["context_actions", "actions"]
     assert a["ts"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "<!channel> read <https://evil.example|the docs> & <@U0ALICE001>",
+            "&lt;!channel&gt; read &lt;https://evil.example|the docs&gt; &amp; &lt;@U0ALICE001&gt;",
+        ),
+        # The fallback is cut at 3,000 characters: here right inside the first "&amp;".
+        ("a" * 2997 + "&" * 10, "a" * 2997 + "…"),
+        ("b" * 2995 + "<" * 10, "b" * 2995 + "&lt;…"),
+    ],
+    ids=["mentions-and-links", "cut-before-an-entity", "cut-after-an-entity"],
+)
+async def test_the_notification_text_cannot_ping_or_link_either(
+    harness: Harness, text: str, expected: str
+) -> None:
+    await post_answer(harness, text)
+    [posted] = harness.slack_api.calls_to("chat.postMessage")
+    assert posted["text"] == expected
+    assert len(posted["text"]) <= 3000
 
 
 async def test_a_short_enough_answer_is_never_cut(harness: Harness) -> None:
