@@ -31,8 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.func is not _run:  # `run` sets up its own, sharing the redactor with the bot
-            # Warnings (a prompt that could not be posted, say) reach stderr, redacted.
-            setup_logging(settings.log_level, Redactor(settings.secrets()))
+            # The admin commands print their result; their log adds only what went wrong
+            # (a prompt that could not be posted, say), redacted.
+            level = max(settings.log_level, logging.WARNING)
+            setup_logging(level, Redactor(settings.secrets()))
         return int(asyncio.run(args.func(settings, args)) or 0)
     except (SettingsError, SchemaTooNewError) as e:
         print(f"feedback-bot: {e}", file=sys.stderr)
