@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.admin import MAX_ID, delivery_id, number
 from bot.answers import Answers, PostError, answer_errors, answer_json, describe_errors
 from bot.app import FeedbackBot
 from bot.config import Config
@@ -89,16 +90,32 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument(
         "--state", action="append", choices=[s.value for s in DeliveryState], default=[]
     )
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--limit", type=_limit, default=50)
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(func=_deliveries_list)
     retry = deliveries.add_parser("retry", help="requeue dead deliveries (all, or those named)")
-    retry.add_argument("ids", nargs="*", type=int)
+    retry.add_argument("ids", nargs="*", type=_delivery_id)
     retry.set_defaults(func=_deliveries_retry)
 
     key = sub.add_parser("secret-key", help="print a new FEEDBACK_SECRET_KEY")
     key.set_defaults(func=_secret_key)
     return p
+
+
+def _delivery_id(raw: str) -> int:
+    try:
+        return delivery_id(raw)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"{e} (a whole number, as `deliveries list` shows)"
+        ) from None
+
+
+def _limit(raw: str) -> int:
+    value = number(raw, MAX_ID)
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"`{raw}` is not a number from 1 to {MAX_ID}")
+    return value
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:

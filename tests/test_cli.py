@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.harness import Harness, wait_until
 from tests.process import _clean_environ
@@ -50,3 +53,25 @@ async def test_list_and_retry_dead_deliveries(harness: Harness) -> None:
     await h.settled()
     assert h.contextual.statuses() == ["thumbs_up"]
     assert cli(h, "deliveries", "retry").stdout.startswith("requeued 0")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["deliveries", "retry", "99999999999999999999999"], "is not a delivery id"),
+        (["deliveries", "retry", "17", "²"], "is not a delivery id"),
+        (["deliveries", "list", "--limit", "99999999999999999999999"], "is not a number from 1"),
+        (["deliveries", "list", "--limit", "-1"], "is not a number from 1"),
+    ],
+)
+def test_bad_numbers_are_a_clear_error(tmp_path: Path, args: list[str], expected: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**_clean_environ(), "FEEDBACK_DB": str(tmp_path / "feedback.db")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
