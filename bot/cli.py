@@ -20,9 +20,9 @@ from bot.answers import Answers, PostError, answer_errors, answer_json, describe
 from bot.app import FeedbackBot
 from bot.config import Config
 from bot.logs import Redactor, setup_logging
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import EXPECTED, Settings, SettingsError, load_settings
 from storage import Delivery, DeliveryState, Registration, Store
-from storage.db import SchemaTooNewError
+from storage.db import DatabaseOpenError, SchemaTooNewError
 
 log = logging.getLogger("bot")
 
@@ -39,6 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(asyncio.run(args.func(settings, args)) or 0)
     except (SettingsError, SchemaTooNewError) as e:
         print(f"feedback-bot: {e}", file=sys.stderr)
+        return 2
+    except DatabaseOpenError as e:
+        print(
+            f"feedback-bot: FEEDBACK_DB cannot be opened ({e}):"
+            f" it should hold {EXPECTED['FEEDBACK_DB']}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130
