@@ -124,12 +124,15 @@ class Store:
                 posted = _find_posted(db, answer)
                 if posted is not None:
                     return PostReservation(PostState.POSTED, posted)
+                # Rows exist only while a post is under way: clearing the expired ones
+                # costs little, and a crashed holder's row goes with them.
+                db.execute("DELETE FROM post_reservations WHERE expires_at <= ?", (now,))
                 row = db.execute(
                     "SELECT holder, expires_at FROM post_reservations"
                     " WHERE channel = ? AND provider = ? AND target = ?",
                     key,
                 ).fetchone()
-                if row is not None and row["holder"] != holder and row["expires_at"] > now:
+                if row is not None and row["holder"] != holder:
                     return PostReservation(PostState.BUSY, expires_at=float(row["expires_at"]))
                 db.execute(
                     "INSERT INTO post_reservations (channel, provider, target, holder, expires_at)"
