@@ -60,9 +60,10 @@ AquilaXId = Annotated[
 MAX_SOURCES = 10
 MAX_POST_TEXT = 100_000
 
-# Posting an answer: the bot's Slack client gives up after 10 s; a post is cut off at the
-# same bound here, and its reservation lasts twice that, so a live poster always finishes
-# (or releases) first, while a crashed one blocks the same answer for 20 s at most.
+# A post is cut off after 10 s, the Slack client's configured timeout, which the client
+# does not apply when it shares an aiohttp session (as the bot's does). Its reservation
+# lasts twice that: a live poster always finishes or releases first, and a crashed one
+# holds the same answer up for 20 s at most.
 POST_TIMEOUT = 10.0
 RESERVATION_TTL = 20.0
 # Requests that find the answer being posted look again after 20 ms, 40 ms … up to 250 ms.
@@ -289,9 +290,7 @@ class Answers:
         fallback, blocks = answer_message(post.text, answer)
         slack = self._slack_client()
         try:
-            # Our own bound: the reservation must outlive the post, and a client sharing
-            # an aiohttp session does not apply its own timeout.
-            async with asyncio.timeout(POST_TIMEOUT):
+            async with asyncio.timeout(POST_TIMEOUT):  # the reservation must outlive it
                 response = await slack.chat_postMessage(
                     channel=answer.channel,
                     text=fallback,
