@@ -50,6 +50,8 @@ SWITCHES = {"reactions": "reactions", "form": "reaction_form", "prompt": "prompt
 EMOJI_NAME = re.compile(r"^:?[a-z0-9_+'\-]+(::skin-tone-[2-6])?:?$")
 AQUILAX_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 MAX_DAYS = 365
+MAX_ID = 2**63 - 1  # SQLite's largest integer
+_DIGITS = re.compile(r"[0-9]+")
 
 EMOJI_OF = {Status.THUMBS_UP: "👍", Status.THUMBS_DOWN: "👎", Status.FLAGGED: "🚩"}
 
@@ -150,19 +152,33 @@ def _emoji(args: tuple[str, ...]) -> tuple[str, ...]:
     raise ValueError("expects `add :emoji: <status>`, `remove :emoji:` or `list`")
 
 
+def number(raw: str, largest: int) -> int | None:
+    """`raw` as a number from 0 to `largest`, or None. Only ASCII digits count:
+    str.isdigit() also passes "²", which int() refuses."""
+    if not _DIGITS.fullmatch(raw) or len(raw) > len(str(largest)) or int(raw) > largest:
+        return None
+    return int(raw)
+
+
+def delivery_id(raw: str) -> int:
+    """A delivery id as typed; ValueError unless SQLite can hold it."""
+    value = number(raw, MAX_ID)
+    if value is None:
+        raise ValueError(f"`{raw}` is not a delivery id")
+    return value
+
+
 def _days(args: tuple[str, ...]) -> tuple[str, ...]:
     if not args:
         return ("30",)
-    if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_DAYS:
+    days = number(args[0], MAX_DAYS) if len(args) == 1 else None
+    if days is None or days < 1:
         raise ValueError(f"expects a number of days from 1 to {MAX_DAYS}")
-    return (args[0],)
+    return (str(days),)
 
 
 def _ids(args: tuple[str, ...]) -> tuple[str, ...]:
-    bad = [a for a in args if not a.isdigit()]
-    if bad:
-        raise ValueError(f"`{bad[0]}` is not a delivery id")
-    return args
+    return tuple(str(delivery_id(a)) for a in args)
 
 
 def _reset(args: tuple[str, ...]) -> tuple[str, ...]:

@@ -3,13 +3,17 @@ and the service that maps an existing message, or posts the answer with feedback
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import time
+import uuid
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
+import aiohttp
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,12 +25,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import answer_message, prompt_message
 from bot.config import Config
-from storage import Answer, Registration, Source, Store
+from storage import Answer, PostReservation, PostState, Registration, Source, Store
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,16 @@ AquilaXId = Annotated[
 
 MAX_SOURCES = 10
 MAX_POST_TEXT = 100_000
+
+# A post is cut off after 10 s, the Slack client's configured timeout, which the client
+# does not apply when it shares an aiohttp session (as the bot's does). Its reservation
+# lasts twice that: a live poster always finishes or releases first, and a crashed one
+# holds the same answer up for 20 s at most.
+POST_TIMEOUT = 10.0
+RESERVATION_TTL = 20.0
+# Requests that find the answer being posted look again after 20 ms, 40 ms … up to 250 ms.
+POLL_FIRST = 0.02
+POLL_MAX = 0.25
 
 
 class SourceIn(BaseModel):
@@ -239,56 +253,97 @@ class Answers:
 
     async def _post(self, answer: Answer, post: PostIn) -> Registered:
         # Posting the same provider answer twice would make two messages: answer with the
-        # first one instead, so that a client's retry is safe.
-        existing = await self._store.find_posted_answer(answer)
-        if existing is not None:
+        # first one instead, so that a client's retry is safe, even one sent while the
+        # first request is still posting.
+        holder = uuid.uuid4().hex
+        reservation = await self._reserve(answer, holder)
+        if reservation.answer is not None:
+            existing = reservation.answer
             outcome = (
                 Registration.UNCHANGED if existing.same_mapping(answer) else Registration.CONFLICT
             )
             return Registered(outcome, existing)
-        fallback, blocks = answer_message(post.text, answer)
         try:
-            response = await self._slack_client().chat_postMessage(
-                channel=answer.channel,
-                text=fallback,
-                blocks=blocks,
-                thread_ts=post.thread_ts,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            ts = await self._post_message(answer, post)
+            posted = replace(answer, ts=ts, thread_ts=post.thread_ts, posted_by_bot=True)
+            outcome, stored = await self._store.register_posted_answer(posted, holder)
+        except BaseException:
+            # Whatever went wrong, the next request for this answer may try again.
+            await self._store.release_post(answer, holder)
+            raise
+        return Registered(outcome, stored)
+
+    async def _reserve(self, answer: Answer, holder: str) -> PostReservation:
+        """Reserve the post, or wait while another request (in this process or another)
+        holds the reservation: it ends posted, released or expired, within its deadline."""
+        pause = POLL_FIRST
+        while True:
+            reservation = await self._store.reserve_post(answer, holder, RESERVATION_TTL)
+            if reservation.state is not PostState.BUSY:
+                return reservation
+            left = reservation.expires_at - time.time()
+            await asyncio.sleep(max(0.0, min(pause, left)))
+            pause = min(pause * 2, POLL_MAX)
+
+    async def _post_message(self, answer: Answer, post: PostIn) -> str:
+        """Post the answer with its controls; returns the message's ts."""
+        fallback, blocks = answer_message(post.text, answer)
+        slack = self._slack_client()
+        try:
+            async with asyncio.timeout(POST_TIMEOUT):  # the reservation must outlive it
+                response = await slack.chat_postMessage(
+                    channel=answer.channel,
+                    text=fallback,
+                    blocks=blocks,
+                    thread_ts=post.thread_ts,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
         except SlackApiError as e:
             code = str(e.response.get("error", "unknown_error"))
             hint = _POST_HINTS.get(code)
             raise PostError(
                 f"Slack refused to post the answer ({code})" + (f": {hint}" if hint else "")
             ) from None
-        posted = replace(
-            answer, ts=str(response["ts"]), thread_ts=post.thread_ts, posted_by_bot=True
-        )
-        outcome, stored = await self._store.register_answer(posted)
-        return Registered(outcome, stored)
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            raise PostError(
+                f"could not reach Slack to post the answer ({type(e).__name__}): try again"
+            ) from None
+        return str(response["ts"])
 
     async def _post_prompt(self, answer: Answer) -> Answer:
-        """ "Was this helpful?" under an answer another app posted. A failure here is logged,
-        not raised: the answer is registered and reactions on it still count."""
-        text, blocks = prompt_message(answer)
-        try:
-            response = await self._slack_client().chat_postMessage(
-                channel=answer.channel,
-                text=text,
-                blocks=blocks,
-                thread_ts=answer.thread_ts or answer.ts,
-            )
-        except SlackApiError as e:
+        """ "Was this helpful?" under an answer another app posted. A failure here is logged
+        as a warning, not raised: the answer is registered and reactions on it still count."""
+        where = f"{answer.channel}/{answer.ts}"
+        if self._slack is None:
             log.warning(
-                "could not post the feedback prompt under %s/%s: %s",
-                answer.channel,
-                answer.ts,
-                e.response.get("error"),
+                "not posting the “Was this helpful?” prompt under %s (prompts are on in that"
+                " channel): posting needs SLACK_BOT_TOKEN; the answer is registered",
+                where,
             )
             return answer
-        await self._store.set_prompt_ts(answer.id, str(response["ts"]))
-        return replace(answer, prompt_ts=str(response["ts"]))
+        text, blocks = prompt_message(answer)
+        try:
+            async with asyncio.timeout(POST_TIMEOUT):
+                response = await self._slack.chat_postMessage(
+                    channel=answer.channel,
+                    text=text,
+                    blocks=blocks,
+                    thread_ts=answer.thread_ts or answer.ts,
+                )
+        except SlackApiError as e:
+            reason = str(e.response.get("error", "unknown_error"))
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+            reason = f"could not reach Slack ({type(e).__name__})"
+        else:
+            await self._store.set_prompt_ts(answer.id, str(response["ts"]))
+            return replace(answer, prompt_ts=str(response["ts"]))
+        log.warning(
+            "could not post the “Was this helpful?” prompt under %s: %s; the answer is registered",
+            where,
+            reason,
+        )
+        return answer
 
     def _slack_client(self) -> AsyncWebClient:
         if self._slack is None:

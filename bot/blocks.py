@@ -90,6 +90,17 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     return pieces
 
 
+def shorten(text: str, limit: int) -> str:
+    """Escaped text cut to `limit` characters with an ellipsis, never inside an entity."""
+    if len(text) <= limit:
+        return text
+    cut = limit - 1
+    entity = text.rfind("&", max(0, cut - 4), cut)  # "&amp;" is the longest, 5 characters
+    if entity != -1 and ";" not in text[entity:cut]:
+        cut = entity
+    return text[:cut] + "…"
+
+
 def _feedback_buttons(action_id: str, subject: str) -> FeedbackButtonsElement:
     return FeedbackButtonsElement(
         action_id=action_id,
@@ -156,8 +167,9 @@ def answer_message(text: str, answer: Answer) -> tuple[str, list[Block]]:
         left = len(escaped) - sum(map(len, shown))
         pieces = [*shown, f"_… the answer continues for {left:,} more characters._"]
     sections: list[Block] = [SectionBlock(text=MarkdownTextObject(text=p)) for p in pieces]
-    fallback = text if len(text) <= FALLBACK_LIMIT else text[: FALLBACK_LIMIT - 1] + "…"
-    return fallback, sections + controls
+    # Slack reads the notification text as mrkdwn too: escaped like the blocks, or it
+    # could ping @channel or make links the answer never showed.
+    return shorten(escaped, FALLBACK_LIMIT), sections + controls
 
 
 def prompt_message(answer: Answer) -> tuple[str, list[Block]]:

@@ -15,13 +15,14 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.admin import MAX_ID, delivery_id, number
 from bot.answers import Answers, PostError, answer_errors, answer_json, describe_errors
 from bot.app import FeedbackBot
 from bot.config import Config
 from bot.logs import Redactor, setup_logging
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import EXPECTED, Settings, SettingsError, load_settings
 from storage import Delivery, DeliveryState, Registration, Store
-from storage.db import SchemaTooNewError
+from storage.db import DatabaseOpenError, SchemaTooNewError
 
 log = logging.getLogger("bot")
 
@@ -30,9 +31,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        if args.func is not _run:  # `run` sets up its own, sharing the redactor with the bot
+            # The admin commands print their result; their log adds only what went wrong
+            # (a prompt that could not be posted, say), redacted.
+            level = max(settings.log_level, logging.WARNING)
+            setup_logging(level, Redactor(settings.secrets()))
         return int(asyncio.run(args.func(settings, args)) or 0)
     except (SettingsError, SchemaTooNewError) as e:
         print(f"feedback-bot: {e}", file=sys.stderr)
+        return 2
+    except DatabaseOpenError as e:
+        print(
+            f"feedback-bot: FEEDBACK_DB cannot be opened ({e}):"
+            f" it should hold {EXPECTED['FEEDBACK_DB']}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130
@@ -84,16 +97,32 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument(
         "--state", action="append", choices=[s.value for s in DeliveryState], default=[]
     )
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--limit", type=_limit, default=50)
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(func=_deliveries_list)
     retry = deliveries.add_parser("retry", help="requeue dead deliveries (all, or those named)")
-    retry.add_argument("ids", nargs="*", type=int)
+    retry.add_argument("ids", nargs="*", type=_delivery_id)
     retry.set_defaults(func=_deliveries_retry)
 
     key = sub.add_parser("secret-key", help="print a new FEEDBACK_SECRET_KEY")
     key.set_defaults(func=_secret_key)
     return p
+
+
+def _delivery_id(raw: str) -> int:
+    try:
+        return delivery_id(raw)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"{e} (a whole number, as `deliveries list` shows)"
+        ) from None
+
+
+def _limit(raw: str) -> int:
+    value = number(raw, MAX_ID)
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"`{raw}` is not a number from 1 to {MAX_ID}")
+    return value
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
@@ -141,13 +170,17 @@ def _answer_payload(args: argparse.Namespace) -> object:
 
 
 async def _answers_add(settings: Settings, args: argparse.Namespace) -> int:
-    store = await Store.open(settings.feedback_db)
-    slack = None
     if args.post is not None:
         settings.require_slack()
+    store = await Store.open(settings.feedback_db)
+    # Also without --post: a `post` in --json, or the channel's "Was this helpful?" prompt,
+    # needs Slack too.
+    slack = None
+    if settings.slack_bot_token is not None:
         slack = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(),  # type: ignore[union-attr]
+            token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_base,
+            timeout=10,
         )
     try:
         answers = Answers(store, Config(store), slack)

@@ -99,6 +99,10 @@ def transaction(db: sqlite3.Connection, *, probe: bool = False) -> Iterator[sqli
         db.last_write_at = time.time()
 
 
+class DatabaseOpenError(RuntimeError):
+    """The database file cannot be opened or written; the message says what is wrong."""
+
+
 async def run(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
     """Run `work` on the connection's own thread, as one call.
 
@@ -118,18 +122,63 @@ async def run(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T])
 
 
 async def connect(path: str | Path) -> aiosqlite.Connection:
-    """Open (creating if needed) the database and bring its schema up to date."""
+    """Open (creating if needed) the database and bring its schema up to date. Raises
+    DatabaseOpenError, saying what is wrong, when the file cannot be used."""
     if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = await aiosqlite.connect(str(path), isolation_level=None, factory=BoundConnection)
+        _prepare_path(Path(path))
+        try:
+            # Open it once here first: when aiosqlite fails to open a file, its thread
+            # reports to the event loop after the CLI has closed it, with a traceback.
+            sqlite3.connect(path).close()
+        except sqlite3.Error as e:
+            raise DatabaseOpenError(_problem(path, e)) from None
+    try:
+        db = await aiosqlite.connect(str(path), isolation_level=None, factory=BoundConnection)
+    except sqlite3.Error as e:
+        raise DatabaseOpenError(_problem(path, e)) from None
     db.row_factory = aiosqlite.Row
     try:
         await run(db, _prepare)
         await run(db, lambda conn: conn.bind(str(path)))
+    except (sqlite3.Error, StorageError) as e:
+        await db.close()
+        raise DatabaseOpenError(_problem(path, e)) from None
     except BaseException:
         await db.close()
         raise
     return db
+
+
+def _prepare_path(path: Path) -> None:
+    """Create the file's directory; refuse, in words, a path that cannot hold a file."""
+    if path.is_dir():
+        raise DatabaseOpenError(f"{path} is a directory")
+    for parent in path.parents:  # nearest first
+        if parent.exists():
+            if not parent.is_dir():
+                raise DatabaseOpenError(f"{parent} is a file, not a directory")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DatabaseOpenError(
+            f"cannot create the directory {path.parent}: {e.strerror}"
+        ) from None
+
+
+def _problem(path: str | Path, error: Exception) -> str:
+    """SQLite's reason, in terms of what the operator can fix."""
+    reason = str(error).removeprefix("database error: ")
+    if "file is not a database" in reason:
+        return f"{path} is not an SQLite database"
+    if "readonly" in reason:
+        return f"{path} is read-only; feedback-bot needs write access to it and its directory"
+    if "unable to open" in reason:
+        return (
+            f"{path} cannot be created or written; feedback-bot needs write access to it and"
+            " its directory"
+        )
+    return f"{path}: {reason}"
 
 
 def _prepare(db: sqlite3.Connection) -> None:

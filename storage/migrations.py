@@ -142,4 +142,17 @@ MIGRATIONS: tuple[str, ...] = (
         written_by TEXT NOT NULL
     );
     """,
+    # 6: answers the bot is posting right now, one row per provider answer and channel, so
+    # that the same registration sent twice at once (by one process or two) posts one
+    # message. A row outlives a crashed poster only until expires_at.
+    """
+    CREATE TABLE post_reservations (
+        channel    TEXT NOT NULL,
+        provider   TEXT NOT NULL,
+        target     TEXT NOT NULL,
+        holder     TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (channel, provider, target)
+    ) WITHOUT ROWID;
+    """,
 )

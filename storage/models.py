@@ -69,6 +69,19 @@ class Registration(StrEnum):
     CONFLICT = "conflict"
 
 
+class PostState(StrEnum):
+    RESERVED = "reserved"  # the caller may post; it must then register the message or release
+    POSTED = "posted"  # the bot already posted this answer here: `answer` is the message
+    BUSY = "busy"  # someone else is posting it, until `expires_at` at the latest
+
+
+@dataclass(frozen=True, slots=True)
+class PostReservation:
+    state: PostState
+    answer: Answer | None = None
+    expires_at: float = 0.0
+
+
 class DeliveryState(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

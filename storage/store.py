@@ -29,6 +29,8 @@ from storage.models import (
     DeliveryCounts,
     DeliveryState,
     Finished,
+    PostReservation,
+    PostState,
     Registration,
     Source,
     StoredVote,
@@ -145,21 +147,60 @@ class Store:
 
         return await self._run(work)
 
-    async def find_posted_answer(self, answer: Answer) -> Answer | None:
-        """An answer the bot already posted for the same provider message in the channel."""
-        column, value = (
-            ("message_id", answer.message_id)
-            if answer.provider == "contextual"
-            else ("request_id", answer.request_id)
-        )
+    async def reserve_post(self, answer: Answer, holder: str, ttl: float) -> PostReservation:
+        """Reserve posting `answer` in its channel for `holder`, for `ttl` seconds at most.
 
-        def work(db: sqlite3.Connection) -> Answer | None:
-            row = db.execute(
-                f"SELECT {_ANSWER_COLUMNS} FROM answers a WHERE a.{column} = ?"
-                " AND a.channel = ? AND a.posted_by_bot = 1 ORDER BY a.id LIMIT 1",
-                (value, answer.channel),
-            ).fetchone()
-            return _answer(row) if row else None
+        The reservation lives in the database, not in memory, so that two processes on one
+        file (the bot and the CLI) post one message between them. One left by a crashed
+        holder is taken over once it expires.
+        """
+        key = _post_key(answer)
+
+        def work(db: sqlite3.Connection) -> PostReservation:
+            now = time.time()
+            with transaction(db):
+                posted = _find_posted(db, answer)
+                if posted is not None:
+                    return PostReservation(PostState.POSTED, posted)
+                # Rows exist only while a post is under way: clearing the expired ones
+                # costs little, and a crashed holder's row goes with them.
+                db.execute("DELETE FROM post_reservations WHERE expires_at <= ?", (now,))
+                row = db.execute(
+                    "SELECT holder, expires_at FROM post_reservations"
+                    " WHERE channel = ? AND provider = ? AND target = ?",
+                    key,
+                ).fetchone()
+                if row is not None and row["holder"] != holder:
+                    return PostReservation(PostState.BUSY, expires_at=float(row["expires_at"]))
+                db.execute(
+                    "INSERT INTO post_reservations (channel, provider, target, holder, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, provider, target) DO UPDATE"
+                    " SET holder = excluded.holder, expires_at = excluded.expires_at",
+                    (*key, holder, now + ttl),
+                )
+                return PostReservation(PostState.RESERVED, expires_at=now + ttl)
+
+        return await self._run(work)
+
+    async def release_post(self, answer: Answer, holder: str) -> None:
+        """Give up a reservation (the post failed), if `holder` still has it."""
+
+        def work(db: sqlite3.Connection) -> None:
+            with transaction(db):
+                _drop_reservation(db, answer, holder)
+
+        await self._run(work)
+
+    async def register_posted_answer(
+        self, answer: Answer, holder: str
+    ) -> tuple[Registration, Answer]:
+        """Register the message the bot just posted and, in the same transaction, drop the
+        reservation: anyone waiting on it then finds the message, never a gap."""
+
+        def work(db: sqlite3.Connection) -> tuple[Registration, Answer]:
+            with transaction(db):
+                _drop_reservation(db, answer, holder)
+                return _register_answer(db, answer)
 
         return await self._run(work)
 
@@ -168,35 +209,7 @@ class Store:
 
         def work(db: sqlite3.Connection) -> tuple[Registration, Answer]:
             with transaction(db):
-                existing = _find_answer(db, answer.channel, answer.ts)
-                if existing is not None:
-                    same = existing.same_mapping(answer)
-                    return (Registration.UNCHANGED if same else Registration.CONFLICT), existing
-                cur = db.execute(
-                    "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
-                    " request_id, org, grp, posted_by_bot, thread_ts, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        answer.channel,
-                        answer.ts,
-                        answer.provider,
-                        answer.agent_id,
-                        answer.message_id,
-                        answer.request_id,
-                        answer.org,
-                        answer.group,
-                        int(answer.posted_by_bot),
-                        answer.thread_ts,
-                        time.time(),
-                    ),
-                )
-                answer_id = int(cur.lastrowid or 0)
-                db.executemany(
-                    "INSERT INTO answer_sources (answer_id, position, content_id, label)"
-                    " VALUES (?, ?, ?, ?)",
-                    [(answer_id, i, s.content_id, s.label) for i, s in enumerate(answer.sources)],
-                )
-                return Registration.CREATED, replace(answer, id=answer_id)
+                return _register_answer(db, answer)
 
         return await self._run(work)
 
@@ -552,6 +565,61 @@ def _find_answer(db: sqlite3.Connection, channel: str, ts: str) -> Answer | None
         (channel, ts),
     ).fetchone()
     return _answer(row) if row else None
+
+
+def _register_answer(db: sqlite3.Connection, answer: Answer) -> tuple[Registration, Answer]:
+    existing = _find_answer(db, answer.channel, answer.ts)
+    if existing is not None:
+        same = existing.same_mapping(answer)
+        return (Registration.UNCHANGED if same else Registration.CONFLICT), existing
+    cur = db.execute(
+        "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
+        " request_id, org, grp, posted_by_bot, thread_ts, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            answer.channel,
+            answer.ts,
+            answer.provider,
+            answer.agent_id,
+            answer.message_id,
+            answer.request_id,
+            answer.org,
+            answer.group,
+            int(answer.posted_by_bot),
+            answer.thread_ts,
+            time.time(),
+        ),
+    )
+    answer_id = int(cur.lastrowid or 0)
+    db.executemany(
+        "INSERT INTO answer_sources (answer_id, position, content_id, label) VALUES (?, ?, ?, ?)",
+        [(answer_id, i, s.content_id, s.label) for i, s in enumerate(answer.sources)],
+    )
+    return Registration.CREATED, replace(answer, id=answer_id)
+
+
+def _find_posted(db: sqlite3.Connection, answer: Answer) -> Answer | None:
+    """An answer the bot already posted for the same provider message in the channel."""
+    column = "message_id" if answer.provider == "contextual" else "request_id"
+    row = db.execute(
+        f"SELECT {_ANSWER_COLUMNS} FROM answers a WHERE a.{column} = ?"
+        " AND a.channel = ? AND a.posted_by_bot = 1 ORDER BY a.id LIMIT 1",
+        (answer.target, answer.channel),
+    ).fetchone()
+    return _answer(row) if row else None
+
+
+def _post_key(answer: Answer) -> tuple[str, str, str]:
+    return answer.channel, answer.provider, answer.target
+
+
+def _drop_reservation(db: sqlite3.Connection, answer: Answer, holder: str) -> None:
+    # Only the holder's own: an expired reservation may have been taken over meanwhile.
+    db.execute(
+        "DELETE FROM post_reservations WHERE channel = ? AND provider = ? AND target = ?"
+        " AND holder = ?",
+        (*_post_key(answer), holder),
+    )
 
 
 def _apply_vote(db: sqlite3.Connection, change: VoteChange, dedupe_key: str | None) -> VoteResult:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.harness import API_TOKEN, CHANNEL, Harness, new_ts, new_uuid
+from bot.config import Config
+from storage import Store
+from tests.harness import API_TOKEN, BOT_TOKEN, CHANNEL, Harness, new_ts, new_uuid
+from tests.process import _clean_environ
+from tests.standins.providers import ProviderStandIn
+from tests.standins.slack import SlackStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,3 +191,65 @@ def test_cli_answers_add(tmp_path: Path) -> None:
     conflict = cli("answers", "add", "--json", as_json, db=db)
     assert conflict.returncode == 1
     assert "already mapped" in conflict.stderr
+
+
+async def cli_async(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """The CLI without blocking the event loop, for tests whose stand-ins it must reach."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env={**_clean_environ(), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return int(proc.returncode or 0), out.decode(), err.decode()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("slack", ["available", "no token", "unreachable"])
+async def test_cli_registration_in_a_channel_with_prompts_on(
+    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn], slack: str
+) -> None:
+    slack_api = standins[0]
+    db = tmp_path / "feedback.db"
+    store = await Store.open(db)
+    await Config(store).set(CHANNEL, "prompt", True, "U0ADMIN001")
+    await store.close()
+    env = {"FEEDBACK_DB": str(db)}
+    if slack != "no token":
+        env["SLACK_BOT_TOKEN"] = BOT_TOKEN
+        port = slack_api.port if slack == "available" else closed_port()
+        env["SLACK_API_URL"] = f"http://127.0.0.1:{port}/api/"
+    ts = new_ts()
+    args = ["answers", "add", "--channel", CHANNEL, "--ts", ts, "--provider", "aquilax"]
+    args += ["--request-id", new_uuid(), "--org", "o1", "--group", "g1"]
+
+    code, out, err = await cli_async(*args, env=env)
+
+    assert code == 0, err
+    assert "Traceback" not in err
+    answer = json.loads(out)["answer"]
+    assert json.loads(out)["status"] == "created" and answer["ts"] == ts
+    prompts = slack_api.calls_to("chat.postMessage")
+    if slack == "available":
+        assert [p["thread_ts"] for p in prompts] == [ts]
+        assert answer["prompt_ts"]
+        assert err == ""
+    else:
+        assert prompts == [] and "prompt_ts" not in answer
+        assert "WARNING" in err and "Was this helpful?" in err, err
+        assert ("SLACK_BOT_TOKEN" if slack == "no token" else "ClientConnectorError") in err
+    assert BOT_TOKEN not in err
+    store = await Store.open(db)
+    try:
+        assert await store.find_answer(CHANNEL, ts) is not None
+    finally:
+        await store.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -14,8 +17,11 @@ from bot.blocks import (
     SOURCE_BLOCK_PREFIX,
     SOURCE_VOTE,
 )
+from storage import Answer, Store
 from tests.harness import (
+    BOT_TOKEN,
     CHANNEL,
+    SIGNING_SECRET,
     Harness,
     block_actions,
     new_ts,
@@ -23,6 +29,7 @@ from tests.harness import (
     view_submission,
     wait_until,
 )
+from tests.process import _clean_environ
 
 ALICE, BOB = "U0ALICE001", "U0BOB00001"
 
@@ -85,7 +92,7 @@ async def test_the_bot_posts_the_answer_with_controls_and_maps_the_returned_ts(
     a = await post_answer(harness, "Refunds: *30 days* <for> you & me")
     [posted] = harness.slack_api.calls_to("chat.postMessage")
     assert posted["channel"] == CHANNEL
-    assert posted["text"] == "Refunds: *30 days* <for> you & me"  # notification text
+    assert posted["text"] == "Refunds: *30 days* &lt;for&gt; you &amp; me"  # notification text
     blocks = posted["blocks"]
     assert block_types(blocks) == ["section", "context_actions", "actions"]
     assert blocks[0]["text"]["text"] == "Refunds: *30 days* &lt;for&gt; you &amp; me"
@@ -152,6 +159,28 @@ async def test_long_answers_fit_slacks_limits(harness: Harness, text: str) -> No
     assert a["ts"]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "<!channel> read <https://evil.example|the docs> & <@U0ALICE001>",
+            "&lt;!channel&gt; read &lt;https://evil.example|the docs&gt; &amp; &lt;@U0ALICE001&gt;",
+        ),
+        # The fallback is cut at 3,000 characters: here right inside the first "&amp;".
+        ("a" * 2997 + "&" * 10, "a" * 2997 + "…"),
+        ("b" * 2995 + "<" * 10, "b" * 2995 + "&lt;…"),
+    ],
+    ids=["mentions-and-links", "cut-before-an-entity", "cut-after-an-entity"],
+)
+async def test_the_notification_text_cannot_ping_or_link_either(
+    harness: Harness, text: str, expected: str
+) -> None:
+    await post_answer(harness, text)
+    [posted] = harness.slack_api.calls_to("chat.postMessage")
+    assert posted["text"] == expected
+    assert len(posted["text"]) <= 3000
+
+
 async def test_a_short_enough_answer_is_never_cut(harness: Harness) -> None:
     text = "word " * 7000  # 35,000 characters: 12 sections
     await post_answer(harness, text)
@@ -173,6 +202,110 @@ async def test_slack_refusing_the_post_is_a_502_and_nothing_is_stored(harness: H
     assert r.status_code == 502
     assert "not_in_channel" in r.json()["error"] and "invite the bot" in r.json()["error"]
     assert await harness.store.query("SELECT count(*) FROM answers") == [(0,)]
+
+
+async def test_the_same_post_sent_twenty_times_at_once_posts_one_message(
+    harness: Harness,
+) -> None:
+    h = harness
+    body = {
+        "channel": CHANNEL,
+        "provider": "contextual",
+        "agent_id": new_uuid(),
+        "message_id": new_uuid(),
+        "post": {"text": "Refunds are possible within 30 days."},
+    }
+    responses = await asyncio.gather(*(h.register(body) for _ in range(20)))
+    assert len(h.slack_api.calls_to("chat.postMessage")) == 1
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [201], [
+        r.text for r in responses
+    ]
+    assert len({r.json()["answer"]["ts"] for r in responses}) == 1
+    assert await h.store.query("SELECT count(*) FROM answers") == [(1,)]
+
+
+async def test_a_refused_post_releases_the_registration_for_a_retry(harness: Harness) -> None:
+    h = harness
+    body = {
+        "channel": CHANNEL,
+        "provider": "contextual",
+        "agent_id": new_uuid(),
+        "message_id": new_uuid(),
+        "post": {"text": "hello"},
+    }
+    h.slack_api.errors["chat.postMessage"] = "not_in_channel"
+    assert (await h.register(body)).status_code == 502
+    del h.slack_api.errors["chat.postMessage"]  # the bot was invited meanwhile
+    r = await h.register(body)
+    assert r.status_code == 201, r.text
+    assert len(h.slack_api.calls_to("chat.postMessage")) == 2  # the refused one and this one
+    assert (await h.register(body)).status_code == 200
+
+
+async def test_a_reservation_left_by_a_crashed_poster_expires(harness: Harness) -> None:
+    h = harness
+    body = {
+        "channel": CHANNEL,
+        "provider": "aquilax",
+        "request_id": new_uuid(),
+        "org": "o1",
+        "group": "g1",
+        "post": {"text": "hello"},
+    }
+    # Another process reserved this post, then died before posting or releasing.
+    crashed = await Store.open(h.store.path)
+    answer = Answer(channel=CHANNEL, ts="", provider="aquilax", request_id=body["request_id"])
+    reservation = await crashed.reserve_post(answer, "a-process-that-died", ttl=1.0)
+    await crashed.close()
+    assert reservation.state == "reserved"
+    started = time.monotonic()
+    r = await h.register(body)
+    assert r.status_code == 201, r.text
+    assert 0.8 <= time.monotonic() - started < 5  # it waited for the deadline, not forever
+    assert len(h.slack_api.calls_to("chat.postMessage")) == 1
+
+
+async def test_the_bot_and_the_cli_posting_the_same_answer_post_once(harness: Harness) -> None:
+    h = harness
+    body = {
+        "channel": CHANNEL,
+        "provider": "contextual",
+        "agent_id": new_uuid(),
+        "message_id": new_uuid(),
+        "post": {"text": "Refunds are possible within 30 days."},
+    }
+    env = {
+        **_clean_environ(),
+        "FEEDBACK_DB": h.store.path,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": h.slack_api.api_url,
+    }
+    # The first post takes a while: everyone else arrives while it is in flight.
+    h.slack_api.delays["chat.postMessage"] = 1.0
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "answers",
+        "add",
+        "--json",
+        json.dumps(body),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    posting = asyncio.create_task(h.slack_api.wait_for("chat.postMessage", timeout=30))
+    await asyncio.wait([posting, asyncio.create_task(cli.wait())], return_when="FIRST_COMPLETED")
+    assert posting.done(), (await cli.communicate())[1]  # the CLI is posting, not failing
+    responses = await asyncio.gather(*(h.register(body) for _ in range(5)))
+    out, err = await cli.communicate()
+    assert cli.returncode == 0, err
+    assert len(h.slack_api.calls_to("chat.postMessage")) == 1
+    assert json.loads(out)["status"] == "created"
+    assert [r.status_code for r in responses] == [200] * 5
+    assert {r.json()["answer"]["ts"] for r in responses} == {json.loads(out)["answer"]["ts"]}
+    assert await h.store.query("SELECT count(*) FROM answers") == [(1,)]
 
 
 async def test_ts_and_post_are_exclusive(harness: Harness) -> None:

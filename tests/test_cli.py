@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.harness import Harness, wait_until
+import pytest
+
+from tests.harness import BOT_TOKEN, SIGNING_SECRET, Harness, wait_until
 from tests.process import _clean_environ
 
 
@@ -50,3 +53,88 @@ async def test_list_and_retry_dead_deliveries(harness: Harness) -> None:
     await h.settled()
     assert h.contextual.statuses() == ["thumbs_up"]
     assert cli(h, "deliveries", "retry").stdout.startswith("requeued 0")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["deliveries", "retry", "99999999999999999999999"], "is not a delivery id"),
+        (["deliveries", "retry", "17", "²"], "is not a delivery id"),
+        (["deliveries", "list", "--limit", "99999999999999999999999"], "is not a number from 1"),
+        (["deliveries", "list", "--limit", "-1"], "is not a number from 1"),
+    ],
+)
+def test_bad_numbers_are_a_clear_error(tmp_path: Path, args: list[str], expected: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**_clean_environ(), "FEEDBACK_DB": str(tmp_path / "feedback.db")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def _unusable_db(tmp_path: Path, case: str) -> tuple[Path, str]:
+    """A FEEDBACK_DB that cannot be opened, even by root, and what the error should say."""
+    if case == "directory":
+        path = tmp_path / "feedback.db"
+        path.mkdir()
+        return path, f"{path} is a directory"
+    if case == "under a file":
+        (tmp_path / "data").write_text("a file where a directory should be\n")
+        path = tmp_path / "data" / "feedback.db"
+        return path, f"{tmp_path / 'data'} is a file, not a directory"
+    if case == "read-only directory":
+        # chmod does not stop root, and tests may run as root; /proc stops everyone.
+        if not Path("/proc/self").is_dir():
+            pytest.skip("needs Linux's /proc")
+        path = Path("/proc/feedback-bot-test.db")
+        return path, f"{path} cannot be created or written"
+    path = tmp_path / "notes.db"
+    path.write_text("These are my notes, not an SQLite database.\n" * 20)
+    return path, f"{path} is not an SQLite database"
+
+
+CASES = ["directory", "under a file", "not a database", "read-only directory"]
+ADD = ["answers", "add", "--json", json.dumps({"channel": "C0FEEDBK01", "ts": "1.1"})]
+
+
+@pytest.mark.parametrize(
+    ("command", "case"),
+    [(["run"], case) for case in CASES]
+    + [(["deliveries", "list"], case) for case in CASES]
+    + [(["deliveries", "retry"], "not a database"), (ADD, "under a file")],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v[:2]),
+)
+def test_an_unusable_database_is_one_line_and_exit_2(
+    tmp_path: Path, command: list[str], case: str
+) -> None:
+    path, reason = _unusable_db(tmp_path, case)
+    before = sorted((p, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*"))
+    env = {
+        **_clean_environ(),
+        "FEEDBACK_DB": str(path),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",  # never reached: the database comes first
+        "FEEDBACK_PORT": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("feedback-bot: FEEDBACK_DB cannot be opened"), line
+    assert reason in line and "it should hold the path of the SQLite database file" in line
+    assert done.stdout == ""
+    assert sorted((p, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*")) == (
+        before
+    )

@@ -93,6 +93,11 @@ async def test_help_and_mistakes_are_answered_in_the_ack(harness: Harness) -> No
         "stats 0": "from 1 to 365",
         "stats lots": "from 1 to 365",
         "retry seven": "`seven` is not a delivery id",
+        # Digits to str.isdigit(), but not to int() or not to SQLite.
+        "retry 99999999999999999999999": "`99999999999999999999999` is not a delivery id",
+        "retry 12 ²": "`²` is not a delivery id",
+        "stats ²": "from 1 to 365",
+        "stats 99999999999999999999999": "from 1 to 365",
         "aquilax org x": "expects `org <org> group <group>`",
         "reset everything": "expects one setting to reset",
         "status please": "takes no arguments",

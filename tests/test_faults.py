@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+from email.utils import formatdate
 
 import pytest
 
 from storage import DeliveryState
-from tests.harness import Harness, event_envelope, reaction_event, sign, wait_until
+from tests.harness import (
+    CONTEXTUAL_KEY,
+    Harness,
+    event_envelope,
+    reaction_event,
+    sign,
+    wait_until,
+)
+from tests.test_cli import cli
+from tests.test_commands import feedback
 
 ALICE, BOB = "U0ALICE001", "U0BOB00001"
 
@@ -50,6 +61,20 @@ async def test_429_honours_retry_after(harness: Harness) -> None:
     # The test backoff base is 0.05 s: only Retry-After explains a wait of a second.
     assert 0.95 <= waited < 3.0, waited
     assert h.contextual.statuses() == ["thumbs_down"]
+
+
+async def test_retry_after_as_an_http_date_is_honoured(harness: Harness) -> None:
+    h = harness
+    # HTTP dates have whole seconds: this one is 2 to 3 s ahead, whatever the fraction now.
+    when = int(time.time()) + 3
+    h.contextual.fail(503, retry_after=formatdate(when, usegmt=True))
+    a = await h.contextual_answer()
+    await h.slack.react(ALICE, "-1", a["ts"])
+    [received] = await h.contextual.wait_for(1, timeout=10)
+    arrived = time.time() - (asyncio.get_running_loop().time() - received.at)
+    # The test backoff base is 0.05 s: only the date explains waiting until then.
+    assert when - 0.05 <= arrived < when + 1.0, arrived - when
+    assert h.contextual.rejected == [(503, received.path)]
 
 
 async def test_timeout_is_retried(harness: Harness) -> None:
@@ -120,6 +145,28 @@ async def test_422_is_dead_with_the_providers_explanation(harness: Harness) -> N
     [dead] = await dead_rows(h)
     assert "HTTP 422" in (dead.last_error or "")
     assert "unknown message" in (dead.last_error or "")
+
+
+async def test_a_provider_error_echoing_the_key_is_stored_and_shown_redacted(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    caplog.set_level(logging.DEBUG)
+    h.contextual.fail(403, body={"detail": f"key {CONTEXTUAL_KEY} may not use this agent"})
+    a = await h.contextual_answer()
+    await h.slack.react(ALICE, "+1", a["ts"])
+    await wait_until(lambda: _has_dead(h))
+    [dead] = await dead_rows(h)
+    shown = {
+        "last_error": dead.last_error or "",
+        "logs": caplog.text,
+        "/healthz": (await h.http.get(f"{h.base_url}/healthz")).json()["deliveries"]["last_error"],
+        "/feedback deliveries": await feedback(h, ALICE, "deliveries"),
+        "deliveries list": cli(h, "deliveries", "list", "--state", "dead").stdout,
+    }
+    for where, text in shown.items():
+        assert CONTEXTUAL_KEY not in text, f"the key leaked into {where}"
+        assert 'HTTP 403: {"detail": "key [redacted] may not use this agent"}' in text, where
 
 
 async def test_a_newer_verdict_supersedes_a_dead_one_on_retry(harness: Harness) -> None:

@@ -35,6 +35,7 @@ class SlackStandIn:
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # method -> error to answer with
+    delays: dict[str, float] = field(default_factory=dict)  # method -> seconds before answering
     port: int = 0
     _runner: web.AppRunner | None = None
     socket_acks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -157,6 +158,7 @@ class SlackStandIn:
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
         self.calls.append(Call(method, args, token))
         self._changed.set()
+        await asyncio.sleep(self.delays.get(method, 0.0))
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
