@@ -18,6 +18,7 @@ from bot.answers import Answers, AquilaXAnswerIn, ContextualAnswerIn, Registered
 from bot.background import Background
 from bot.config import Config
 from bot.delivery import Backoff, DeliveryWorker
+from bot.inbound import CheckedSocketModeHandler
 from bot.keys import Keys
 from bot.logs import Redactor
 from bot.permissions import Permissions
@@ -202,9 +203,7 @@ class FeedbackBot:
         self.port = sockets[0].getsockname()[1] if sockets else s.feedback_port
         log.info("listening on http://%s:%d", s.feedback_host, self.port)
         if s.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            handler = AsyncSocketModeHandler(bolt, _secret(s.slack_app_token))
+            handler = CheckedSocketModeHandler(bolt, _secret(s.slack_app_token))
             await handler.connect_async()
             self._socket_handler = handler
 
