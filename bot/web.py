@@ -8,13 +8,13 @@ import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.answers import PostError, answer_errors, answer_json
-from bot.inbound import Malformed, envelope_problem, signed_by_slack, slack_body
+from bot.inbound import Malformed, envelope_problem, load_json_object, signed_by_slack, slack_body
 from storage import Registration
 
 if TYPE_CHECKING:
@@ -93,12 +93,15 @@ def _answers(services: Services) -> web.Handler:
                 "the answers API is off: set FEEDBACK_API_TOKEN to a secret of at least 16"
                 " characters and restart feedback-bot",
             )
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {token.get_secret_value()}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not _bearer_matches(request.headers.get("Authorization", ""), token):
             return _error(401, "missing or wrong bearer token", hint="Authorization: Bearer …")
         try:
-            answer_in = await services.answers.parse(await request.read())
+            body = load_json_object(await request.read())
+        except Malformed as e:
+            detail = [{"type": e.kind, "loc": [], "msg": str(e)}]
+            return web.json_response({"error": "invalid answer", "detail": detail}, status=422)
+        try:
+            answer_in = await services.answers.parse(body)
         except ValidationError as e:
             return web.json_response(
                 {"error": "invalid answer", "detail": answer_errors(e)}, status=422
@@ -119,6 +122,16 @@ def _answers(services: Services) -> web.Handler:
         )
 
     return handle
+
+
+def _bearer_matches(given: str, token: SecretStr) -> bool:
+    try:
+        # aiohttp hands over bytes that are not UTF-8 as surrogates, which cannot be encoded
+        # back: such a header is simply not our token.
+        given_bytes = given.encode()
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(given_bytes, f"Bearer {token.get_secret_value()}".encode())
 
 
 def _healthz(services: Services) -> web.Handler:

@@ -427,6 +427,66 @@ async def test_ssl_check_still_answers(harness: Harness) -> None:
     assert r.status_code == 200
 
 
+# ------------------------------------------------------------------ the answers API
+
+
+async def test_answers_api_refuses_an_authorization_header_it_cannot_read(
+    harness: Harness, logs: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    body = json.dumps({"channel": CHANNEL, "ts": new_ts(), "provider": "contextual"}).encode()
+    for value in (
+        b"Bearer \xff\xfe",
+        "Bearer tökén".encode(),
+        b"Bearer " + API_TOKEN.encode()[:-1],
+    ):
+        r = await h.http.post(
+            f"{h.base_url}/v1/answers",
+            content=body,
+            headers=[(b"Authorization", value), (b"Content-Type", JSON.encode())],
+        )
+        assert r.status_code == 401, r.text
+        assert r.json()["error"] == "missing or wrong bearer token"
+    [count] = await h.store.query("SELECT count(*) FROM answers")
+    assert count == (0,)
+    assert_clean(logs, r)
+
+
+ANSWERS_BODIES: dict[str, tuple[bytes, str, str]] = {
+    "a JSON array": (b"[]", "model_type", "the body should be a JSON object, not an array"),
+    "a JSON string": (b'"x"', "model_type", "the body should be a JSON object, not a string"),
+    "JSON null": (b"null", "model_type", "the body should be a JSON object, not null"),
+    "JSON nested 100k deep": (
+        _deeply_nested(100_000, "a").encode(),
+        "json_invalid",
+        "nested more than 64 levels deep",
+    ),
+    "not JSON": (b"{channel", "json_invalid", "the body is not valid JSON"),
+    "not UTF-8": (b'{"channel": "C\xff"}', "json_invalid", "the body is not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(ANSWERS_BODIES))
+async def test_answers_api_malformed_bodies_are_422_with_the_reason(
+    harness: Harness, logs: pytest.LogCaptureFixture, case: str
+) -> None:
+    h = harness
+    body, kind, reason = ANSWERS_BODIES[case]
+    r = await h.http.post(
+        f"{h.base_url}/v1/answers",
+        content=body,
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": JSON},
+    )
+    assert r.status_code == 422, r.text
+    [detail] = r.json()["detail"]
+    assert detail["type"] == kind
+    assert detail["loc"] == []
+    assert reason in detail["msg"]
+    [count] = await h.store.query("SELECT count(*) FROM answers")
+    assert count == (0,)
+    assert_clean(logs, r)
+
+
 # ------------------------------------------------------------------ Socket Mode
 
 
