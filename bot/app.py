@@ -18,7 +18,7 @@ from bot.answers import Answers, AquilaXAnswerIn, ContextualAnswerIn, Registered
 from bot.background import Background
 from bot.config import Config
 from bot.delivery import Backoff, DeliveryWorker
-from bot.inbound import CheckedSocketModeHandler
+from bot.inbound import CheckedSocketModeHandler, workspace_guard
 from bot.keys import Keys
 from bot.logs import Redactor
 from bot.permissions import Permissions
@@ -173,12 +173,15 @@ class FeedbackBot:
         )
 
         async def authorize() -> AuthorizeResult:
-            # auth.test ran at start-up: no network call on the ack path.
+            # auth.test ran at start-up: no network call on the ack path. Requests for
+            # another workspace never get here (workspace_guard).
             return authorized
 
         return AsyncApp(
             name="feedback-bot",
             client=AsyncWebClient(base_url=slack.base_url, session=self._session),
+            # Before authorize, so one check serves both doors (HTTP and Socket Mode).
+            before_authorize=workspace_guard(identity.team_id),
             authorize=authorize,
             signing_secret=_secret(self.settings.slack_signing_secret) or "",
             # The /slack/events route verifies signatures before parsing; see bot/web.py.

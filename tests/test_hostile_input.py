@@ -546,3 +546,171 @@ async def test_over_the_socket_a_malformed_event_is_acknowledged_and_dropped(
     assert await socket_stored_counts(socket_bot) == (0, 0, 0)
     assert contextual.received == []
     assert_clean(logs)
+
+
+# ------------------------------------------------------------------ another workspace
+
+
+def foreign_event(ts: str) -> dict[str, Any]:
+    """A reaction in another workspace where the app is installed too, sent to our URL."""
+    body = reaction_body(ts, team_id=OTHER_TEAM, context_team_id=OTHER_TEAM)
+    body["authorizations"] = [{**body["authorizations"][0], "team_id": OTHER_TEAM}]
+    return body
+
+
+def ignored_for_another_workspace(logs: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in logs.records
+        if r.levelno == logging.DEBUG and "for another workspace" in r.getMessage()
+    ]
+
+
+async def test_events_for_another_workspace_are_acknowledged_and_ignored(
+    harness: Harness, logs: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    a = await h.contextual_answer()
+    r = await h.slack.post(json.dumps(foreign_event(a["ts"])))
+    assert r.status_code == 200, r.text  # Slack must not retry it
+    assert r.text == ""
+    await h.settled()
+    assert await stored_counts(h) == (0, 0, 0)
+    assert h.contextual.received == []
+    [line] = ignored_for_another_workspace(logs)
+    assert OTHER_TEAM in line and TEAM in line
+    assert_clean(logs, r)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["the reactor is from another organisation", "another installation is listed too"],
+)
+async def test_slack_connect_events_still_count(harness: Harness, shape: str) -> None:
+    h = harness
+    a = await h.contextual_answer()
+    body = reaction_body(a["ts"], is_ext_shared_channel=True)
+    if shape == "the reactor is from another organisation":
+        # The event happened "in" the reactor's workspace; our installation is listed.
+        body |= {"team_id": OTHER_TEAM, "context_team_id": OTHER_TEAM}
+        body["event"]["user_team"] = OTHER_TEAM
+    else:
+        # Our workspace's event, delivered on behalf of the other side's installation.
+        body["authorizations"] = [{**body["authorizations"][0], "team_id": OTHER_TEAM}]
+    r = await h.slack.post(json.dumps(body))
+    assert r.status_code == 200, r.text
+    await h.contextual.wait_for(1)
+    assert h.contextual.statuses() == ["thumbs_up"]
+
+
+async def test_clicks_through_another_workspaces_installation_are_ignored(
+    harness: Harness, logs: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    a = await h.contextual_answer()
+    click = block_actions(OTHER_USER, a["ts"], ANSWER_VOTE, "thumbs_up")
+    click["team"] = {"id": OTHER_TEAM, "domain": "other"}
+    click["user"]["team_id"] = OTHER_TEAM
+    r = await h.slack.interaction(click)
+    assert r.status_code == 200, r.text
+    assert await stored_counts(h) == (0, 0, 0)
+    assert h.slack_api.calls_to("chat.postEphemeral") == []
+    assert h.slack_api.calls_to("views.open") == []
+    assert len(ignored_for_another_workspace(logs)) == 1
+    assert_clean(logs, r)
+
+
+async def test_a_shared_channel_click_by_someone_from_another_organisation_counts(
+    harness: Harness,
+) -> None:
+    # In a Slack Connect channel `team` is the workspace the app is installed in; only
+    # user.team_id is the clicker's.
+    h = harness
+    a = await h.contextual_answer()
+    click = block_actions(OTHER_USER, a["ts"], ANSWER_VOTE, "thumbs_up")
+    click["user"]["team_id"] = OTHER_TEAM
+    r = await h.slack.interaction(click)
+    assert r.status_code == 200, r.text
+    await h.contextual.wait_for(1)
+    assert h.contextual.statuses() == ["thumbs_up"]
+
+
+async def test_a_form_opened_through_another_installation_is_ignored(
+    harness: Harness, logs: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    a = await h.contextual_answer()
+    await h.slack.react(ALICE, "-1", a["ts"])
+    [vote] = await h.store.query("SELECT id FROM votes")
+    submission = view_submission(
+        ALICE,
+        {"callback_id": FORM_CALLBACK, "private_metadata": json.dumps({"vote": vote[0]})},
+        category="inaccurate",
+        explanation="wrong",
+    )
+    submission["view"]["app_installed_team_id"] = OTHER_TEAM
+    r = await h.slack.interaction(submission)
+    assert r.status_code == 200, r.text
+    [explained] = await h.store.query("SELECT explanation FROM votes")
+    assert explained == (None,)
+    assert len(ignored_for_another_workspace(logs)) == 1
+    assert_clean(logs, r)
+
+
+async def test_slash_commands_from_another_workspace_do_nothing(
+    harness: Harness, logs: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    h.slack_api.add_user(OTHER_USER, admin=True)
+    fields = slash_command(OTHER_USER, "reactions off", response_url=h.slack_api.response_url())
+    r = await h.slack.command({**fields, "team_id": OTHER_TEAM, "team_domain": "other"})
+    assert r.status_code == 200, r.text
+    assert "set up for another Slack workspace" in r.text
+    assert h.slack_api.calls_to("users.info") == []
+    [audit] = await h.store.query("SELECT count(*) FROM audit_log")
+    assert audit == (0,)
+    assert len(ignored_for_another_workspace(logs)) == 1
+    assert_clean(logs, r)
+
+
+async def test_app_rate_limited_is_acknowledged_with_a_warning_that_explains_it(
+    harness: Harness, logs: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    body = {
+        "token": "verification-token-unused",
+        "type": "app_rate_limited",
+        "team_id": TEAM,
+        "minute_rate_limited": 1518467820,
+        "api_app_id": "A0APP0001",
+    }
+    r = await h.slack.post(json.dumps(body))
+    assert r.status_code == 200, r.text
+    [warning] = [r.getMessage() for r in logs.records if r.levelno == logging.WARNING]
+    assert TEAM in warning
+    assert "2018-02-12 20:37 UTC" in warning
+    assert "30,000 events" in warning
+    assert "Slack does not send them again" in warning
+    logs.clear()
+    r = await h.slack.post(json.dumps({**body, "team_id": OTHER_TEAM}))
+    assert r.status_code == 200, r.text
+    assert not [r for r in logs.records if r.levelno >= logging.WARNING]
+    assert_clean(logs, r)
+
+
+async def test_over_the_socket_events_for_another_workspace_are_dropped(
+    socket_bot: FeedbackBot,
+    standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    slack, contextual, _ = standins
+    answer = await register_over_http(socket_bot)
+    ack = await slack.socket_send(foreign_event(answer["ts"]))
+    assert set(ack) == {"envelope_id"}
+    assert await socket_stored_counts(socket_bot) == (0, 0, 0)
+    assert len(ignored_for_another_workspace(logs)) == 1
+    assert_clean(logs)
+    # Our own workspace's events still count.
+    await slack.socket_send(reaction_body(answer["ts"]))
+    await contextual.wait_for(1)
+    assert contextual.statuses() == ["thumbs_up"]
