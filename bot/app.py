@@ -19,6 +19,7 @@ from bot.background import Background
 from bot.config import Config
 from bot.delivery import Backoff, DeliveryWorker
 from bot.health import Health
+from bot.inbound import CheckedSocketModeHandler, workspace_guard
 from bot.keys import Keys
 from bot.logs import Redactor
 from bot.permissions import Permissions
@@ -176,12 +177,15 @@ class FeedbackBot:
         )
 
         async def authorize() -> AuthorizeResult:
-            # auth.test ran at start-up: no network call on the ack path.
+            # auth.test ran at start-up: no network call on the ack path. Requests for
+            # another workspace never get here (workspace_guard).
             return authorized
 
         return AsyncApp(
             name="feedback-bot",
             client=AsyncWebClient(base_url=slack.base_url, session=self._session),
+            # Before authorize, so one check serves both doors (HTTP and Socket Mode).
+            before_authorize=workspace_guard(identity.team_id),
             authorize=authorize,
             signing_secret=_secret(self.settings.slack_signing_secret) or "",
             # The /slack/events route verifies signatures before parsing; see bot/web.py.
@@ -206,9 +210,7 @@ class FeedbackBot:
         self.port = sockets[0].getsockname()[1] if sockets else s.feedback_port
         log.info("listening on http://%s:%d", s.feedback_host, self.port)
         if s.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            handler = AsyncSocketModeHandler(bolt, _secret(s.slack_app_token))
+            handler = CheckedSocketModeHandler(bolt, _secret(s.slack_app_token))
             await handler.connect_async()
             self._socket_handler = handler
             self.services.health.watch_socket(handler.client.is_connected)

@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
 
 from bot.answers import PostError, answer_errors, answer_json
+from bot.inbound import Malformed, envelope_problem, load_json_object, signed_by_slack, slack_body
 from storage import Registration, StorageError
 
 if TYPE_CHECKING:
@@ -32,9 +32,7 @@ def build_web_app(services: Services, bolt: AsyncApp | None) -> web.Application:
     if bolt is not None:
         secret = services.settings.slack_signing_secret
         assert secret is not None
-        app.router.add_post(
-            "/slack/events", _slack_events(bolt, SignatureVerifier(secret.get_secret_value()))
-        )
+        app.router.add_post("/slack/events", _slack_events(bolt, secret.get_secret_value()))
     app.router.add_post("/v1/answers", _answers(services))
     app.router.add_get("/healthz", _healthz(services))
     return app
@@ -44,25 +42,46 @@ def _error(status: int, message: str, **extra: object) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-def _slack_events(bolt: AsyncApp, verifier: SignatureVerifier) -> web.Handler:
+def _slack_events(bolt: AsyncApp, signing_secret: str) -> web.Handler:
+    secret = signing_secret.encode()
+
     async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.text()
+        # Bytes, not text: the signature covers the bytes as sent, and decoding by the
+        # declared charset would let an unsigned request choose our codec.
+        body = await request.read()
         # Verify before parsing: an unsigned request learns nothing, not even that its
         # body was malformed.
-        if not verifier.is_valid_request(body, dict(request.headers)):
+        if not signed_by_slack(
+            secret,
+            body,
+            request.headers.get("X-Slack-Request-Timestamp"),
+            request.headers.get("X-Slack-Signature"),
+            time.time(),
+        ):
             log.info("rejected a request to /slack/events with an invalid signature")
             return _error(401, "invalid signature")
         try:
-            bolt_request = AsyncBoltRequest(
-                body=body, query=request.query_string, headers=request.headers
-            )
-        except ValueError:
-            log.warning("rejected a signed request to /slack/events: the body is not JSON")
-            return _error(400, "malformed body: expected a JSON or form-encoded Slack payload")
+            payload = slack_body(body, request.content_type)
+        except Malformed as e:
+            return _malformed(str(e))
+        problem = envelope_problem(payload)
+        if problem is not None:
+            return _malformed(problem)
+        # Bolt takes an already-parsed body only in its socket_mode. Besides, the mode
+        # only skips Bolt's own signature check (off anyway: verified above) and makes a
+        # copied request keep the parsed body.
+        bolt_request = AsyncBoltRequest(
+            body=payload, query=request.query_string, headers=request.headers, mode="socket_mode"
+        )
         response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
     return handle
+
+
+def _malformed(reason: str) -> web.Response:
+    log.warning("refused a signed request to /slack/events: %s", reason)
+    return _error(400, f"malformed body: {reason}")
 
 
 def _answers(services: Services) -> web.Handler:
@@ -75,12 +94,15 @@ def _answers(services: Services) -> web.Handler:
                 "the answers API is off: set FEEDBACK_API_TOKEN to a secret of at least 16"
                 " characters and restart feedback-bot",
             )
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {token.get_secret_value()}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not _bearer_matches(request.headers.get("Authorization", ""), token):
             return _error(401, "missing or wrong bearer token", hint="Authorization: Bearer …")
         try:
-            answer_in = await services.answers.parse(await request.read())
+            body = load_json_object(await request.read())
+        except Malformed as e:
+            detail = [{"type": e.kind, "loc": [], "msg": str(e)}]
+            return web.json_response({"error": "invalid answer", "detail": detail}, status=422)
+        try:
+            answer_in = await services.answers.parse(body)
         except ValidationError as e:
             return web.json_response(
                 {"error": "invalid answer", "detail": answer_errors(e)}, status=422
@@ -101,6 +123,16 @@ def _answers(services: Services) -> web.Handler:
         )
 
     return handle
+
+
+def _bearer_matches(given: str, token: SecretStr) -> bool:
+    try:
+        # aiohttp hands over bytes that are not UTF-8 as surrogates, which cannot be encoded
+        # back: such a header is simply not our token.
+        given_bytes = given.encode()
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(given_bytes, f"Bearer {token.get_secret_value()}".encode())
 
 
 def _healthz(services: Services) -> web.Handler:

@@ -45,9 +45,10 @@ def parse(model: type[M], body: Mapping[str, Any], what: str) -> M | BoltRespons
 def describe(error: ValidationError) -> str:
     """`event.item: Field required; …`, short enough for a log line or an HTTP error."""
     parts = []
-    for e in error.errors(include_url=False, include_input=False)[:5]:
+    for e in error.errors(include_url=False, include_input=False, include_context=False)[:5]:
         where = ".".join(str(p) for p in e["loc"]) or "body"
-        parts.append(f"{where}: {e['msg']}")
+        # A validator's own message reads better without pydantic's prefix.
+        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 
