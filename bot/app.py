@@ -90,7 +90,9 @@ class FeedbackBot:
         s = self.settings
         store = await Store.open(s.feedback_db)
         try:
-            self._session = aiohttp.ClientSession()
+            # slack_sdk ignores its own timeout when given a session: the session carries it,
+            # or a Slack that never answers would hold start-up (auth.test) for 5 minutes.
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
             slack = AsyncWebClient(
                 token=_secret(s.slack_bot_token),
                 base_url=s.slack_api_base,
