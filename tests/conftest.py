@@ -126,3 +126,17 @@ async def world(
         finally:
             for bot in world.bots:  # a failed test must not leave a bot running
                 await bot.ensure_stopped()
+
+
+@pytest.fixture
+async def socket_bot(
+    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+) -> AsyncIterator[FeedbackBot]:
+    """The bot in Socket Mode: events over the stand-in's WebSocket, no /slack/events."""
+    settings = settings_for(
+        tmp_path / "feedback.db", *standins, slack_app_token=APP_TOKEN, slack_signing_secret=None
+    )
+    bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=PROVIDER_TIMEOUT)
+    await bot.start()
+    yield bot
+    await bot.stop(grace=1)

@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from bot.app import FeedbackBot
 from storage.db import run
-from tests.conftest import TEST_BACKOFF, settings_for
 from tests.harness import (
     API_TOKEN,
-    APP_TOKEN,
-    PROVIDER_TIMEOUT,
     Harness,
     event_envelope,
     new_ts,
@@ -138,19 +132,6 @@ async def test_a_deleted_database_file_is_reported_and_no_write_is_acknowledged(
     assert r.status_code == 503 and "deleted" in r.json()["error"]
     await bot.terminate()
     assert "Traceback" not in bot.text
-
-
-@pytest.fixture
-async def socket_bot(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
-) -> AsyncIterator[FeedbackBot]:
-    settings = settings_for(
-        tmp_path / "feedback.db", *standins, slack_app_token=APP_TOKEN, slack_signing_secret=None
-    )
-    bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=PROVIDER_TIMEOUT)
-    await bot.start()
-    yield bot
-    await bot.stop(grace=1)
 
 
 async def test_socket_mode_disconnected_is_unhealthy_until_it_reconnects(

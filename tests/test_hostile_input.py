@@ -14,8 +14,6 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,10 +22,8 @@ import pytest
 
 from bot.app import FeedbackBot
 from bot.blocks import ANSWER_VOTE, FORM_CALLBACK
-from tests.conftest import TEST_BACKOFF, settings_for
 from tests.harness import (
     API_TOKEN,
-    APP_TOKEN,
     CHANNEL,
     SECRETS,
     SIGNING_SECRET,
@@ -488,19 +484,6 @@ async def test_answers_api_malformed_bodies_are_422_with_the_reason(
 
 
 # ------------------------------------------------------------------ Socket Mode
-
-
-@pytest.fixture
-async def socket_bot(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
-) -> AsyncIterator[FeedbackBot]:
-    settings = settings_for(
-        tmp_path / "feedback.db", *standins, slack_app_token=APP_TOKEN, slack_signing_secret=None
-    )
-    bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=0.5)
-    await bot.start()
-    yield bot
-    await bot.stop(grace=1)
 
 
 async def register_over_http(bot: FeedbackBot) -> dict[str, Any]:

@@ -32,13 +32,13 @@ async def drained(world: World, bot: BotProcess, timeout: float = 30) -> None:
     await wait_until(empty, timeout=timeout, every=0.1)
 
 
-async def test_sigkill_with_a_newer_verdict_queued_ends_on_the_newer(world: World) -> None:
-    # thumbs_up is in flight (slow, but the provider will apply it), thumbs_down waits for
-    # it; the bot is killed. Before: the restart sent both at once and the slow thumbs_up
-    # was applied last. Now the cut-off send keeps its slot until its timeout has passed,
-    # and is then superseded by thumbs_down.
-    world.set_provider_timeout(3.0)
-    world.contextual.delay = slow_thumbs_up(2.5)
+async def cut_off_then_newer(world: World, stop: str, timeout: float, slow: float) -> None:
+    """thumbs_up is in flight (slow, but the provider will apply it) and thumbs_down waits
+    for it when the bot is stopped (`kill` or `terminate`) and started again. The provider
+    must apply thumbs_up then thumbs_down, never both in flight at once, and the cut-off
+    thumbs_up is not sent again (thumbs_down supersedes it)."""
+    world.set_provider_timeout(timeout)
+    world.contextual.delay = slow_thumbs_up(slow)
     bot = world.bot()
     await bot.start()
     body = contextual(new_ts())
@@ -47,44 +47,28 @@ async def test_sigkill_with_a_newer_verdict_queued_ends_on_the_newer(world: Worl
     await slack.react(ALICE, "+1", body["ts"])
     await sending(world, bot, 1)
     await slack.react(BOB, "-1", body["ts"])  # ALICE's 👍 and BOB's 👎: BOB's is newer
-    await bot.kill()
+    await (bot.kill() if stop == "kill" else bot.terminate())
 
     again = world.bot()
     await again.start()
     await drained(world, again)
     await asyncio.sleep(0.2)
-    slot = f"{body['message_id']}/"
     assert world.contextual.overlaps() == []
-    assert world.contextual.applied()[slot] == ["thumbs_up", "thumbs_down"]
+    assert world.contextual.applied()[f"{body['message_id']}/"] == ["thumbs_up", "thumbs_down"]
     cut_off, newer = world.contextual.attempts
-    assert newer.start >= cut_off.start + 3.0  # not before the cut-off request's timeout
+    assert newer.start >= cut_off.start + timeout  # not before the cut-off one's timeout
     await again.terminate()
+
+
+async def test_sigkill_with_a_newer_verdict_queued_ends_on_the_newer(world: World) -> None:
+    # Before: the restart sent both at once and the slow thumbs_up was applied last.
+    await cut_off_then_newer(world, "kill", timeout=3.0, slow=2.5)
 
 
 async def test_sigterm_past_the_grace_does_not_let_the_cut_off_send_win(world: World) -> None:
     # The same after SIGTERM once the 5 s grace runs out: the cancelled send still reaches
     # the provider (slowly), so what follows must wait for it.
-    world.set_provider_timeout(6.0)
-    world.contextual.delay = slow_thumbs_up(5.5)
-    bot = world.bot()
-    await bot.start()
-    body = contextual(new_ts())
-    await world.register(bot, body)
-    slack = world.slack(bot)
-    await slack.react(ALICE, "+1", body["ts"])
-    await sending(world, bot, 1)
-    await slack.react(BOB, "-1", body["ts"])
-    assert await bot.terminate() == 0
-
-    again = world.bot()
-    await again.start()
-    await drained(world, again)
-    await asyncio.sleep(0.2)
-    slot = f"{body['message_id']}/"
-    assert world.contextual.overlaps() == []
-    assert world.contextual.applied()[slot] == ["thumbs_up", "thumbs_down"]
-    assert len(world.contextual.attempts) == 2  # the cut-off thumbs_up was not sent again
-    await again.terminate()
+    await cut_off_then_newer(world, "terminate", timeout=6.0, slow=5.5)
 
 
 async def test_a_second_process_does_not_send_again_what_the_first_is_sending(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -10,10 +9,9 @@ import pytest
 
 from bot.app import FeedbackBot
 from bot.settings import SettingsError
-from tests.conftest import TEST_BACKOFF, settings_for
+from tests.conftest import settings_for
 from tests.harness import (
     API_TOKEN,
-    APP_TOKEN,
     CHANNEL,
     event_envelope,
     new_ts,
@@ -22,19 +20,6 @@ from tests.harness import (
 )
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
-
-
-@pytest.fixture
-async def socket_bot(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
-) -> AsyncIterator[FeedbackBot]:
-    settings = settings_for(
-        tmp_path / "feedback.db", *standins, slack_app_token=APP_TOKEN, slack_signing_secret=None
-    )
-    bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=0.5)
-    await bot.start()
-    yield bot
-    await bot.stop(grace=1)
 
 
 async def test_reactions_over_the_socket(
