@@ -69,7 +69,13 @@ class Round:
         """Send one event the way Slack does: until some bot acknowledges it, retrying the
         same event id after a failure (a kill mid-request may or may not have stored it)."""
         body = json.dumps(envelope)
+        async with asyncio.timeout(30):  # a bot that died on its own would hang the round
+            await self._deliver(body)
+
+    async def _deliver(self, body: str) -> None:
         while True:
+            for bot in self.running:
+                assert bot.running, f"a bot exited on its own:\n{bot.text[-3000:]}"
             if self.running:
                 bot = self.rng.choice(self.running)
                 url = f"http://127.0.0.1:{bot.port}/slack/events"
