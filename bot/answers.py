@@ -239,6 +239,11 @@ class Answers:
                     data.setdefault(key, value)
         return parse_answer(data)
 
+    async def find_for_controls(self, channel: str, ts: str) -> Answer | None:
+        """The answer whose feedback controls sit on message `ts`: the answer itself, or the
+        bot's "Was this helpful?" reply under it."""
+        return await self._store.find_answer_for_controls(channel, ts)
+
     async def register(self, request: ContextualAnswerIn | AquilaXAnswerIn) -> Registered:
         answer = request.to_answer()
         if request.post is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -24,41 +23,13 @@ from bot.keys import Keys
 from bot.logs import Redactor
 from bot.permissions import Permissions
 from bot.providers import AquilaXProvider, ContextualProvider, Provider
+from bot.services import Identity, Services
 from bot.settings import Settings, SettingsError
 from bot.votes import Votes
+from bot.web import build_web_app
 from storage import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who the bot is in the workspace, from auth.test at start-up."""
-
-    team_id: str
-    bot_user_id: str
-    bot_id: str
-
-
-@dataclass(slots=True)
-class Services:
-    """What listeners and routes need; built once per FeedbackBot."""
-
-    settings: Settings
-    store: Store
-    config: Config
-    keys: Keys
-    answers: Answers
-    votes: Votes
-    worker: DeliveryWorker
-    admin: Admin
-    permissions: Permissions
-    slack: AsyncWebClient
-    http_session: aiohttp.ClientSession
-    identity: Identity
-    background: Background
-    redactor: Redactor
-    health: Health
 
 
 class FeedbackBot:
@@ -199,8 +170,6 @@ class FeedbackBot:
         )
 
     async def _serve(self, bolt: AsyncApp) -> None:
-        from bot.web import build_web_app
-
         assert self.services is not None
         s = self.settings
         app = build_web_app(self.services, None if s.socket_mode else bolt)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -179,6 +180,35 @@ def prompt_message(answer: Answer) -> tuple[str, list[Block]]:
     return text, head + control_blocks(answer, answer.sources)
 
 
+@dataclass(frozen=True, slots=True)
+class ViewContext:
+    """What a modal carries in its private_metadata, from the click or command that opened
+    it to its submission: where to confirm, and for the form, the vote it explains (checked
+    against the submitting user, never trusted to be theirs)."""
+
+    channel: str | None = None
+    thread_ts: str | None = None
+    vote: int | None = None
+
+    def encode(self) -> str:
+        return json.dumps({"vote": self.vote, "channel": self.channel, "thread_ts": self.thread_ts})
+
+    @classmethod
+    def decode(cls, raw: str) -> ViewContext | None:
+        """None when the metadata is not ours (not JSON, or fields of the wrong type)."""
+        try:
+            meta = json.loads(raw)
+            vote = meta.get("vote")
+            context = cls(
+                meta.get("channel"), meta.get("thread_ts"), None if vote is None else int(vote)
+            )
+        except (ValueError, TypeError, AttributeError):
+            return None
+        if not all(isinstance(v, str | None) for v in (context.channel, context.thread_ts)):
+            return None
+        return context
+
+
 def feedback_form(
     vote_id: int, status: Status, subject: str, *, channel: str, thread_ts: str | None
 ) -> View:
@@ -188,7 +218,7 @@ def feedback_form(
     return View(
         type="modal",
         callback_id=FORM_CALLBACK,
-        private_metadata=json.dumps({"vote": vote_id, "channel": channel, "thread_ts": thread_ts}),
+        private_metadata=ViewContext(channel, thread_ts, vote_id).encode(),
         title=PlainTextObject(text="What went wrong?"),
         submit=PlainTextObject(text="Send"),
         close=PlainTextObject(text="Skip"),
@@ -296,7 +326,7 @@ def setup_view(channel: str, statuses: dict[str, str]) -> View:
     return View(
         type="modal",
         callback_id=SETUP_CALLBACK,
-        private_metadata=json.dumps({"channel": channel}),
+        private_metadata=ViewContext(channel).encode(),
         title=PlainTextObject(text="feedback-bot keys"),
         submit=PlainTextObject(text="Save"),
         close=PlainTextObject(text="Cancel"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.delivery import DeliveryWorker
-from storage import Answer, Store, VoteChange, VoteResult
+from storage import Answer, Store, StoredVote, VoteChange, VoteResult
 
 
 class Votes:
@@ -39,3 +39,7 @@ class Votes:
         if result.delivery_id is not None:
             self._worker.notify()
         return result
+
+    async def get(self, vote_id: int) -> StoredVote | None:
+        """A vote by id (the form and its button carry it), standing or withdrawn."""
+        return await self._store.get_vote(vote_id)

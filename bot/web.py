@@ -6,7 +6,6 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
@@ -16,10 +15,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.answers import PostError, answer_errors, answer_json
 from bot.inbound import Malformed, envelope_problem, load_json_object, signed_by_slack, slack_body
+from bot.services import Services
 from storage import Registration, StorageError
-
-if TYPE_CHECKING:
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 

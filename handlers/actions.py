@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
@@ -21,12 +21,10 @@ from bot.blocks import (
     label_text,
 )
 from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, Status
+from bot.services import Services
 from handlers.payloads import BlockActions, parse
 from handlers.replies import open_modal, tell
 from storage import VoteChange
-
-if TYPE_CHECKING:
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +74,7 @@ async def handle_vote(
     where = {"channel": channel, "user": user, "thread_ts": payload.thread_ts}
     # The answer comes from SQLite, found by the message the click came from: nothing in
     # the payload is trusted to name it.
-    answer = await services.store.find_answer_for_controls(channel, ts)
+    answer = await services.answers.find_for_controls(channel, ts)
     if answer is None:
         await ack()
         tell(services, **where, text=UNKNOWN_ANSWER)
@@ -127,7 +125,7 @@ async def handle_open_form(
     if isinstance(payload, BoltResponse):
         return payload
     value = payload.actions[0].value or ""
-    vote = await services.store.get_vote(int(value)) if value.isdigit() else None
+    vote = await services.votes.get(int(value)) if value.isdigit() else None
     await ack()
     user, channel = payload.user.id, payload.channel_id or ""
     if vote is None or vote.user != user or not vote.standing:

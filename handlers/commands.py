@@ -4,7 +4,7 @@ the command out in the background and answer through the response_url."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
@@ -14,10 +14,8 @@ from bot.admin import NOT_ALLOWED, Invocation, UsageError, help_text
 from bot.admin import parse as parse_command
 from bot.blocks import setup_view
 from bot.keys import PROVIDERS
+from bot.services import Services
 from handlers.payloads import SlashCommand, parse
-
-if TYPE_CHECKING:
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
 from bot.blocks import form_offer
 from bot.domain import EXPLAINABLE, normalise_emoji, reaction_origin
+from bot.services import Services
 from handlers.payloads import ReactionEnvelope, parse
 from handlers.replies import tell
 from storage import VoteChange
-
-if TYPE_CHECKING:
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 

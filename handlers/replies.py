@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-if TYPE_CHECKING:
-    from bot.app import Services
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 

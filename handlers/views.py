@@ -4,9 +4,8 @@ The setup form stores provider keys, encrypted."""
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
@@ -20,12 +19,11 @@ from bot.blocks import (
     KEY_INPUTS,
     KEY_LABELS,
     SETUP_CALLBACK,
+    ViewContext,
 )
+from bot.services import Services
 from handlers.payloads import ViewSubmission, parse
 from handlers.replies import tell
-
-if TYPE_CHECKING:
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +39,16 @@ def register(app: AsyncApp, services: Services) -> None:
     app.view(SETUP_CALLBACK)(on_setup)
 
 
-def _metadata(raw: str) -> tuple[int, str | None, str | None] | None:
-    try:
-        meta = json.loads(raw)
-        return int(meta["vote"]), meta.get("channel"), meta.get("thread_ts")
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
 async def handle_submit(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
     payload = parse(ViewSubmission, body, "view_submission")
     if isinstance(payload, BoltResponse):
         return payload
-    meta = _metadata(payload.view.private_metadata)
-    if meta is None:
+    context = ViewContext.decode(payload.view.private_metadata)
+    if context is None or context.vote is None:
         return BoltResponse(status=400, body="view_submission without a vote in its metadata")
-    vote_id, channel, thread_ts = meta
+    vote_id, channel, thread_ts = context.vote, context.channel, context.thread_ts
     state = payload.view.state
     explanation = (state.value("explanation") or "").strip() or None
     category = state.value("category")
@@ -75,7 +65,7 @@ async def handle_submit(
         await ack(response_action="errors", errors={"category": "Pick one of the listed kinds."})
         return None
     user = payload.user.id
-    vote = await services.store.get_vote(vote_id)
+    vote = await services.votes.get(vote_id)
     if vote is None or vote.user != user:
         log.warning("refused a form for vote %s from %s: not their vote", vote_id, user)
         await ack(
@@ -110,10 +100,10 @@ async def handle_setup(
     payload = parse(ViewSubmission, body, "view_submission")
     if isinstance(payload, BoltResponse):
         return payload
-    try:
-        channel = json.loads(payload.view.private_metadata).get("channel")
-    except (ValueError, AttributeError):
+    context = ViewContext.decode(payload.view.private_metadata)
+    if context is None:
         return BoltResponse(status=400, body="malformed setup submission: no channel")
+    channel = context.channel
     entered: dict[str, str] = {}
     errors: dict[str, str] = {}
     for provider, block_id in KEY_INPUTS.items():

@@ -10,17 +10,15 @@ import pytest
 from bot.app import FeedbackBot
 from bot.delivery import Backoff
 from bot.settings import Settings
-from tests.harness import (
+from tests.credentials import (
     API_TOKEN,
     APP_TOKEN,
     AQUILAX_KEY,
     BOT_TOKEN,
     CONTEXTUAL_KEY,
-    PROVIDER_TIMEOUT,
     SIGNING_SECRET,
-    Harness,
-    SlackSide,
 )
+from tests.harness import PROVIDER_TIMEOUT, Harness, SlackSide
 from tests.process import World
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn

@@ -5,86 +5,32 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from slack_sdk.signature import SignatureVerifier
 
 from bot.app import FeedbackBot
+from storage import Store
+from tests.credentials import API_TOKEN, SIGNING_SECRET
+from tests.slack_payloads import (
+    CHANNEL,
+    event_envelope,
+    new_ts,
+    new_uuid,
+    reaction_event,
+    sign,
+    slash_command,
+)
 from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import BOT_USER, TEAM, SlackStandIn
+from tests.standins.slack import SlackStandIn
 
-# Real-looking secrets, so that a leak would be visible in logs and bodies.
-BOT_TOKEN = "xoxb-2071234567890-4112345678901-Zq8tV3kLmN0pQr5sTu7vWx9y"
-APP_TOKEN = "xapp-1-A0APP0001-4112345678901-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
-SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-CONTEXTUAL_KEY = "key-ctx-5Jd8sK2mQ9vX4bT7nW1eR6yU3oP0aZ"
-AQUILAX_KEY = "pat-aqx-7Hq2Lm9Vt4Nc8Xw1Rb6Zy3Kd0Fs5Gp"
-API_TOKEN = "api-tok-c2VjcmV0LWFwaS10b2tlbi0xMjM0NTY"
-SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET, CONTEXTUAL_KEY, AQUILAX_KEY, API_TOKEN)
-
-CHANNEL = "C0FEEDBK01"
 # The bot's provider request timeout in in-process tests, and the stand-ins' own.
 PROVIDER_TIMEOUT = 0.5
-_event_ids = itertools.count(1)
-_ts = itertools.count(1)
 
-
-def new_ts() -> str:
-    return f"1700000{next(_ts):03d}.000100"
-
-
-def new_uuid() -> str:
-    return str(uuid.uuid4())
-
-
-def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
-
-
-def event_envelope(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
-    """An Events API body in Slack's shape."""
-    now = time.time()
-    return {
-        "token": "verification-token-unused",
-        "team_id": TEAM,
-        "context_team_id": TEAM,
-        "api_app_id": "A0APP0001",
-        "event": {**event, "event_ts": event.get("event_ts", f"{now:.6f}")},
-        "type": "event_callback",
-        "event_id": event_id or f"Ev{next(_event_ids):010d}",
-        "event_time": int(now),
-        "authorizations": [
-            {
-                "enterprise_id": None,
-                "team_id": TEAM,
-                "user_id": BOT_USER,
-                "is_bot": True,
-                "is_enterprise_install": False,
-            }
-        ],
-        "is_ext_shared_channel": False,
-        "event_context": "4-eyJldCI6InJlYWN0aW9uX2FkZGVkIn0",
-    }
-
-
-def reaction_event(
-    user: str, emoji: str, ts: str, *, added: bool = True, channel: str = CHANNEL
-) -> dict[str, Any]:
-    return {
-        "type": "reaction_added" if added else "reaction_removed",
-        "user": user,
-        "reaction": emoji,
-        "item_user": "U0AIBOT001",
-        "item": {"type": "message", "channel": channel, "ts": ts},
-    }
+_replies = itertools.count(1)
 
 
 @dataclass
@@ -150,7 +96,7 @@ class Harness:
         return f"http://127.0.0.1:{self.bot.port}"
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         assert self.bot.services is not None
         return self.bot.services.store
 
@@ -192,6 +138,35 @@ class Harness:
         assert r.status_code == 201, r.text
         return body
 
+    async def feedback(self, user: str, text: str, channel: str = CHANNEL) -> str:
+        """Run `/feedback text` as `user`; return the reply, from the ack or from the
+        response_url ("" when it opened a modal instead)."""
+        key = f"r{next(_replies)}"
+        before = len(self.slack_api.responses)
+        r = await self.slack.command(
+            slash_command(
+                user, text, channel=channel, response_url=self.slack_api.response_url(key)
+            )
+        )
+        assert r.status_code == 200, r.text
+        if r.text:  # answered in the ack: Bolt sends plain text, which Slack shows ephemerally
+            json_reply = r.headers["content-type"].startswith("application/json")
+            return str(r.json()["text"]) if json_reply else r.text
+        opened = len(self.slack_api.calls_to("views.open"))
+
+        async def answered() -> bool:
+            return (
+                len(self.slack_api.responses) > before
+                or len(self.slack_api.calls_to("views.open")) > opened
+            )
+
+        await wait_until(answered, timeout=5)
+        if len(self.slack_api.responses) == before:
+            return ""
+        reply = self.slack_api.responses[before]
+        assert reply["response_type"] == "ephemeral"
+        return str(reply["text"])
+
     async def settled(self, timeout: float = 10.0) -> None:
         """Wait until no delivery is pending or in flight."""
         await wait_until(self._nothing_queued, timeout)
@@ -216,125 +191,3 @@ async def wait_until(
     async with asyncio.timeout(timeout):
         while not await condition():  # noqa: ASYNC110 - polls the real database
             await asyncio.sleep(every)
-
-
-_action_ts = itertools.count(1)
-
-
-def block_actions(
-    user: str,
-    message_ts: str,
-    action_id: str,
-    value: str,
-    *,
-    channel: str = CHANNEL,
-    block_id: str = "ctrl",
-    thread_ts: str | None = None,
-    kind: str = "feedback_buttons",
-    action_ts: str | None = None,
-    response_url: str = "https://hooks.slack.com/actions/T0TEST001/1/abc",
-) -> dict[str, Any]:
-    """A block_actions payload in Slack's shape, for a click on a message."""
-    container: dict[str, Any] = {
-        "type": "message",
-        "message_ts": message_ts,
-        "channel_id": channel,
-        "is_ephemeral": False,
-    }
-    message: dict[str, Any] = {
-        "type": "message",
-        "user": BOT_USER,
-        "bot_id": "BBOTFB001",
-        "ts": message_ts,
-        "text": "…",
-    }
-    if thread_ts:
-        container["thread_ts"] = thread_ts
-        message["thread_ts"] = thread_ts
-    action: dict[str, Any] = {
-        "type": kind,
-        "action_id": action_id,
-        "block_id": block_id,
-        "value": value,
-        "action_ts": action_ts or f"{time.time():.0f}.{next(_action_ts):06d}",
-    }
-    if kind == "button":
-        action["text"] = {"type": "plain_text", "text": "🚩 Flag", "emoji": True}
-    return {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
-        "api_app_id": "A0APP0001",
-        "token": "verification-token-unused",
-        "container": container,
-        "trigger_id": f"{next(_action_ts)}.1234567890.abcdef0123456789",
-        "team": {"id": TEAM, "domain": "test"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "channel": {"id": channel, "name": "ai-answers"},
-        "message": message,
-        "state": {"values": {}},
-        "response_url": response_url,
-        "actions": [action],
-    }
-
-
-def view_submission(
-    user: str, view: dict[str, Any], *, category: str | None, explanation: str | None
-) -> dict[str, Any]:
-    """The view_submission Slack sends when `user` submits the modal `view` (as opened)."""
-    values: dict[str, Any] = {
-        "category": {
-            "category": {
-                "type": "static_select",
-                "selected_option": (
-                    {"text": {"type": "plain_text", "text": category}, "value": category}
-                    if category
-                    else None
-                ),
-            }
-        },
-        "explanation": {"explanation": {"type": "plain_text_input", "value": explanation}},
-    }
-    return {
-        "type": "view_submission",
-        "team": {"id": TEAM, "domain": "test"},
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
-        "api_app_id": "A0APP0001",
-        "token": "verification-token-unused",
-        "trigger_id": "1.2.3",
-        "view": {
-            "id": "V0VIEW001",
-            "team_id": TEAM,
-            "type": "modal",
-            "hash": "1700000000.abcdef",
-            "root_view_id": "V0VIEW001",
-            "app_id": "A0APP0001",
-            "bot_id": "BBOTFB001",
-            "state": {"values": values},
-            **view,
-        },
-        "response_urls": [],
-        "is_enterprise_install": False,
-        "enterprise": None,
-    }
-
-
-def slash_command(
-    user: str, text: str, *, channel: str = CHANNEL, response_url: str
-) -> dict[str, str]:
-    """The form fields Slack posts for `/feedback <text>`."""
-    return {
-        "token": "verification-token-unused",
-        "team_id": TEAM,
-        "team_domain": "test",
-        "channel_id": channel,
-        "channel_name": "ai-answers",
-        "user_id": user,
-        "user_name": user.lower(),
-        "command": "/feedback",
-        "text": text,
-        "api_app_id": "A0APP0001",
-        "is_enterprise_install": "false",
-        "response_url": response_url,
-        "trigger_id": f"{next(_action_ts)}.1234567890.fedcba9876543210",
-    }

@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 
-from tests.harness import API_TOKEN, CHANNEL, SlackSide, new_uuid
+from tests.credentials import API_TOKEN
+from tests.harness import SlackSide
+from tests.slack_payloads import CHANNEL, new_uuid
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 

@@ -14,8 +14,10 @@ import pytest
 
 from bot.config import Config
 from storage import Store
-from tests.harness import API_TOKEN, BOT_TOKEN, CHANNEL, Harness, new_ts, new_uuid
+from tests.credentials import API_TOKEN, BOT_TOKEN
+from tests.harness import Harness
 from tests.process import _clean_environ
+from tests.slack_payloads import CHANNEL, new_ts, new_uuid
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 

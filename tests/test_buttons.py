@@ -18,19 +18,12 @@ from bot.blocks import (
     SOURCE_VOTE,
 )
 from storage import Answer, Store
-from tests.harness import (
-    BOT_TOKEN,
-    CHANNEL,
-    SIGNING_SECRET,
-    Harness,
-    block_actions,
-    new_ts,
-    new_uuid,
-    view_submission,
-    wait_until,
-)
+from tests.credentials import BOT_TOKEN, SIGNING_SECRET
+from tests.harness import Harness, wait_until
 from tests.process import _clean_environ
+from tests.slack_payloads import CHANNEL, block_actions, new_ts, new_uuid, view_submission
 
+ADMIN = "U0ADMIN001"
 ALICE, BOB = "U0ALICE001", "U0BOB00001"
 
 
@@ -568,7 +561,8 @@ async def test_aquilax_answer_buttons(harness: Harness) -> None:
 
 async def test_prompt_under_answers_another_app_posted(harness: Harness) -> None:
     h = harness
-    await h.bot.services.config.set(CHANNEL, "prompt", True, "U0ADMIN001")
+    h.slack_api.add_user(ADMIN, admin=True)
+    assert "now get" in await h.feedback(ADMIN, "prompt on")
     a = await h.contextual_answer(sources=1)
     [prompt] = await h.slack_api.wait_for("chat.postMessage")
     assert prompt["thread_ts"] == a["ts"]
@@ -596,7 +590,8 @@ async def test_thumbs_down_reaction_offers_the_form_when_the_channel_opts_in(
     await delivered(h, 1)
     assert h.slack_api.calls_to("chat.postEphemeral") == []  # off by default
 
-    await h.bot.services.config.set(CHANNEL, "reaction_form", True, "U0ADMIN001")
+    h.slack_api.add_user(ADMIN, admin=True)
+    assert "now offer" in await h.feedback(ADMIN, "form on")
     await h.slack.react(BOB, "triangular_flag_on_post", a["ts"])
     [offer] = await ephemerals(h, 1)
     assert offer["user"] == BOB

@@ -25,8 +25,9 @@ import httpx
 import pytest
 
 from storage import Store
-from tests.harness import event_envelope, new_ts, reaction_event, sign, wait_until
+from tests.harness import wait_until
 from tests.process import BotProcess, World, contextual
+from tests.slack_payloads import event_envelope, new_ts, reaction_event, sign
 
 USERS = ("U0ALICE001", "U0BOB00001", "U0CAROL001")
 EMOJI = ("+1", "-1", "triangular_flag_on_post")

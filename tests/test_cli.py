@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, Harness, wait_until
+from tests.credentials import BOT_TOKEN, SIGNING_SECRET
+from tests.harness import Harness, wait_until
 from tests.process import _clean_environ
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from pathlib import Path
@@ -14,21 +13,13 @@ from cryptography.fernet import Fernet
 from bot.keys import Keys
 from bot.logs import Redactor
 from storage import Store
-from tests.harness import (
-    CHANNEL,
-    Harness,
-    new_ts,
-    new_uuid,
-    slash_command,
-    view_submission,
-    wait_until,
-)
+from tests.harness import Harness, wait_until
+from tests.slack_payloads import CHANNEL, new_ts, new_uuid, view_submission
 
 ADMIN, OWNER, LISTED, ALICE = "U0ADMIN001", "U0OWNER001", "U0LISTED01", "U0ALICE001"
 OTHER_CHANNEL = "C0OTHER001"
 SECRET_KEY = Fernet.generate_key().decode()
 NEW_CONTEXTUAL_KEY = "ctx-from-setup-Qm8Zr2Lp5Wx9Kd3T"
-_replies = itertools.count(1)
 
 
 @pytest.fixture
@@ -44,33 +35,6 @@ def users(harness: Harness) -> None:
     harness.slack_api.add_user(LISTED)
 
 
-async def feedback(h: Harness, user: str, text: str, channel: str = CHANNEL) -> str:
-    """Run `/feedback text`; return the reply, from the ack or from the response_url."""
-    key = f"r{next(_replies)}"
-    before = len(h.slack_api.responses)
-    r = await h.slack.command(
-        slash_command(user, text, channel=channel, response_url=h.slack_api.response_url(key))
-    )
-    assert r.status_code == 200, r.text
-    if r.text:  # answered in the ack: Bolt sends plain text, which Slack shows ephemerally
-        return (
-            r.json()["text"] if r.headers["content-type"].startswith("application/json") else r.text
-        )
-    opened = len(h.slack_api.calls_to("views.open"))
-
-    async def answered() -> bool:
-        return (
-            len(h.slack_api.responses) > before or len(h.slack_api.calls_to("views.open")) > opened
-        )
-
-    await wait_until(answered, timeout=5)
-    if len(h.slack_api.responses) == before:
-        return ""  # it opened a modal instead
-    reply = h.slack_api.responses[before]
-    assert reply["response_type"] == "ephemeral"
-    return str(reply["text"])
-
-
 async def audit(h: Harness) -> list[tuple[str, str, str, str | None, str | None]]:
     return [(e.user, e.scope, e.key, e.old, e.new) for e in await h.store.audit_log()]
 
@@ -80,7 +44,7 @@ async def audit(h: Harness) -> list[tuple[str, str, str, str | None, str | None]
 
 async def test_help_and_mistakes_are_answered_in_the_ack(harness: Harness) -> None:
     for text in ("help", ""):
-        reply = await feedback(harness, ALICE, text)
+        reply = await harness.feedback(ALICE, text)
         assert "/feedback status" in reply and "/feedback emoji add" in reply
     cases = {
         "frobnicate": "There is no `frobnicate` sub-command",
@@ -103,7 +67,7 @@ async def test_help_and_mistakes_are_answered_in_the_ack(harness: Harness) -> No
         "status please": "takes no arguments",
     }
     for text, expected in cases.items():
-        reply = await feedback(harness, ADMIN, text)
+        reply = await harness.feedback(ADMIN, text)
         assert expected in reply, (text, reply)
         assert "Usage: `/feedback" in reply or "/feedback help" in reply
     assert await audit(harness) == []
@@ -114,9 +78,9 @@ async def test_status_shows_effective_values_their_origin_and_the_providers(
     harness: Harness,
 ) -> None:
     h = harness
-    await feedback(h, ADMIN, "provider aquilax --workspace")
-    await feedback(h, ADMIN, "reactions off")
-    reply = await feedback(h, ALICE, "status")
+    await h.feedback(ADMIN, "provider aquilax --workspace")
+    await h.feedback(ADMIN, "reactions off")
+    reply = await h.feedback(ALICE, "status")
     assert f"status for <#{CHANNEL}>" in reply
     assert "Provider for new answers: aquilax _(workspace)_" in reply
     assert "Reactions count: off _(channel)_" in reply
@@ -128,9 +92,9 @@ async def test_status_shows_effective_values_their_origin_and_the_providers(
     assert h.contextual.api_key not in reply
 
     await h.contextual.stop()
-    reply = await feedback(h, ALICE, "status")
+    reply = await h.feedback(ALICE, "status")
     assert "127.0.0.1 unreachable (ConnectionRefusedError)" in reply
-    workspace = await feedback(h, ALICE, "status --workspace")
+    workspace = await h.feedback(ALICE, "status --workspace")
     assert "the workspace defaults" in workspace and "Reactions count: on _(default)_" in workspace
 
 
@@ -142,14 +106,14 @@ async def test_stats_counts_votes_per_status(harness: Harness) -> None:
     await h.slack.unreact(ADMIN, "-1", a["ts"])
     other = await h.contextual_answer(channel=OTHER_CHANNEL)
     await h.slack.react(ALICE, "triangular_flag_on_post", other["ts"], channel=OTHER_CHANNEL)
-    reply = await feedback(h, ALICE, "stats 7")
+    reply = await h.feedback(ALICE, "stats 7")
     assert f"Votes in <#{CHANNEL}> in the last 7 days*: 2" in reply
     assert "👍 thumbs_up: *1* (1 still standing)" in reply
     assert "👎 thumbs_down: *1* (0 still standing)" in reply
     assert "🚩 flagged: *0*" in reply
-    everywhere = await feedback(h, ALICE, "stats --workspace")
+    everywhere = await h.feedback(ALICE, "stats --workspace")
     assert "all channels in the last 30 days*: 3" in everywhere
-    assert "No votes in" in await feedback(h, ALICE, "stats 1", channel="C0QUIET001")
+    assert "No votes in" in await h.feedback(ALICE, "stats 1", channel="C0QUIET001")
 
 
 # ------------------------------------------------------------------ who may change what
@@ -165,21 +129,21 @@ async def test_non_admins_are_refused_and_nothing_changes(harness: Harness) -> N
         "reset prompt",
         "setup",
     ):
-        reply = await feedback(h, ALICE, text)
+        reply = await h.feedback(ALICE, text)
         assert "Only workspace admins and owners" in reply, text
     assert await audit(h) == []
     assert (await h.bot.services.config.for_channel(CHANNEL)).reactions is True
     assert h.slack_api.calls_to("views.open") == []
     # A users.info failure is not a reason to let someone in.
     h.slack_api.errors["users.info"] = "user_not_found"
-    assert "Only workspace admins" in await feedback(h, "U0GHOST001", "prompt on")
+    assert "Only workspace admins" in await h.feedback("U0GHOST001", "prompt on")
 
 
 async def test_admins_owners_and_listed_users_may_change(harness: Harness) -> None:
     h = harness
-    assert "now get" in await feedback(h, ADMIN, "prompt on")
-    assert "no longer get" in await feedback(h, OWNER, "prompt off")
-    assert "now offer" in await feedback(h, LISTED, "form on")
+    assert "now get" in await h.feedback(ADMIN, "prompt on")
+    assert "no longer get" in await h.feedback(OWNER, "prompt off")
+    assert "now offer" in await h.feedback(LISTED, "form on")
     assert await audit(h) == [
         (LISTED, CHANNEL, "reaction_form", None, "true"),
         (OWNER, CHANNEL, "prompt", "true", "false"),
@@ -199,18 +163,18 @@ async def test_emoji_map_changes_take_effect_on_the_next_reaction(harness: Harne
     await h.slack.react(ALICE, "tada", a["ts"])
     await h.settled()
     assert h.contextual.statuses() == []
-    assert "now means *thumbs_up*" in await feedback(h, ADMIN, "emoji add :tada: thumbs_up")
+    assert "now means *thumbs_up*" in await h.feedback(ADMIN, "emoji add :tada: thumbs_up")
     await h.slack.react(ALICE, "tada", a["ts"])
     await h.contextual.wait_for(1)
-    assert "no longer counts" in await feedback(h, ADMIN, "emoji remove :+1:")
+    assert "no longer counts" in await h.feedback(ADMIN, "emoji remove :+1:")
     await h.slack.react(ADMIN, "+1", a["ts"])
     await h.settled()
     assert h.contextual.statuses() == ["thumbs_up"]
-    listed = await feedback(h, ALICE, "emoji list")
+    listed = await h.feedback(ALICE, "emoji list")
     assert ":tada: :thumbsup: → thumbs_up" in listed and ":+1:" not in listed
-    assert "is not a feedback emoji" in await feedback(h, ADMIN, "emoji remove :+1:")
+    assert "is not a feedback emoji" in await h.feedback(ADMIN, "emoji remove :+1:")
     # Other channels keep the workspace map.
-    assert ":+1:" in await feedback(h, ALICE, "emoji list", channel=OTHER_CHANNEL)
+    assert ":+1:" in await h.feedback(ALICE, "emoji list", channel=OTHER_CHANNEL)
     [(who, scope, key, old, new), *_] = await audit(h)
     assert (who, scope, key) == (ADMIN, CHANNEL, "emoji")
     assert "+1" in json.loads(old or "{}") and "+1" not in json.loads(new or "{}")
@@ -223,16 +187,16 @@ async def test_reactions_off_ignores_new_reactions_but_lets_votes_be_taken_back(
     a = await h.contextual_answer()
     await h.slack.react(ALICE, "+1", a["ts"])
     await h.contextual.wait_for(1)
-    await feedback(h, ADMIN, "reactions off --workspace")
+    await h.feedback(ADMIN, "reactions off --workspace")
     await h.slack.react(ADMIN, "-1", a["ts"])
     await h.slack.unreact(ALICE, "+1", a["ts"])
     await h.contextual.wait_for(2)
     assert h.contextual.statuses() == ["thumbs_up", "removed"]
     # A channel value beats the workspace default.
-    await feedback(h, ADMIN, "reactions on")
+    await h.feedback(ADMIN, "reactions on")
     await h.slack.react(ADMIN, "-1", a["ts"])
     await h.contextual.wait_for(3)
-    assert "back to the workspace default" in await feedback(h, ADMIN, "reset reactions")
+    assert "back to the workspace default" in await h.feedback(ADMIN, "reset reactions")
     await h.slack.react(ALICE, "+1", a["ts"])
     await h.settled()
     assert h.contextual.statuses() == ["thumbs_up", "removed", "thumbs_down"]
@@ -241,13 +205,13 @@ async def test_reactions_off_ignores_new_reactions_but_lets_votes_be_taken_back(
 async def test_defaults_fill_in_registrations(harness: Harness) -> None:
     h = harness
     agent = new_uuid()
-    await feedback(h, ADMIN, f"agent {agent}")
-    await feedback(h, ADMIN, "provider contextual")
+    await h.feedback(ADMIN, f"agent {agent}")
+    await h.feedback(ADMIN, "provider contextual")
     r = await h.register({"channel": CHANNEL, "ts": new_ts(), "message_id": new_uuid()})
     assert r.status_code == 201, r.text
     assert r.json()["answer"]["agent_id"] == agent
-    await feedback(h, ADMIN, "aquilax org 65dd3e835a669e3347654200 group grp-1 --workspace")
-    await feedback(h, ADMIN, "provider aquilax --workspace")
+    await h.feedback(ADMIN, "aquilax org 65dd3e835a669e3347654200 group grp-1 --workspace")
+    await h.feedback(ADMIN, "provider aquilax --workspace")
     body = {"channel": OTHER_CHANNEL, "ts": new_ts(), "request_id": new_uuid()}
     r = await h.register(body)
     assert r.status_code == 201, r.text
@@ -278,13 +242,13 @@ async def test_deliveries_and_retry(harness: Harness) -> None:
         return (await h.store.delivery_counts()).dead == 1
 
     await wait_until(dead)
-    listing = await feedback(h, ALICE, "deliveries")
+    listing = await h.feedback(ALICE, "deliveries")
     assert "0 pending, 1 dead" in listing and "HTTP 401" in listing and a["ts"] in listing
-    assert "Only workspace admins" in await feedback(h, ALICE, "retry")
+    assert "Only workspace admins" in await h.feedback(ALICE, "retry")
     h.contextual.api_key = real
-    assert "Requeued 1 dead deliveries." in await feedback(h, ADMIN, "retry")
+    assert "Requeued 1 dead deliveries." in await h.feedback(ADMIN, "retry")
     await h.contextual.wait_for(1)
-    assert "Requeued 0" in await feedback(h, ADMIN, "retry 12345")
+    assert "Requeued 0" in await h.feedback(ADMIN, "retry 12345")
 
 
 # ------------------------------------------------------------------ setup and keys
@@ -295,7 +259,7 @@ async def test_setup_stores_keys_encrypted_and_never_shows_them(
 ) -> None:
     h = harness
     caplog.set_level(logging.DEBUG)
-    assert await feedback(h, ADMIN, "setup") == ""
+    assert await h.feedback(ADMIN, "setup") == ""
     [opened] = await h.slack_api.wait_for("views.open")
     view = opened["view"]
     assert view["callback_id"] == "fb_setup"
@@ -325,7 +289,7 @@ async def test_setup_stores_keys_encrypted_and_never_shows_them(
     a = await h.contextual_answer()
     await h.slack.react(ALICE, "+1", a["ts"])
     await h.contextual.wait_for(1)
-    status = await feedback(h, ALICE, "status")
+    status = await h.feedback(ALICE, "status")
     assert f"API key set (…{NEW_CONTEXTUAL_KEY[-4:]}, from setup)" in status
     entries = await audit(h)
     assert entries[0][2:] == ("contextual_api_key", None, f"set (…{NEW_CONTEXTUAL_KEY[-4:]})")
@@ -347,13 +311,13 @@ async def test_setup_stores_keys_encrypted_and_never_shows_them(
     sent = json.dumps([c.args for c in h.slack_api.calls]) + json.dumps(h.slack_api.responses)
     assert NEW_CONTEXTUAL_KEY not in sent
 
-    assert "Forgot the contextual key" in await feedback(h, ADMIN, "reset contextual-key")
-    assert "from environment" in await feedback(h, ALICE, "status")
+    assert "Forgot the contextual key" in await h.feedback(ADMIN, "reset contextual-key")
+    assert "from environment" in await h.feedback(ALICE, "status")
 
 
 async def test_setup_submitted_by_a_non_admin_stores_nothing(harness: Harness) -> None:
     h = harness
-    await feedback(h, ADMIN, "setup")
+    await h.feedback(ADMIN, "setup")
     [opened] = await h.slack_api.wait_for("views.open")
     forged = view_submission(ALICE, opened["view"], category=None, explanation=None)
     forged["view"]["state"]["values"] = {
@@ -375,7 +339,7 @@ class TestWithoutSecretKey:
     async def test_setup_explains_keys_must_come_from_the_environment(
         self, harness: Harness
     ) -> None:
-        reply = await feedback(harness, LISTED, "setup")
+        reply = await harness.feedback(LISTED, "setup")
         assert "FEEDBACK_SECRET_KEY" in reply and "CONTEXTUAL_API_KEY" in reply
         assert harness.slack_api.calls_to("views.open") == []
 

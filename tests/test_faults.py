@@ -11,16 +11,10 @@ from email.utils import formatdate
 import pytest
 
 from storage import DeliveryState
-from tests.harness import (
-    CONTEXTUAL_KEY,
-    Harness,
-    event_envelope,
-    reaction_event,
-    sign,
-    wait_until,
-)
+from tests.credentials import CONTEXTUAL_KEY
+from tests.harness import Harness, wait_until
+from tests.slack_payloads import event_envelope, reaction_event, sign
 from tests.test_cli import cli
-from tests.test_commands import feedback
 
 ALICE, BOB = "U0ALICE001", "U0BOB00001"
 
@@ -161,7 +155,7 @@ async def test_a_provider_error_echoing_the_key_is_stored_and_shown_redacted(
         "last_error": dead.last_error or "",
         "logs": caplog.text,
         "/healthz": (await h.http.get(f"{h.base_url}/healthz")).json()["deliveries"]["last_error"],
-        "/feedback deliveries": await feedback(h, ALICE, "deliveries"),
+        "/feedback deliveries": await h.feedback(ALICE, "deliveries"),
         "deliveries list": cli(h, "deliveries", "list", "--state", "dead").stdout,
     }
     for where, text in shown.items():

@@ -10,15 +10,10 @@ import httpx
 
 from bot.app import FeedbackBot
 from storage.db import run
-from tests.harness import (
-    API_TOKEN,
-    Harness,
-    event_envelope,
-    new_ts,
-    reaction_event,
-    wait_until,
-)
+from tests.credentials import API_TOKEN
+from tests.harness import Harness, wait_until
 from tests.process import World, contextual
+from tests.slack_payloads import event_envelope, new_ts, reaction_event
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 

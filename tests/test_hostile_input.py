@@ -22,12 +22,10 @@ import pytest
 
 from bot.app import FeedbackBot
 from bot.blocks import ANSWER_VOTE, FORM_CALLBACK
-from tests.harness import (
-    API_TOKEN,
+from tests.credentials import API_TOKEN, SECRETS, SIGNING_SECRET
+from tests.harness import Harness
+from tests.slack_payloads import (
     CHANNEL,
-    SECRETS,
-    SIGNING_SECRET,
-    Harness,
     block_actions,
     event_envelope,
     new_ts,

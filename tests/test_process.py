@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from storage import Store
-from tests.harness import SECRETS, new_ts, wait_until
+from tests.credentials import SECRETS
+from tests.harness import wait_until
 from tests.process import World, aquilax, contextual
+from tests.slack_payloads import new_ts
 
 ALICE, BOB, CAROL = "U0ALICE001", "U0BOB00001", "U0CAROL001"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import Harness, new_ts
+from tests.harness import Harness
+from tests.slack_payloads import new_ts
 from tests.standins.slack import BOT_USER
 
 ALICE, BOB, CAROL = "U0ALICE001", "U0BOB00001", "U0CAROL001"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from storage import Store
-from tests.harness import new_ts, wait_until
+from tests.harness import wait_until
 from tests.process import BotProcess, World, contextual
+from tests.slack_payloads import new_ts
 
 ALICE, BOB = "U0ALICE001", "U0BOB00001"
 

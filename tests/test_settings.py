@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import SettingsError, load_settings
-from tests.harness import BOT_TOKEN, SIGNING_SECRET
+from tests.credentials import BOT_TOKEN, SIGNING_SECRET
 from tests.process import _clean_environ
 
 

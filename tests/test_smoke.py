@@ -1,4 +1,5 @@
-from tests.harness import Harness, new_ts
+from tests.harness import Harness
+from tests.slack_payloads import new_ts
 
 
 async def test_thumbs_up_reaches_contextual(harness: Harness) -> None:

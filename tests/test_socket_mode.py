@@ -10,14 +10,8 @@ import pytest
 from bot.app import FeedbackBot
 from bot.settings import SettingsError
 from tests.conftest import settings_for
-from tests.harness import (
-    API_TOKEN,
-    CHANNEL,
-    event_envelope,
-    new_ts,
-    new_uuid,
-    reaction_event,
-)
+from tests.credentials import API_TOKEN
+from tests.slack_payloads import CHANNEL, event_envelope, new_ts, new_uuid, reaction_event
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 

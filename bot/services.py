@@ -1,0 +1,53 @@
+"""What listeners and routes are given: the services the composition root (bot/app.py)
+builds once. A leaf: it imports the services' types, never the root, so handlers/ and
+bot/web.py depend on this module and not on the wiring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.admin import Admin
+from bot.answers import Answers
+from bot.background import Background
+from bot.config import Config
+from bot.delivery import DeliveryWorker
+from bot.health import Health
+from bot.keys import Keys
+from bot.logs import Redactor
+from bot.permissions import Permissions
+from bot.settings import Settings
+from bot.votes import Votes
+from storage import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the bot is in the workspace, from auth.test at start-up."""
+
+    team_id: str
+    bot_user_id: str
+    bot_id: str
+
+
+@dataclass(slots=True)
+class Services:
+    """What listeners and routes need; built once per FeedbackBot."""
+
+    settings: Settings
+    store: Store
+    config: Config
+    keys: Keys
+    answers: Answers
+    votes: Votes
+    worker: DeliveryWorker
+    admin: Admin
+    permissions: Permissions
+    slack: AsyncWebClient
+    http_session: aiohttp.ClientSession
+    identity: Identity
+    background: Background
+    redactor: Redactor
+    health: Health
