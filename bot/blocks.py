@@ -118,7 +118,7 @@ def _feedback_buttons(action_id: str, subject: str) -> FeedbackButtonsElement:
     )
 
 
-def control_blocks(answer: Answer, sources: Sequence[Source] = ()) -> list[Block]:
+def control_blocks(sources: Sequence[Source] = ()) -> list[Block]:
     """Per-source 👍/👎 (when the answer has sources), then 👍/👎 and 🚩 for the answer."""
     blocks: list[Block] = []
     if sources:
@@ -155,7 +155,7 @@ def answer_message(text: str, answer: Answer) -> tuple[str, list[Block]]:
     Text too long for the blocks that are left after the controls is cut, with a note;
     Slack would reject the message otherwise.
     """
-    controls = control_blocks(answer, answer.sources)
+    controls = control_blocks(answer.sources)
     room = MESSAGE_BLOCK_LIMIT - len(controls)
     escaped = escape(text)
     pieces = split_text(escaped)
@@ -177,7 +177,7 @@ def prompt_message(answer: Answer) -> tuple[str, list[Block]]:
     """The thread reply under an answer another app posted."""
     text = "Was this answer helpful?"
     head: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{text}*"))]
-    return text, head + control_blocks(answer, answer.sources)
+    return text, head + control_blocks(answer.sources)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from bot.blocks import (
 from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, Status
 from bot.services import Services
 from handlers.payloads import BlockActions, parse
-from handlers.replies import open_modal, tell
+from handlers.replies import open_modal, send_ephemeral
 from storage import VoteChange
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ async def handle_vote(
     answer = await services.answers.find_for_controls(channel, ts)
     if answer is None:
         await ack()
-        tell(services, **where, text=UNKNOWN_ANSWER)
+        send_ephemeral(services, **where, text=UNKNOWN_ANSWER)
         return None
     content_id, subject = "", "this answer"
     if action.action_id == SOURCE_VOTE:
@@ -85,7 +85,7 @@ async def handle_vote(
         source = answer.source(content_id)
         if source is None:
             await ack()
-            tell(services, **where, text=UNKNOWN_SOURCE)
+            send_ephemeral(services, **where, text=UNKNOWN_SOURCE)
             return None
         subject = f"the source “{label_text(source.label)}”"
     change = VoteChange(answer.id, user, BUTTON_ORIGIN, "toggle", clicked, content_id)
@@ -114,7 +114,7 @@ async def handle_vote(
             ),
         )
     else:
-        tell(services, **where, text=confirmation(result.standing, clicked, subject))
+        send_ephemeral(services, **where, text=confirmation(result.standing, clicked, subject))
     return None
 
 
@@ -129,7 +129,9 @@ async def handle_open_form(
     await ack()
     user, channel = payload.user.id, payload.channel_id or ""
     if vote is None or vote.user != user or not vote.standing:
-        tell(services, channel=channel, user=user, thread_ts=payload.thread_ts, text=VOTE_GONE)
+        send_ephemeral(
+            services, channel=channel, user=user, thread_ts=payload.thread_ts, text=VOTE_GONE
+        )
         return None
     open_modal(
         services,

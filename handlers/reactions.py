@@ -12,7 +12,7 @@ from bot.blocks import form_offer
 from bot.domain import EXPLAINABLE, normalise_emoji, reaction_origin
 from bot.services import Services
 from handlers.payloads import ReactionEnvelope, parse
-from handlers.replies import tell
+from handlers.replies import send_ephemeral
 from storage import VoteChange
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltRespo
         )
     if config.reaction_form and result.vote_id and result.standing in EXPLAINABLE:
         text, blocks = form_offer(result.vote_id, result.standing)
-        tell(
+        send_ephemeral(
             services,
             channel=item.channel,
             user=event.user,

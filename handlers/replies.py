@@ -15,7 +15,7 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 
-def tell(
+def send_ephemeral(
     services: Services,
     *,
     channel: str,
@@ -51,6 +51,6 @@ def open_modal(
         except SlackApiError as e:
             log.warning("could not open a modal: %s", e.response.get("error"))
             channel, user, thread_ts, text = fallback
-            tell(services, channel=channel, user=user, thread_ts=thread_ts, text=text)
+            send_ephemeral(services, channel=channel, user=user, thread_ts=thread_ts, text=text)
 
     services.background.spawn(send(), "views.open")

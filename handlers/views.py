@@ -23,7 +23,7 @@ from bot.blocks import (
 )
 from bot.services import Services
 from handlers.payloads import ViewSubmission, parse
-from handlers.replies import tell
+from handlers.replies import send_ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ async def handle_submit(
         text = (
             f"Thanks — your {EMOJI[vote.status]} now says what went wrong. Only you can see this."
         )
-        tell(services, channel=channel, user=user, thread_ts=thread_ts, text=text)
+        send_ephemeral(services, channel=channel, user=user, thread_ts=thread_ts, text=text)
     return None
 
 
@@ -139,4 +139,4 @@ async def save_keys(
         log.info("%s stored new provider keys: %s", user, ", ".join(entered))
         text = f"Saved: {saved}. Dead deliveries that waited for a key: `/feedback retry`."
     if channel:
-        tell(services, channel=channel, user=user, text=text)
+        send_ephemeral(services, channel=channel, user=user, text=text)
