@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from bot.domain import Delivery, DeliveryState
 from bot.providers import Provider, ProviderError, RetryableError, Sent
-from storage import Claim, Delivery, DeliveryState, Finished, StorageError, Store
+from storage import Claim, Finished, StorageError, Store
 
 log = logging.getLogger(__name__)
 

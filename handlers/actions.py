@@ -20,10 +20,9 @@ from bot.blocks import (
     feedback_form,
     label_text,
 )
-from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, Status
+from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, Status, VoteChange
 from handlers.payloads import BlockActions, parse
 from handlers.replies import open_modal, tell
-from storage import VoteChange
 
 if TYPE_CHECKING:
     from bot.app import Services

@@ -9,10 +9,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
 from bot.blocks import form_offer
-from bot.domain import EXPLAINABLE, normalise_emoji, reaction_origin
+from bot.domain import EXPLAINABLE, VoteChange, normalise_emoji, reaction_origin
 from handlers.payloads import ReactionEnvelope, parse
 from handlers.replies import tell
-from storage import VoteChange
 
 if TYPE_CHECKING:
     from bot.app import Services

@@ -19,23 +19,30 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.domain import REMOVED, Status, Verdict, Vote, next_standing, verdict
+from bot.domain import (
+    REMOVED,
+    Answer,
+    Delivery,
+    DeliveryState,
+    Registration,
+    Source,
+    Status,
+    StoredVote,
+    Verdict,
+    Vote,
+    VoteChange,
+    VoteResult,
+    next_standing,
+    verdict,
+)
 from storage.db import BoundConnection, StorageError, connect, run, transaction
 from storage.models import (
-    Answer,
     AuditEntry,
     Claim,
-    Delivery,
     DeliveryCounts,
-    DeliveryState,
     Finished,
     PostReservation,
     PostState,
-    Registration,
-    Source,
-    StoredVote,
-    VoteChange,
-    VoteResult,
 )
 
 T = TypeVar("T")

@@ -17,7 +17,8 @@ from bot.blocks import (
     SOURCE_BLOCK_PREFIX,
     SOURCE_VOTE,
 )
-from storage import Answer, Store
+from bot.domain import Answer
+from storage import Store
 from tests.harness import (
     BOT_TOKEN,
     CHANNEL,

@@ -10,7 +10,7 @@ from email.utils import formatdate
 
 import pytest
 
-from storage import DeliveryState
+from bot.domain import DeliveryState
 from tests.harness import (
     CONTEXTUAL_KEY,
     Harness,

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot.domain import Status
-from storage import Answer, DeliveryState, Finished, Store, VoteChange
+from bot.domain import Answer, DeliveryState, Status, VoteChange
+from storage import Finished, Store
 from storage.db import SchemaTooNewError, run
 from storage.migrations import MIGRATIONS
 
