@@ -131,10 +131,6 @@ class Store:
                 problems.append(f"a write failed {age:.0f} s ago: {failure[1]}")
         return problems
 
-    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """A read-only query, for tests and troubleshooting."""
-        return await self._run(lambda db: [tuple(r) for r in db.execute(sql, params)])
-
     # ---------------------------------------------------------------- answers
 
     async def find_answer(self, channel: str, ts: str) -> Answer | None:

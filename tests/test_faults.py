@@ -11,6 +11,7 @@ from email.utils import formatdate
 import pytest
 
 from bot.domain import DeliveryState
+from tests.dbtools import query
 from tests.harness import (
     CONTEXTUAL_KEY,
     Harness,
@@ -30,9 +31,10 @@ async def dead_rows(h: Harness) -> list:
 
 
 async def stored_counts(h: Harness) -> tuple[int, int, int]:
-    [row] = await h.store.query(
+    [row] = await query(
+        h.store,
         "SELECT (SELECT count(*) FROM votes), (SELECT count(*) FROM deliveries),"
-        " (SELECT count(*) FROM processed_events)"
+        " (SELECT count(*) FROM processed_events)",
     )
     return row  # type: ignore[return-value]
 

@@ -10,6 +10,7 @@ import httpx
 
 from bot.app import FeedbackBot
 from storage.db import run
+from tests.dbtools import query
 from tests.harness import (
     API_TOKEN,
     Harness,
@@ -37,7 +38,7 @@ async def test_healthy(harness: Harness) -> None:
 
 
 async def votes_stored(h: Harness) -> int:
-    [(n,)] = await h.store.query("SELECT count(*) FROM votes")
+    [(n,)] = await query(h.store, "SELECT count(*) FROM votes")
     return int(n)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from storage import Store
+from tests.dbtools import query
 from tests.harness import SECRETS, new_ts, wait_until
 from tests.process import World, aquilax, contextual
 
@@ -146,8 +147,8 @@ async def test_sigterm_is_graceful(world: World) -> None:
     # until the request's timeout (plus margin) has passed since it began.
     store = await Store.open(world.db)
     try:
-        [(state, sent_at, lease_until, owner)] = await store.query(
-            "SELECT state, sent_at, lease_until, claimed_by FROM deliveries"
+        [(state, sent_at, lease_until, owner)] = await query(
+            store, "SELECT state, sent_at, lease_until, claimed_by FROM deliveries"
         )
     finally:
         await store.close()
