@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-# Re-exported: bot/providers/ still imports Answer from here. Its home is bot.domain.
+# Answer is only re-exported, for bot/providers/, which still imports it from here; its home
+# is bot.domain like that of the other domain types used below.
 from bot.domain import Answer, Delivery, DeliveryState
 
 __all__ = [
