@@ -30,7 +30,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import answer_message, prompt_message
 from bot.config import Config
-from storage import Answer, PostReservation, PostState, Registration, Source, Store
+from bot.domain import Answer, Registration, Source
+from storage import PostReservation, PostState, Store
 
 log = logging.getLogger(__name__)
 

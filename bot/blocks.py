@@ -30,8 +30,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.domain import Status
-from storage import Answer, Source
+from bot.domain import Answer, Source, Status
 
 ANSWER_VOTE = "fb_answer_vote"  # the 👍/👎 feedback buttons under an answer
 ANSWER_FLAG = "fb_answer_flag"  # the 🚩 Flag button

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from bot.domain import Delivery, DeliveryState
 from bot.providers import Provider, ProviderError, RetryableError, Sent
-from storage import Claim, Delivery, DeliveryState, Finished, StorageError, Store
+from storage import Claim, Finished, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class DeliveryWorker:
     One database call per turn records how the finished sends went, renews this process's
     leases, takes over sends whose owner is gone, and claims the next due rows, rather than
     one call per send: under load that is most of the worker's cost. Several processes may
-    run a worker on one database; claims are shared between them (see storage.store.claim_due).
+    run a worker on one database; claims are shared between them (see storage.outbox.claim_due).
     """
 
     def __init__(

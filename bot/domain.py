@@ -1,10 +1,15 @@
-"""Votes and verdicts: the rules of DESIGN.md "Semantics", with no Slack, SQL or HTTP in them."""
+"""The bot's vocabulary: answers, votes, verdicts and deliveries, and the rules of DESIGN.md
+"Semantics" that connect them, with no Slack, SQL or HTTP in them.
+
+Storage hands these types out and takes them in; the types of the store's own bookkeeping
+(post reservations, the delivery worker's claims) live in storage/models.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 
 class Status(StrEnum):
@@ -85,3 +90,130 @@ def next_standing(action: str, current: Status | None, status: Status | None) ->
     if action == "toggle" and current == status:
         return None
     return status
+
+
+# ---------------------------------------------------------------- answers, votes, deliveries
+
+Provider = Literal["contextual", "aquilax"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    content_id: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A Slack message holding an AI answer, and the provider target it maps to."""
+
+    channel: str
+    ts: str
+    provider: Provider
+    agent_id: str | None = None
+    message_id: str | None = None
+    request_id: str | None = None
+    org: str | None = None
+    group: str | None = None
+    sources: tuple[Source, ...] = ()
+    posted_by_bot: bool = False  # the bot posted the message, with its controls
+    thread_ts: str | None = None  # the thread the answer is in, if any
+    prompt_ts: str | None = None  # the bot's "Was this helpful?" reply under it, if any
+    id: int = 0  # assigned by the store
+
+    @property
+    def target(self) -> str:
+        """The provider's id for the answer, for logs and messages."""
+        return self.message_id if self.provider == "contextual" else self.request_id or ""
+
+    def source(self, content_id: str) -> Source | None:
+        return next((s for s in self.sources if s.content_id == content_id), None)
+
+    def same_mapping(self, other: Answer) -> bool:
+        return (
+            self.provider,
+            self.agent_id,
+            self.message_id,
+            self.request_id,
+            self.org,
+            self.group,
+            self.sources,
+        ) == (
+            other.provider,
+            other.agent_id,
+            other.message_id,
+            other.request_id,
+            other.org,
+            other.group,
+            other.sources,
+        )
+
+
+class Registration(StrEnum):
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+    CONFLICT = "conflict"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True, slots=True)
+class VoteChange:
+    """One user's action on one slot.
+
+    `add` casts a vote (a reaction added), `withdraw` takes the user's vote from this origin
+    back (a reaction removed), `toggle` sets it or, when it already says `status`, withdraws it
+    (a button click).
+    """
+
+    answer_id: int
+    user: str
+    origin: str
+    action: Literal["add", "withdraw", "toggle"]
+    status: Status | None = None
+    content_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVote:
+    id: int
+    answer_id: int
+    content_id: str
+    user: str
+    origin: str
+    status: Status
+    explanation: str | None
+    category: str | None
+    standing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResult:
+    duplicate: bool = False  # the Slack event was processed before; nothing changed
+    vote_id: int | None = None  # the user's vote from this origin that now stands, if any
+    standing: Status | None = None
+    verdict: Verdict | None = None
+    delivery_id: int | None = None  # set when the verdict changed and a delivery was queued
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An outbox row with everything needed to send it."""
+
+    id: int
+    answer: Answer
+    content_id: str
+    verdict: Verdict
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+    last_error: str | None = None
+    provider_ref: str | None = None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.delivery import DeliveryWorker
-from storage import Answer, Store, StoredVote, VoteChange, VoteResult
+from bot.domain import Answer, StoredVote, VoteChange, VoteResult
+from storage import Store
 
 
 class Votes:

@@ -14,9 +14,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.answers import PostError, answer_errors, answer_json
+from bot.domain import Registration
 from bot.inbound import Malformed, envelope_problem, load_json_object, signed_by_slack, slack_body
 from bot.services import Services
-from storage import Registration, StorageError
+from storage import StorageError
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,10 @@ from bot.blocks import (
     feedback_form,
     label_text,
 )
-from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, Status
+from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, Status, VoteChange
 from bot.services import Services
 from handlers.payloads import BlockActions, parse
 from handlers.replies import open_modal, send_ephemeral
-from storage import VoteChange
 
 log = logging.getLogger(__name__)
 

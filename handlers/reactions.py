@@ -9,11 +9,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
 from bot.blocks import form_offer
-from bot.domain import EXPLAINABLE, normalise_emoji, reaction_origin
+from bot.domain import EXPLAINABLE, VoteChange, normalise_emoji, reaction_origin
 from bot.services import Services
 from handlers.payloads import ReactionEnvelope, parse
 from handlers.replies import send_ephemeral
-from storage import VoteChange
 
 log = logging.getLogger(__name__)
 

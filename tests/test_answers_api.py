@@ -15,6 +15,7 @@ import pytest
 from bot.config import Config
 from storage import Store
 from tests.credentials import API_TOKEN, BOT_TOKEN
+from tests.dbtools import query
 from tests.harness import Harness
 from tests.process import _clean_environ
 from tests.slack_payloads import CHANNEL, new_ts, new_uuid
@@ -101,7 +102,7 @@ async def test_invalid_bodies_get_422_with_field_and_reason(
     detail = r.json()["detail"]
     assert any(field in map(str, d["loc"]) and reason in d["msg"] for d in detail), detail
     assert await harness.store.list_deliveries() == []
-    assert await harness.store.query("SELECT count(*) FROM answers") == [(0,)]
+    assert await query(harness.store, "SELECT count(*) FROM answers") == [(0,)]
 
 
 async def test_duplicate_sources_and_non_json(harness: Harness) -> None:

@@ -17,8 +17,10 @@ from bot.blocks import (
     SOURCE_BLOCK_PREFIX,
     SOURCE_VOTE,
 )
-from storage import Answer, Store
+from bot.domain import Answer
+from storage import Store
 from tests.credentials import BOT_TOKEN, SIGNING_SECRET
+from tests.dbtools import query
 from tests.harness import Harness, wait_until
 from tests.process import _clean_environ
 from tests.slack_payloads import CHANNEL, block_actions, new_ts, new_uuid, view_submission
@@ -194,7 +196,7 @@ async def test_slack_refusing_the_post_is_a_502_and_nothing_is_stored(harness: H
     r = await harness.register(body)
     assert r.status_code == 502
     assert "not_in_channel" in r.json()["error"] and "invite the bot" in r.json()["error"]
-    assert await harness.store.query("SELECT count(*) FROM answers") == [(0,)]
+    assert await query(harness.store, "SELECT count(*) FROM answers") == [(0,)]
 
 
 async def test_the_same_post_sent_twenty_times_at_once_posts_one_message(
@@ -214,7 +216,7 @@ async def test_the_same_post_sent_twenty_times_at_once_posts_one_message(
         r.text for r in responses
     ]
     assert len({r.json()["answer"]["ts"] for r in responses}) == 1
-    assert await h.store.query("SELECT count(*) FROM answers") == [(1,)]
+    assert await query(h.store, "SELECT count(*) FROM answers") == [(1,)]
 
 
 async def test_a_refused_post_releases_the_registration_for_a_retry(harness: Harness) -> None:
@@ -298,7 +300,7 @@ async def test_the_bot_and_the_cli_posting_the_same_answer_post_once(harness: Ha
     assert json.loads(out)["status"] == "created"
     assert [r.status_code for r in responses] == [200] * 5
     assert {r.json()["answer"]["ts"] for r in responses} == {json.loads(out)["answer"]["ts"]}
-    assert await h.store.query("SELECT count(*) FROM answers") == [(1,)]
+    assert await query(h.store, "SELECT count(*) FROM answers") == [(1,)]
 
 
 async def test_ts_and_post_are_exclusive(harness: Harness) -> None:
@@ -447,7 +449,8 @@ async def test_form_mistakes_get_field_errors_and_change_nothing(harness: Harnes
     assert "took this vote back" in (await h.slack.interaction(late)).text
     await h.settled()
     assert h.contextual.statuses() == ["thumbs_down", "removed"]
-    assert await h.store.query("SELECT count(*) FROM votes WHERE explanation IS NOT NULL") == [(0,)]
+    explained = await query(h.store, "SELECT count(*) FROM votes WHERE explanation IS NOT NULL")
+    assert explained == [(0,)]
 
 
 async def test_source_votes_reach_contextual_with_content_id(harness: Harness) -> None:
@@ -519,7 +522,7 @@ async def test_the_same_click_delivered_twice_counts_once(harness: Harness) -> N
         assert (await h.slack.interaction(payload)).status_code == 200
     await delivered(h, 1)
     assert h.contextual.statuses() == ["thumbs_up"]  # not thumbs_up then removed
-    assert await h.store.query("SELECT count(*) FROM votes") == [(1,)]
+    assert await query(h.store, "SELECT count(*) FROM votes") == [(1,)]
 
 
 async def test_bad_click_payloads_are_refused(harness: Harness) -> None:

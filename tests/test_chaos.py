@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from storage import Store
+from tests.dbtools import query
 from tests.harness import wait_until
 from tests.process import BotProcess, World, contextual
 from tests.slack_payloads import event_envelope, new_ts, reaction_event, sign
@@ -132,16 +133,18 @@ async def run_round(world: World, rng: random.Random) -> None:
 async def check(world: World, answers: list[dict], log: list[str]) -> None:
     store = await Store.open(world.db)
     try:
-        rows = await store.query(
+        rows = await query(
+            store,
             "SELECT a.message_id, d.status FROM deliveries d JOIN answers a"
-            " ON a.id = d.answer_id WHERE d.content_id = '' ORDER BY d.id"
+            " ON a.id = d.answer_id WHERE d.content_id = '' ORDER BY d.id",
         )
-        votes = await store.query(
+        votes = await query(
+            store,
             "SELECT a.message_id, v.status FROM votes v JOIN answers a ON a.id = v.answer_id"
-            " WHERE v.withdrawn_at IS NULL ORDER BY v.id"
+            " WHERE v.withdrawn_at IS NULL ORDER BY v.id",
         )
-        unfinished = await store.query(
-            "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+        unfinished = await query(
+            store, "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"
         )
     finally:
         await store.close()

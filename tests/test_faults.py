@@ -10,8 +10,9 @@ from email.utils import formatdate
 
 import pytest
 
-from storage import DeliveryState
+from bot.domain import DeliveryState
 from tests.credentials import CONTEXTUAL_KEY
+from tests.dbtools import query
 from tests.harness import Harness, wait_until
 from tests.slack_payloads import event_envelope, reaction_event, sign
 from tests.test_cli import cli
@@ -24,9 +25,10 @@ async def dead_rows(h: Harness) -> list:
 
 
 async def stored_counts(h: Harness) -> tuple[int, int, int]:
-    [row] = await h.store.query(
+    [row] = await query(
+        h.store,
         "SELECT (SELECT count(*) FROM votes), (SELECT count(*) FROM deliveries),"
-        " (SELECT count(*) FROM processed_events)"
+        " (SELECT count(*) FROM processed_events)",
     )
     return row  # type: ignore[return-value]
 

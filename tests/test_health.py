@@ -11,6 +11,7 @@ import httpx
 from bot.app import FeedbackBot
 from storage.db import run
 from tests.credentials import API_TOKEN
+from tests.dbtools import query
 from tests.harness import Harness, wait_until
 from tests.process import World, contextual
 from tests.slack_payloads import event_envelope, new_ts, reaction_event
@@ -32,7 +33,7 @@ async def test_healthy(harness: Harness) -> None:
 
 
 async def votes_stored(h: Harness) -> int:
-    [(n,)] = await h.store.query("SELECT count(*) FROM votes")
+    [(n,)] = await query(h.store, "SELECT count(*) FROM votes")
     return int(n)
 
 

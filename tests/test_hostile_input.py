@@ -23,6 +23,7 @@ import pytest
 from bot.app import FeedbackBot
 from bot.blocks import ANSWER_VOTE, FORM_CALLBACK
 from tests.credentials import API_TOKEN, SECRETS, SIGNING_SECRET
+from tests.dbtools import query
 from tests.harness import Harness
 from tests.slack_payloads import (
     CHANNEL,
@@ -441,7 +442,7 @@ async def test_answers_api_refuses_an_authorization_header_it_cannot_read(
         )
         assert r.status_code == 401, r.text
         assert r.json()["error"] == "missing or wrong bearer token"
-    [count] = await h.store.query("SELECT count(*) FROM answers")
+    [count] = await query(h.store, "SELECT count(*) FROM answers")
     assert count == (0,)
     assert_clean(logs, r)
 
@@ -476,7 +477,7 @@ async def test_answers_api_malformed_bodies_are_422_with_the_reason(
     assert detail["type"] == kind
     assert detail["loc"] == []
     assert reason in detail["msg"]
-    [count] = await h.store.query("SELECT count(*) FROM answers")
+    [count] = await query(h.store, "SELECT count(*) FROM answers")
     assert count == (0,)
     assert_clean(logs, r)
 
@@ -504,9 +505,10 @@ async def register_over_http(bot: FeedbackBot) -> dict[str, Any]:
 
 async def socket_stored_counts(bot: FeedbackBot) -> tuple[int, int, int]:
     assert bot.services is not None
-    [row] = await bot.services.store.query(
+    [row] = await query(
+        bot.services.store,
         "SELECT (SELECT count(*) FROM votes), (SELECT count(*) FROM deliveries),"
-        " (SELECT count(*) FROM processed_events)"
+        " (SELECT count(*) FROM processed_events)",
     )
     return row  # type: ignore[no-any-return]
 
@@ -622,7 +624,7 @@ async def test_a_form_opened_through_another_installation_is_ignored(
     h = harness
     a = await h.contextual_answer()
     await h.slack.react(ALICE, "-1", a["ts"])
-    [vote] = await h.store.query("SELECT id FROM votes")
+    [vote] = await query(h.store, "SELECT id FROM votes")
     submission = view_submission(
         ALICE,
         {"callback_id": FORM_CALLBACK, "private_metadata": json.dumps({"vote": vote[0]})},
@@ -632,7 +634,7 @@ async def test_a_form_opened_through_another_installation_is_ignored(
     submission["view"]["app_installed_team_id"] = OTHER_TEAM
     r = await h.slack.interaction(submission)
     assert r.status_code == 200, r.text
-    [explained] = await h.store.query("SELECT explanation FROM votes")
+    [explained] = await query(h.store, "SELECT explanation FROM votes")
     assert explained == (None,)
     assert len(ignored_for_another_workspace(logs)) == 1
     assert_clean(logs, r)
@@ -648,7 +650,7 @@ async def test_slash_commands_from_another_workspace_do_nothing(
     assert r.status_code == 200, r.text
     assert "set up for another Slack workspace" in r.text
     assert h.slack_api.calls_to("users.info") == []
-    [audit] = await h.store.query("SELECT count(*) FROM audit_log")
+    [audit] = await query(h.store, "SELECT count(*) FROM audit_log")
     assert audit == (0,)
     assert len(ignored_for_another_workspace(logs)) == 1
     assert_clean(logs, r)

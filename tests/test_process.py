@@ -6,6 +6,7 @@ import asyncio
 
 from storage import Store
 from tests.credentials import SECRETS
+from tests.dbtools import query
 from tests.harness import wait_until
 from tests.process import World, aquilax, contextual
 from tests.slack_payloads import new_ts
@@ -148,8 +149,8 @@ async def test_sigterm_is_graceful(world: World) -> None:
     # until the request's timeout (plus margin) has passed since it began.
     store = await Store.open(world.db)
     try:
-        [(state, sent_at, lease_until, owner)] = await store.query(
-            "SELECT state, sent_at, lease_until, claimed_by FROM deliveries"
+        [(state, sent_at, lease_until, owner)] = await query(
+            store, "SELECT state, sent_at, lease_until, claimed_by FROM deliveries"
         )
     finally:
         await store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.dbtools import query
 from tests.harness import Harness
 from tests.slack_payloads import new_ts
 from tests.standins.slack import BOT_USER
@@ -19,8 +20,8 @@ async def step(h: Harness, expect_total: int) -> list[str]:
 
 
 async def votes_rows(h: Harness) -> list[tuple]:
-    return await h.store.query(
-        "SELECT user_id, origin, status, withdrawn_at IS NOT NULL FROM votes ORDER BY id"
+    return await query(
+        h.store, "SELECT user_id, origin, status, withdrawn_at IS NOT NULL FROM votes ORDER BY id"
     )
 
 
@@ -100,7 +101,7 @@ async def test_only_a_change_of_verdict_is_delivered(harness: Harness) -> None:
     await h.slack.unreact(ALICE, "+1", a["ts"])  # Bob and Carol still stand
     await h.settled()
     assert h.contextual.statuses() == ["thumbs_up"]
-    assert await h.store.query("SELECT count(*) FROM deliveries") == [(1,)]
+    assert await query(h.store, "SELECT count(*) FROM deliveries") == [(1,)]
 
 
 async def test_aquilax_mapping_and_removal_is_skipped_with_reason(harness: Harness) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from storage import Store
+from tests.dbtools import query
 from tests.harness import wait_until
 from tests.process import BotProcess, World, contextual
 from tests.slack_payloads import new_ts
@@ -118,9 +119,10 @@ async def test_two_processes_share_the_sends_and_keep_each_slot_in_order(world: 
         assert applied[f"{body['message_id']}/"][-1] == "thumbs_down", applied
     store = await Store.open(world.db)
     try:
-        [(delivered, claimed)] = await store.query(
+        [(delivered, claimed)] = await query(
+            store,
             "SELECT count(*) FILTER (WHERE state = 'delivered'),"
-            " count(*) FILTER (WHERE claimed_by IS NOT NULL) FROM deliveries"
+            " count(*) FILTER (WHERE claimed_by IS NOT NULL) FROM deliveries",
         )
     finally:
         await store.close()

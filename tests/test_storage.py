@@ -10,10 +10,11 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot.domain import Status
-from storage import Answer, DeliveryState, Finished, Store, VoteChange
+from bot.domain import Answer, DeliveryState, Status, VoteChange
+from storage import Finished, Store
 from storage.db import SchemaTooNewError, run
 from storage.migrations import MIGRATIONS
+from tests.dbtools import query
 
 
 async def test_work_runs_whole_on_the_connection_thread(tmp_path: Path) -> None:
@@ -36,7 +37,7 @@ async def test_migrations_run_once_and_refuse_a_newer_schema(tmp_path: Path) -> 
     path = tmp_path / "f.db"
     for _ in range(2):
         store = await Store.open(path)
-        assert await store.query("PRAGMA user_version") == [(len(MIGRATIONS),)]
+        assert await query(store, "PRAGMA user_version") == [(len(MIGRATIONS),)]
         await store.close()
     raw = sqlite3.connect(path)
     raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
@@ -67,8 +68,9 @@ async def test_concurrent_votes_never_interleave(tmp_path: Path) -> None:
         ]
         results = await asyncio.gather(*(store.apply_vote(c) for c in changes))
         assert all(r.standing is not None for r in results)
-        assert await store.query("SELECT count(*) FROM votes WHERE withdrawn_at IS NULL") == [(50,)]
-        pending = await store.query("SELECT count(*) FROM deliveries WHERE state = 'pending'")
+        standing = await query(store, "SELECT count(*) FROM votes WHERE withdrawn_at IS NULL")
+        assert standing == [(50,)]
+        pending = await query(store, "SELECT count(*) FROM deliveries WHERE state = 'pending'")
         assert pending == [(1,)]  # older verdicts were superseded as newer ones came
     finally:
         await store.close()
@@ -109,7 +111,7 @@ async def test_a_stalled_owner_loses_its_claim_and_its_late_outcome_is_not_recor
             [Finished(d.id, DeliveryState.DELIVERED)], t + 3.2, 0, owner="a", lease=3.0
         )
         assert late.lost == {d.id}
-        rows = await store.query("SELECT state, claimed_by FROM deliveries")
+        rows = await query(store, "SELECT state, claimed_by FROM deliveries")
         assert rows == [("sending", "b")]
     finally:
         await store.close()
@@ -122,7 +124,8 @@ async def test_one_row_per_slot_in_flight_is_a_constraint(tmp_path: Path) -> Non
         claim = await store.finish_and_claim([], 1e10, 10, owner="a", lease=3.0)
         assert len(claim.deliveries) == 1
         with pytest.raises(sqlite3.IntegrityError):
-            await store.query(
+            await query(
+                store,
                 "INSERT INTO deliveries (answer_id, status, state, next_attempt_at, created_at,"
                 " updated_at) VALUES (?, 'thumbs_down', 'sending', 0, 0, 0)",
                 (answer.id,),
