@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from bot.config import WORKSPACE, ChannelConfig, Config
 from bot.delivery import DeliveryWorker
 from bot.domain import VOTE_STATUSES, Status, normalise_emoji
-from bot.keys import PROVIDERS, Keys
+from bot.keys import Keys
+from bot.providers import PROVIDERS
 from bot.settings import Settings
 from storage import DeliveryState, Store
 
@@ -22,7 +23,7 @@ USAGE: Mapping[str, str] = {
     "status": "/feedback status [--workspace]",
     "stats": "/feedback stats [days] [--workspace]",
     "deliveries": "/feedback deliveries",
-    "provider": "/feedback provider contextual|aquilax [--workspace]",
+    "provider": f"/feedback provider {'|'.join(PROVIDERS)} [--workspace]",
     "agent": "/feedback agent <Contextual agent id> [--workspace]",
     "aquilax": "/feedback aquilax org <org> group <group> [--workspace]",
     "emoji": "/feedback emoji add :emoji: thumbs_up|thumbs_down|flagged | emoji remove :emoji:"
@@ -31,7 +32,8 @@ USAGE: Mapping[str, str] = {
     "form": "/feedback form on|off [--workspace]",
     "prompt": "/feedback prompt on|off [--workspace]",
     "reset": "/feedback reset provider|agent|aquilax|emoji|reactions|form|prompt"
-    "|contextual-key|aquilax-key [--workspace]",
+    + "".join(f"|{name}-key" for name in PROVIDERS)
+    + " [--workspace]",
     "retry": "/feedback retry [delivery id …]",
     "setup": "/feedback setup",
 }
@@ -45,7 +47,7 @@ RESETTABLE: Mapping[str, tuple[str, ...]] = {
     "form": ("reaction_form",),
     "prompt": ("prompt",),
 }
-KEY_RESETS = {"contextual-key": "contextual", "aquilax-key": "aquilax"}
+KEY_RESETS = {f"{name}-key": name for name in PROVIDERS}
 SWITCHES = {"reactions": "reactions", "form": "reaction_form", "prompt": "prompt"}
 EMOJI_NAME = re.compile(r"^:?[a-z0-9_+'\-]+(::skin-tone-[2-6])?:?$")
 AQUILAX_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -314,16 +316,13 @@ class Admin:
         lines = [f"*feedback-bot status for {title}*"]
         lines += [f"• {line}" for line in _config_lines(config)]
         lines.append("*Providers*")
-        bases = {
-            "contextual": str(self._settings.contextual_base_url),
-            "aquilax": str(self._settings.aquilax_base_url),
-        }
-        probes = await asyncio.gather(*(probe(bases[p]) for p in PROVIDERS))
-        for provider, reach in zip(PROVIDERS, probes, strict=True):
-            last = await self._store.last_delivered_at(provider)
+        specs = PROVIDERS.values()
+        probes = await asyncio.gather(*(probe(spec.base_url(self._settings)) for spec in specs))
+        for spec, reach in zip(specs, probes, strict=True):
+            last = await self._store.last_delivered_at(spec.name)
             lines.append(
-                f"• {provider.capitalize() if provider == 'contextual' else 'AquilaX'}:"
-                f" API key {self._keys.status(provider).describe()}; {reach};"
+                f"• {spec.label}:"
+                f" API key {self._keys.status(spec.name).describe()}; {reach};"
                 f" last delivery {_ago(last)}"
             )
         lines.append(

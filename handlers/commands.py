@@ -13,7 +13,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.admin import NOT_ALLOWED, Invocation, UsageError, help_text
 from bot.admin import parse as parse_command
 from bot.blocks import setup_view
-from bot.keys import PROVIDERS
+from bot.providers import PROVIDERS
 from handlers.payloads import SlashCommand, parse
 
 if TYPE_CHECKING:
