@@ -14,11 +14,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
-from bot.admin import Admin
 from bot.answers import Answers, Registered
 from bot.background import Background
 from bot.config import Config
 from bot.delivery import Backoff, DeliveryWorker
+from bot.feedback_command.execute import Admin
 from bot.health import Health
 from bot.inbound import CheckedSocketModeHandler, workspace_guard
 from bot.keys import Keys

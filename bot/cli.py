@@ -15,10 +15,10 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.admin import MAX_ID, delivery_id, number
 from bot.answers import Answers, PostError, answer_errors, answer_json, describe_errors
 from bot.app import FeedbackBot
 from bot.config import Config
+from bot.feedback_command.grammar import MAX_ID, delivery_id, number
 from bot.logs import Redactor, setup_logging
 from bot.providers import PROVIDERS, CliOption
 from bot.settings import EXPECTED, Settings, SettingsError, load_settings

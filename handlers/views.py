@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.admin import NOT_ALLOWED
 from bot.blocks import (
     CATEGORY_IDS,
     EMOJI,
@@ -21,6 +20,7 @@ from bot.blocks import (
     KEY_LABELS,
     SETUP_CALLBACK,
 )
+from bot.feedback_command.render import NOT_ALLOWED
 from handlers.payloads import ViewSubmission, parse
 from handlers.replies import tell
 
