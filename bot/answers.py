@@ -1,65 +1,32 @@
-"""Registering answers: the request model (one for the HTTP API, the CLI and Python callers)
-and the service that maps an existing message, or posts the answer with feedback controls."""
+"""Registering answers: the request (one for the HTTP API, the CLI and Python callers: the
+providers' models in one discriminated union) and the service that maps an existing message,
+or posts the answer with feedback controls."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import re
+import operator
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Literal, Self
-from uuid import UUID
+from functools import reduce
+from typing import Annotated, Any
 
 import aiohttp
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, TypeAdapter, ValidationError
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import answer_message, prompt_message
 from bot.config import Config
-from bot.domain import Answer, Registration, Source
+from bot.domain import Answer, Registration
+from bot.providers import PROVIDERS
+from bot.registration import AnswerIn, PostIn
 from storage import PostReservation, PostState, Store
 
 log = logging.getLogger(__name__)
-
-_CHANNEL = re.compile(r"[CGD][A-Z0-9]{2,30}")
-_TS = re.compile(r"\d{9,10}\.\d{6}")
-
-
-def _channel(v: str) -> str:
-    if not _CHANNEL.fullmatch(v):
-        raise ValueError("must be a Slack channel id such as C0123ABCD")
-    return v
-
-
-def _ts(v: str) -> str:
-    if not _TS.fullmatch(v):
-        raise ValueError("must be a Slack message ts such as 1700000000.000100")
-    return v
-
-
-ChannelId = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_channel)]
-SlackTs = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_ts)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-AquilaXId = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
-]
-
-MAX_SOURCES = 10
-MAX_POST_TEXT = 100_000
 
 # A post is cut off after 10 s, the Slack client's configured timeout, which the client
 # does not apply when it shares an aiohttp session (as the bot's does). Its reservation
@@ -71,100 +38,16 @@ RESERVATION_TTL = 20.0
 POLL_FIRST = 0.02
 POLL_MAX = 0.25
 
-
-class SourceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    content_id: UUID
-    label: Label
-
-
-class PostIn(BaseModel):
-    """Have the bot post the answer itself, with its feedback controls."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_POST_TEXT)]
-    thread_ts: SlackTs | None = None
+# One model per provider, told apart by `provider`.
+_ANSWER = TypeAdapter[AnswerIn](
+    Annotated[
+        reduce(operator.or_, (spec.answer_in for spec in PROVIDERS.values())),
+        Field(discriminator="provider"),
+    ]
+)
 
 
-class _AnswerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    channel: ChannelId = Field(description="Slack channel id (C…, G… or D…)")
-    ts: SlackTs | None = Field(
-        default=None, description="the existing message, e.g. 1700000000.000100"
-    )
-    thread_ts: SlackTs | None = Field(
-        default=None, description="the thread the existing message is in, if it is a reply"
-    )
-    post: PostIn | None = None
-
-    @model_validator(mode="after")
-    def _ts_or_post(self) -> Self:
-        if self.post is None and self.ts is None:
-            raise ValueError(
-                "give ts (the message holding the answer) or post (the answer"
-                " text for the bot to post)"
-            )
-        if self.post is not None and (self.ts is not None or self.thread_ts is not None):
-            raise ValueError(
-                "with post, leave out ts and thread_ts: the bot posts the message"
-                " (use post.thread_ts to post in a thread)"
-            )
-        return self
-
-    def _placement(self) -> dict[str, Any]:
-        return {"channel": self.channel, "ts": self.ts or "", "thread_ts": self.thread_ts}
-
-
-class ContextualAnswerIn(_AnswerIn):
-    provider: Literal["contextual"]
-    agent_id: UUID
-    message_id: UUID
-    sources: list[SourceIn] = Field(default_factory=list, max_length=MAX_SOURCES)
-
-    @field_validator("sources")
-    @classmethod
-    def _unique_sources(cls, v: list[SourceIn]) -> list[SourceIn]:
-        ids = [s.content_id for s in v]
-        if len(set(ids)) != len(ids):
-            raise ValueError("each content_id may appear only once")
-        return v
-
-    def to_answer(self) -> Answer:
-        return Answer(
-            **self._placement(),
-            provider="contextual",
-            agent_id=str(self.agent_id),
-            message_id=str(self.message_id),
-            sources=tuple(Source(str(s.content_id), s.label) for s in self.sources),
-        )
-
-
-class AquilaXAnswerIn(_AnswerIn):
-    provider: Literal["aquilax"]
-    request_id: UUID
-    org: AquilaXId
-    group: AquilaXId
-
-    def to_answer(self) -> Answer:
-        return Answer(
-            **self._placement(),
-            provider="aquilax",
-            request_id=str(self.request_id),
-            org=self.org,
-            group=self.group,
-        )
-
-
-AnswerIn = Annotated[ContextualAnswerIn | AquilaXAnswerIn, Field(discriminator="provider")]
-
-
-_ANSWER = TypeAdapter[ContextualAnswerIn | AquilaXAnswerIn](AnswerIn)
-
-
-def parse_answer(payload: object) -> ContextualAnswerIn | AquilaXAnswerIn:
+def parse_answer(payload: object) -> AnswerIn:
     """Validate a payload (a dict, or JSON text); raises pydantic.ValidationError."""
     if isinstance(payload, str | bytes):
         return _ANSWER.validate_json(payload)
@@ -177,11 +60,11 @@ def answer_errors(error: ValidationError) -> list[dict[str, Any]]:
     out = []
     for e in error.errors(include_url=False, include_input=False, include_context=False):
         loc = list(e["loc"])
-        if loc and loc[0] in ("contextual", "aquilax"):
+        if loc and loc[0] in PROVIDERS:
             loc = loc[1:]
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            loc, msg = ["provider"], "must be 'contextual' or 'aquilax'"
+            loc, msg = ["provider"], f"must be {' or '.join(map(repr, PROVIDERS))}"
         out.append({"type": e["type"], "loc": loc, "msg": msg})
     return out
 
@@ -216,10 +99,10 @@ class Answers:
         self._config = config
         self._slack = slack
 
-    async def parse(self, payload: object) -> ContextualAnswerIn | AquilaXAnswerIn:
+    async def parse(self, payload: object) -> AnswerIn:
         """Validate a payload (a dict, or JSON text), filling in the channel's defaults for
-        the provider, the Contextual agent and the AquilaX org and group. Raises
-        pydantic.ValidationError."""
+        the provider and the provider's fields (`ProviderSpec.channel_defaults`: the
+        Contextual agent, the AquilaX org and group). Raises pydantic.ValidationError."""
         data = payload
         if isinstance(payload, str | bytes):
             try:
@@ -231,11 +114,9 @@ class Answers:
             data = dict(data)
             if config.provider:
                 data.setdefault("provider", config.provider)
-            defaults = {
-                "contextual": {"agent_id": config.agent_id},
-                "aquilax": {"org": config.aquilax_org, "group": config.aquilax_group},
-            }.get(data.get("provider"), {})
-            for key, value in defaults.items():
+            spec = PROVIDERS.get(data.get("provider"))
+            for key, setting in spec.channel_defaults.items() if spec else ():
+                value = getattr(config, setting)
                 if value:
                     data.setdefault(key, value)
         return parse_answer(data)
@@ -245,7 +126,7 @@ class Answers:
         bot's "Was this helpful?" reply under it."""
         return await self._store.find_answer_for_controls(channel, ts)
 
-    async def register(self, request: ContextualAnswerIn | AquilaXAnswerIn) -> Registered:
+    async def register(self, request: AnswerIn) -> Registered:
         answer = request.to_answer()
         if request.post is not None:
             return await self._post(answer, request.post)
@@ -363,14 +244,7 @@ def answer_json(answer: Answer) -> dict[str, object]:
         "ts": answer.ts,
         "provider": answer.provider,
     }
-    if answer.provider == "contextual":
-        body |= {
-            "agent_id": answer.agent_id,
-            "message_id": answer.message_id,
-            "sources": [{"content_id": s.content_id, "label": s.label} for s in answer.sources],
-        }
-    else:
-        body |= {"request_id": answer.request_id, "org": answer.org, "group": answer.group}
+    body |= PROVIDERS[answer.provider].answer_ids(answer)
     if answer.thread_ts:
         body["thread_ts"] = answer.thread_ts
     if answer.posted_by_bot:

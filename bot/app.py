@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import aiohttp
 from aiohttp import web
@@ -12,17 +13,18 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
-from bot.admin import Admin
-from bot.answers import Answers, AquilaXAnswerIn, ContextualAnswerIn, Registered
+from bot.answers import Answers, Registered
 from bot.background import Background
 from bot.config import Config
 from bot.delivery import Backoff, DeliveryWorker
+from bot.feedback_command.execute import Admin
 from bot.health import Health
 from bot.inbound import CheckedSocketModeHandler, workspace_guard
 from bot.keys import Keys
 from bot.logs import Redactor
 from bot.permissions import Permissions
-from bot.providers import AquilaXProvider, ContextualProvider, Provider
+from bot.providers import PROVIDERS, Provider
+from bot.registration import AnswerIn
 from bot.services import Identity, Services
 from bot.settings import Settings, SettingsError
 from bot.votes import Votes
@@ -84,12 +86,8 @@ class FeedbackBot:
             keys = Keys(store, s, self.redactor)
             await keys.load()
             providers: dict[str, Provider] = {
-                "contextual": ContextualProvider(
-                    self._http, str(s.contextual_base_url), lambda: keys.get("contextual")
-                ),
-                "aquilax": AquilaXProvider(
-                    self._http, str(s.aquilax_base_url), lambda: keys.get("aquilax")
-                ),
+                name: spec.client(self._http, spec.base_url(s), partial(keys.get, name))
+                for name, spec in PROVIDERS.items()
             }
             worker = DeliveryWorker(
                 store,
@@ -127,7 +125,7 @@ class FeedbackBot:
             await store.close()
             raise
         worker.start()
-        for provider in ("contextual", "aquilax"):
+        for provider in PROVIDERS:
             if self.services.keys.get(provider) is None:
                 log.warning(
                     "no %s API key (environment or /feedback setup): its deliveries will fail",
@@ -205,9 +203,7 @@ class FeedbackBot:
         if self._session is not None:
             await self._session.close()
 
-    async def register_answer(
-        self, payload: ContextualAnswerIn | AquilaXAnswerIn | dict[str, object]
-    ) -> Registered:
+    async def register_answer(self, payload: AnswerIn | dict[str, object]) -> Registered:
         """Register an answer from code running in the same process (raises
         pydantic.ValidationError for a bad payload, PostError when Slack refuses a post)."""
         assert self.services is not None, "start() the bot first"

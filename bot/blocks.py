@@ -31,6 +31,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain import Answer, Source, Status
+from bot.providers import PROVIDERS
 
 ANSWER_VOTE = "fb_answer_vote"  # the 👍/👎 feedback buttons under an answer
 ANSWER_FLAG = "fb_answer_flag"  # the 🚩 Flag button
@@ -293,8 +294,9 @@ def confirmation(status: Status | None, clicked: Status, subject: str) -> str:
 
 
 SETUP_CALLBACK = "fb_setup"
-KEY_INPUTS = {"contextual": "contextual_key", "aquilax": "aquilax_key"}
-KEY_LABELS = {"contextual": "Contextual AI API key", "aquilax": "AquilaX personal access token"}
+# provider -> the block (and action) id of its key's field in the setup form, and its label
+KEY_INPUTS = {name: f"{name}_key" for name in PROVIDERS}
+KEY_LABELS = {name: spec.key_label for name, spec in PROVIDERS.items()}
 
 
 def setup_view(channel: str, statuses: dict[str, str]) -> View:

@@ -15,13 +15,15 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.admin import MAX_ID, delivery_id, number
 from bot.answers import Answers, PostError, answer_errors, answer_json, describe_errors
 from bot.app import FeedbackBot
 from bot.config import Config
+from bot.domain import Delivery, DeliveryState, Registration
+from bot.feedback_command.grammar import MAX_ID, delivery_id, number
 from bot.logs import Redactor, setup_logging
+from bot.providers import PROVIDERS, CliOption
 from bot.settings import EXPECTED, Settings, SettingsError, load_settings
-from storage import Delivery, DeliveryState, Registration, Store
+from storage import Store
 from storage.db import DatabaseOpenError, SchemaTooNewError
 
 log = logging.getLogger("bot")
@@ -68,19 +70,21 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--json", help="the whole answer as JSON, as POST /v1/answers takes it")
     add.add_argument("--channel")
     add.add_argument("--ts")
-    add.add_argument("--provider", choices=["contextual", "aquilax"])
-    add.add_argument("--agent-id")
-    add.add_argument("--message-id")
-    add.add_argument(
-        "--source",
-        action="append",
-        default=[],
-        metavar="CONTENT_ID=LABEL",
-        help="a retrieval source (Contextual); repeat for several",
-    )
-    add.add_argument("--request-id")
-    add.add_argument("--org")
-    add.add_argument("--group")
+    add.add_argument("--provider", choices=list(PROVIDERS))
+    for option in _provider_options():
+        if option.item is not None:
+            add.add_argument(
+                option.option,
+                dest=option.field,
+                action="append",
+                default=[],
+                metavar=option.metavar,
+                help=option.help,
+            )
+        else:
+            add.add_argument(
+                option.option, dest=option.field, metavar=option.metavar, help=option.help
+            )
     add.add_argument("--thread-ts", help="the thread the existing message is in")
     add.add_argument(
         "--post",
@@ -107,6 +111,16 @@ def _parser() -> argparse.ArgumentParser:
     key = sub.add_parser("secret-key", help="print a new FEEDBACK_SECRET_KEY")
     key.set_defaults(func=_secret_key)
     return p
+
+
+def _provider_options() -> list[CliOption]:
+    """Every provider's options, in registry order; one option per flag (providers sharing
+    a field name share its option)."""
+    options: dict[str, CliOption] = {}
+    for spec in PROVIDERS.values():
+        for option in spec.cli_options:
+            options.setdefault(option.option, option)
+    return list(options.values())
 
 
 def _delivery_id(raw: str) -> int:
@@ -147,25 +161,15 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 def _answer_payload(args: argparse.Namespace) -> object:
     if args.json:
         return args.json
-    fields = {
-        "channel": args.channel,
-        "ts": args.ts,
-        "provider": args.provider,
-        "agent_id": args.agent_id,
-        "message_id": args.message_id,
-        "request_id": args.request_id,
-        "org": args.org,
-        "group": args.group,
-        "thread_ts": args.thread_ts,
-    }
+    fields = {"channel": args.channel, "ts": args.ts, "provider": args.provider}
+    fields |= {o.field: getattr(args, o.field) for o in _provider_options() if o.item is None}
+    fields["thread_ts"] = args.thread_ts
     payload: dict[str, object] = {k: v for k, v in fields.items() if v is not None}
     if args.post is not None:
         payload["post"] = {"text": args.post, "thread_ts": args.post_thread_ts}
-    if args.source:
-        payload["sources"] = [
-            {"content_id": cid, "label": label}
-            for cid, _, label in (s.partition("=") for s in args.source)
-        ]
+    for option in _provider_options():
+        if option.item is not None and getattr(args, option.field):
+            payload[option.field] = [option.item(raw) for raw in getattr(args, option.field)]
     return payload
 
 

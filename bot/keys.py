@@ -9,12 +9,12 @@ from typing import Literal
 from cryptography.fernet import Fernet, InvalidToken
 
 from bot.logs import Redactor
+from bot.providers import PROVIDERS
 from bot.settings import Settings
 from storage import Store
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("contextual", "aquilax")
 KeySource = Literal["setup", "environment", "none"]
 
 
@@ -44,8 +44,8 @@ class Keys:
         self._redactor = redactor
         secret = settings.feedback_secret_key
         self._fernet = Fernet(secret.get_secret_value().encode()) if secret else None
-        env = {"contextual": settings.contextual_api_key, "aquilax": settings.aquilax_api_key}
-        self._env = {p: v.get_secret_value() for p, v in env.items() if v is not None}
+        env = {p: spec.environment_key(settings) for p, spec in PROVIDERS.items()}
+        self._env = {p: v for p, v in env.items() if v is not None}
         self._stored: dict[str, str] = {}
 
     @property
@@ -92,7 +92,8 @@ class Keys:
         if self._fernet is None:
             raise KeysError(
                 "keys entered in Slack need FEEDBACK_SECRET_KEY to be stored encrypted; without"
-                " it, set CONTEXTUAL_API_KEY / AQUILAX_API_KEY in the bot's environment"
+                f" it, set {' / '.join(s.key_variable for s in PROVIDERS.values())} in the bot's"
+                " environment"
             )
         self._redactor.add(key)
         await self._store.set_provider_key(

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.admin import Admin
 from bot.answers import Answers
 from bot.background import Background
 from bot.config import Config
 from bot.delivery import DeliveryWorker
+from bot.feedback_command.execute import Admin
 from bot.health import Health
 from bot.keys import Keys
 from bot.logs import Redactor

@@ -10,20 +10,17 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.admin import NOT_ALLOWED, Invocation, UsageError, help_text
-from bot.admin import parse as parse_command
 from bot.blocks import setup_view
-from bot.keys import PROVIDERS
+from bot.feedback_command.grammar import UsageError, help_text
+from bot.feedback_command.grammar import parse as parse_command
+from bot.feedback_command.invocations import Invocation
+from bot.feedback_command.render import NOT_ALLOWED, SETUP_NEEDS_SECRET
+from bot.providers import PROVIDERS
 from bot.services import Services
 from handlers.payloads import SlashCommand, parse
 
 log = logging.getLogger(__name__)
 
-SETUP_NEEDS_SECRET = (
-    "Keys typed into Slack are stored encrypted, which needs FEEDBACK_SECRET_KEY in the bot's"
-    " environment (make one with `feedback-bot secret-key`). Without it, set CONTEXTUAL_API_KEY"
-    " and AQUILAX_API_KEY in the environment instead. Never paste a key into a channel."
-)
 FAILED = "Sorry, that did not work: feedback-bot hit an error (it is in the bot's log)."
 
 

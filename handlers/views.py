@@ -10,7 +10,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.admin import NOT_ALLOWED
 from bot.blocks import (
     CATEGORY_IDS,
     EMOJI,
@@ -21,6 +20,7 @@ from bot.blocks import (
     SETUP_CALLBACK,
     ViewContext,
 )
+from bot.feedback_command.render import NOT_ALLOWED
 from bot.services import Services
 from handlers.payloads import ViewSubmission, parse
 from handlers.replies import send_ephemeral

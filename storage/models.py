@@ -10,19 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-# Answer is only re-exported, for bot/providers/, which still imports it from here; its home
-# is bot.domain like that of the other domain types used below.
 from bot.domain import Answer, Delivery, DeliveryState
-
-__all__ = [
-    "Answer",
-    "AuditEntry",
-    "Claim",
-    "DeliveryCounts",
-    "Finished",
-    "PostReservation",
-    "PostState",
-]
 
 
 class PostState(StrEnum):

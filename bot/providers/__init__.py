@@ -1,5 +1,11 @@
-"""Provider clients: one module per provider behind one `Provider` protocol."""
+"""Providers: one module each, holding its client (behind the one `Provider` protocol) and
+its `ProviderSpec`. `PROVIDERS` is the registry: everything that varies by provider is
+looked up there."""
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from bot.providers import aquilax, contextual
 from bot.providers.aquilax import AquilaXProvider
 from bot.providers.base import (
     Outcome,
@@ -11,14 +17,23 @@ from bot.providers.base import (
     Skipped,
 )
 from bot.providers.contextual import ContextualProvider
+from bot.providers.spec import CliOption, ProviderSpec
+
+# name -> spec, in the order replies, forms and usage lines list them.
+PROVIDERS: Mapping[str, ProviderSpec] = MappingProxyType(
+    {spec.name: spec for spec in (contextual.SPEC, aquilax.SPEC)}
+)
 
 __all__ = [
+    "PROVIDERS",
     "AquilaXProvider",
+    "CliOption",
     "ContextualProvider",
     "Outcome",
     "PermanentError",
     "Provider",
     "ProviderError",
+    "ProviderSpec",
     "RetryableError",
     "Sent",
     "Skipped",

@@ -11,8 +11,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bot.domain import Verdict
-from storage.models import Answer
+from bot.domain import Answer, Verdict
 
 # The part of a provider's error body worth keeping: enough to diagnose, small enough to show.
 ERROR_TEXT_LIMIT = 500

@@ -1,0 +1,153 @@
+"""Carrying out a parsed `/feedback` invocation against the channel configuration, the
+provider keys and the store; the reply text comes from `render`. Permission checks happen
+before this (in the handler)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlsplit
+
+from bot.config import WORKSPACE, Config
+from bot.delivery import DeliveryWorker
+from bot.domain import DeliveryState
+from bot.feedback_command import render
+from bot.feedback_command.grammar import RESETTABLE, SWITCHES, UsageError, help_text
+from bot.feedback_command.invocations import (
+    AddEmoji,
+    ForgetKey,
+    Help,
+    Invocation,
+    ListEmoji,
+    RemoveEmoji,
+    Reset,
+    Retry,
+    SetAgent,
+    SetAquilaX,
+    SetProvider,
+    ShowDeliveries,
+    ShowStats,
+    ShowStatus,
+    Switch,
+)
+from bot.keys import Keys
+from bot.providers import PROVIDERS
+from bot.settings import Settings
+from storage import Store
+
+
+async def probe(url: str, timeout: float = 3.0) -> str:
+    """Can we open a TCP connection to the provider? No request is sent."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    started = time.perf_counter()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as e:
+        return f"{host} unreachable ({type(e).__name__})"
+    writer.close()
+    return f"{host} reachable ({(time.perf_counter() - started) * 1000:.0f} ms)"
+
+
+class Admin:
+    """Carries out parsed sub-commands. Permission checks happen before this (in the handler)."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        keys: Keys,
+        settings: Settings,
+        worker: DeliveryWorker,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._keys = keys
+        self._settings = settings
+        self._worker = worker
+
+    async def run(self, inv: Invocation, user: str, channel: str) -> str:
+        scope = WORKSPACE if inv.workspace else channel
+        where = render.where(channel, inv.workspace)
+        match inv:
+            case Help():
+                return help_text()
+            case ShowStatus():
+                return await self.status(None if inv.workspace else channel)
+            case ShowStats(days=days):
+                return await self.stats(None if inv.workspace else channel, days)
+            case ShowDeliveries():
+                return await self.deliveries()
+            case Retry(ids=ids):
+                return await self.retry(list(ids))
+            case SetProvider(provider=provider):
+                await self._config.set(scope, "provider", provider, user)
+                return render.provider_set(provider, where)
+            case SetAgent(agent_id=agent_id):
+                await self._config.set(scope, "agent_id", agent_id, user)
+                return render.agent_set(agent_id, where)
+            case SetAquilaX(org=org, group=group):
+                await self._config.set(scope, "aquilax_org", org, user)
+                await self._config.set(scope, "aquilax_group", group, user)
+                return render.aquilax_set(org, group, where)
+            case ListEmoji() | AddEmoji() | RemoveEmoji():
+                return await self.emoji(inv, scope, where, user)
+            case Switch(setting=setting, on=on):
+                await self._config.set(scope, SWITCHES[setting], on, user)
+                return render.switched(setting, on, where)
+            case Reset(setting=setting):
+                return await self.reset(setting, scope, where, user)
+            case ForgetKey(provider=provider):
+                await self._keys.set(provider, None, user)
+                return render.key_forgotten(provider)
+        raise UsageError(f"There is no `{inv.name}` sub-command.")  # pragma: no cover
+
+    async def status(self, channel: str | None) -> str:
+        config = await self._config.for_channel(channel)
+        counts = await self._store.delivery_counts()
+        specs = list(PROVIDERS.values())
+        probes = await asyncio.gather(*(probe(spec.base_url(self._settings)) for spec in specs))
+        providers = []
+        for spec, reach in zip(specs, probes, strict=True):
+            last = await self._store.last_delivered_at(spec.name)
+            key = self._keys.status(spec.name).describe()
+            providers.append(render.ProviderLine(spec.label, key, reach, last))
+        return render.status_report(channel, config, providers, counts)
+
+    async def stats(self, channel: str | None, days: int) -> str:
+        counts = await self._store.vote_stats(channel, time.time() - days * 86400)
+        return render.stats_report(channel, days, counts)
+
+    async def deliveries(self) -> str:
+        counts = await self._store.delivery_counts()
+        dead = await self._store.list_deliveries([DeliveryState.DEAD], limit=10)
+        return render.deliveries_report(counts, dead)
+
+    async def retry(self, ids: list[int]) -> str:
+        requeued, superseded = await self._store.retry_dead(ids)
+        if requeued:
+            self._worker.notify()
+        return render.retried(requeued, superseded)
+
+    async def emoji(
+        self, inv: ListEmoji | AddEmoji | RemoveEmoji, scope: str, where: str, user: str
+    ) -> str:
+        current = await self._config.for_channel(None if scope == WORKSPACE else scope)
+        if isinstance(inv, ListEmoji):
+            return render.emoji_listed(current.emoji, where)
+        emoji_map = {name: status.value for name, status in current.emoji.items()}
+        if isinstance(inv, AddEmoji):
+            emoji_map[inv.emoji] = inv.status.value
+            await self._config.set(scope, "emoji", emoji_map, user)
+            return render.emoji_added(inv.emoji, inv.status, where)
+        if inv.emoji not in emoji_map:
+            raise UsageError(render.not_an_emoji(inv.emoji, where), "emoji")
+        del emoji_map[inv.emoji]
+        await self._config.set(scope, "emoji", emoji_map, user)
+        return render.emoji_removed(inv.emoji, where)
+
+    async def reset(self, setting: str, scope: str, where: str, user: str) -> str:
+        for key in RESETTABLE[setting]:
+            await self._config.set(scope, key, None, user)
+        return render.reset_done(setting, where, workspace=scope == WORKSPACE)

@@ -1,0 +1,136 @@
+"""What a `/feedback` command line means, once the grammar has checked it: one typed
+invocation per sub-command, its values already converted (days as an int, emoji as a
+normalised name, ids validated). `execute` matches on these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from bot.domain import Status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Invocation:
+    name: ClassVar[str]  # the sub-command, as typed
+    changes: ClassVar[bool] = True  # does it change anything (and so need an admin)?
+    workspace: bool = False  # --workspace: every channel's default, not this channel
+
+
+@dataclass(frozen=True, slots=True)
+class Help(_Invocation):
+    name = "help"
+    changes = False
+
+
+@dataclass(frozen=True, slots=True)
+class ShowStatus(_Invocation):
+    name = "status"
+    changes = False
+
+
+@dataclass(frozen=True, slots=True)
+class ShowStats(_Invocation):
+    name = "stats"
+    changes = False
+    days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ShowDeliveries(_Invocation):
+    name = "deliveries"
+    changes = False
+
+
+@dataclass(frozen=True, slots=True)
+class Retry(_Invocation):
+    name = "retry"
+    ids: tuple[int, ...] = ()  # none: every dead delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Setup(_Invocation):
+    name = "setup"
+
+
+@dataclass(frozen=True, slots=True)
+class SetProvider(_Invocation):
+    name = "provider"
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetAgent(_Invocation):
+    name = "agent"
+    agent_id: str  # a UUID, in its canonical form
+
+
+@dataclass(frozen=True, slots=True)
+class SetAquilaX(_Invocation):
+    name = "aquilax"
+    org: str
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListEmoji(_Invocation):
+    name = "emoji"
+    changes = False
+
+
+@dataclass(frozen=True, slots=True)
+class AddEmoji(_Invocation):
+    name = "emoji"
+    emoji: str  # normalised: no colons, no skin tone
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveEmoji(_Invocation):
+    name = "emoji"
+    emoji: str
+
+
+@dataclass(frozen=True, slots=True)
+class Switch(_Invocation):
+    """`reactions`, `form` or `prompt` on|off."""
+
+    setting: str  # a key of SWITCHES
+    on: bool
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.setting
+
+
+@dataclass(frozen=True, slots=True)
+class Reset(_Invocation):
+    name = "reset"
+    setting: str  # a key of RESETTABLE
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetKey(_Invocation):
+    """`reset <provider>-key`: forget the key entered with setup."""
+
+    name = "reset"
+    provider: str
+
+
+Invocation = (
+    Help
+    | ShowStatus
+    | ShowStats
+    | ShowDeliveries
+    | Retry
+    | Setup
+    | SetProvider
+    | SetAgent
+    | SetAquilaX
+    | ListEmoji
+    | AddEmoji
+    | RemoveEmoji
+    | Switch
+    | Reset
+    | ForgetKey
+)
