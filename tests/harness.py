@@ -36,7 +36,8 @@ _ts = itertools.count(1)
 
 
 def new_ts() -> str:
-    return f"1700000{next(_ts):03d}.000100"
+    # Ten digits before the dot whatever the count, as Slack's ts have.
+    return f"{1_700_000_000 + next(_ts)}.000100"
 
 
 def new_uuid() -> str:
