@@ -19,7 +19,7 @@ from bot.config import Config
 from bot.delivery import Backoff, DeliveryWorker
 from bot.feedback_command.execute import Admin
 from bot.health import Health
-from bot.inbound import CheckedSocketModeHandler, workspace_guard
+from bot.inbound import CheckedSocketModeHandler
 from bot.keys import Keys
 from bot.logs import Redactor
 from bot.permissions import Permissions
@@ -29,6 +29,7 @@ from bot.services import Identity, Services
 from bot.settings import Settings, SettingsError
 from bot.votes import Votes
 from bot.web import build_web_app
+from bot.workspace import workspace_guard
 from storage import Store
 
 log = logging.getLogger(__name__)

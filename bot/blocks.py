@@ -1,4 +1,5 @@
-"""What users see: Block Kit for answers, prompts, the "what went wrong?" form and replies.
+"""What users see in messages: Block Kit for answers, prompts and replies (modals and the
+App Home are in bot/views.py).
 
 Action ids name the control, never the answer: a click is mapped back to its answer through
 the message it sits on, looked up in SQLite. Source controls carry the source's content_id in
@@ -7,10 +8,8 @@ their block_id; it is checked against the stored answer before use.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -20,24 +19,16 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     FeedbackButtonObject,
     FeedbackButtonsElement,
-    InputBlock,
     MarkdownTextObject,
-    Option,
-    PlainTextInputElement,
-    PlainTextObject,
     SectionBlock,
-    StaticSelectElement,
 )
-from slack_sdk.models.views import View
 
 from bot.domain import Answer, Source, Status
-from bot.providers import PROVIDERS
 
 ANSWER_VOTE = "fb_answer_vote"  # the 👍/👎 feedback buttons under an answer
 ANSWER_FLAG = "fb_answer_flag"  # the 🚩 Flag button
 SOURCE_VOTE = "fb_source_vote"  # 👍/👎 on one source
 OPEN_FORM = "fb_open_form"  # "Tell us what went wrong" after a 👎/🚩 reaction
-FORM_CALLBACK = "fb_form"
 SOURCE_BLOCK_PREFIX = "fb_src:"
 
 SECTION_LIMIT = 3000  # characters of text in one section block
@@ -46,18 +37,6 @@ SECTION_LIMIT = 3000  # characters of text in one section block
 MESSAGE_TEXT_LIMIT = 39_000
 MESSAGE_BLOCK_LIMIT = 50
 FALLBACK_LIMIT = 3000  # the notification text; Slack allows far more, nobody reads it
-EXPLANATION_LIMIT = 2000
-
-CATEGORIES: tuple[tuple[str, str], ...] = (
-    ("inaccurate", "Inaccurate or wrong"),
-    ("incomplete", "Incomplete"),
-    ("irrelevant", "Doesn't answer the question"),
-    ("outdated", "Outdated"),
-    ("unsafe", "Harmful or inappropriate"),
-    ("other", "Something else"),
-)
-CATEGORY_IDS = frozenset(c for c, _ in CATEGORIES)
-
 EMOJI = {
     Status.THUMBS_UP: "👍",
     Status.THUMBS_DOWN: "👎",
@@ -180,81 +159,6 @@ def prompt_message(answer: Answer) -> tuple[str, list[Block]]:
     return text, head + control_blocks(answer.sources)
 
 
-@dataclass(frozen=True, slots=True)
-class ViewContext:
-    """What a modal carries in its private_metadata, from the click or command that opened
-    it to its submission: where to confirm, and for the form, the vote it explains (checked
-    against the submitting user, never trusted to be theirs)."""
-
-    channel: str | None = None
-    thread_ts: str | None = None
-    vote: int | None = None
-
-    def encode(self) -> str:
-        return json.dumps({"vote": self.vote, "channel": self.channel, "thread_ts": self.thread_ts})
-
-    @classmethod
-    def decode(cls, raw: str) -> ViewContext | None:
-        """None when the metadata is not ours (not JSON, or fields of the wrong type)."""
-        try:
-            meta = json.loads(raw)
-            vote = meta.get("vote")
-            context = cls(
-                meta.get("channel"), meta.get("thread_ts"), None if vote is None else int(vote)
-            )
-        except (ValueError, TypeError, AttributeError):
-            return None
-        if not all(isinstance(v, str | None) for v in (context.channel, context.thread_ts)):
-            return None
-        return context
-
-
-def feedback_form(
-    vote_id: int, status: Status, subject: str, *, channel: str, thread_ts: str | None
-) -> View:
-    """The "what went wrong?" modal for one standing 👎/🚩 vote. The metadata names the
-    vote (checked against the submitting user) and where to confirm."""
-    emoji = EMOJI[status]
-    return View(
-        type="modal",
-        callback_id=FORM_CALLBACK,
-        private_metadata=ViewContext(channel, thread_ts, vote_id).encode(),
-        title=PlainTextObject(text="What went wrong?"),
-        submit=PlainTextObject(text="Send"),
-        close=PlainTextObject(text="Skip"),
-        blocks=[
-            SectionBlock(
-                text=MarkdownTextObject(
-                    text=f"Your {emoji} on {escape(subject)} is recorded. Telling us what went"
-                    " wrong is optional, and helps most. Nobody in the channel sees this."
-                )
-            ),
-            InputBlock(
-                block_id="category",
-                optional=True,
-                label=PlainTextObject(text="What kind of problem?"),
-                element=StaticSelectElement(
-                    action_id="category",
-                    placeholder=PlainTextObject(text="Pick one"),
-                    options=[Option(value=v, text=label) for v, label in CATEGORIES],
-                ),
-            ),
-            InputBlock(
-                block_id="explanation",
-                optional=True,
-                label=PlainTextObject(text="What went wrong?"),
-                hint=PlainTextObject(text=f"Up to {EXPLANATION_LIMIT:,} characters."),
-                element=PlainTextInputElement(
-                    action_id="explanation",
-                    multiline=True,
-                    max_length=EXPLANATION_LIMIT,
-                    placeholder=PlainTextObject(text="e.g. The refund window is 30 days, not 14."),
-                ),
-            ),
-        ],
-    )
-
-
 def form_offer(vote_id: int, status: Status) -> tuple[str, list[Block]]:
     """The ephemeral offer of the form after a 👎/🚩 reaction (reactions have no trigger_id
     to open a modal with, so a button does it)."""
@@ -291,53 +195,3 @@ def confirmation(status: Status | None, clicked: Status, subject: str) -> str:
         f"Thanks! Your {emoji} on {subject} is recorded. Only you can see this;"
         f" click {emoji} again to take it back."
     )
-
-
-SETUP_CALLBACK = "fb_setup"
-# provider -> the block (and action) id of its key's field in the setup form, and its label
-KEY_INPUTS = {name: f"{name}_key" for name in PROVIDERS}
-KEY_LABELS = {name: spec.key_label for name, spec in PROVIDERS.items()}
-
-
-def setup_view(channel: str, statuses: dict[str, str]) -> View:
-    """The modal where admins enter provider keys: they never travel through a channel."""
-    blocks: list[Block] = [
-        SectionBlock(
-            text=MarkdownTextObject(
-                text="Keys are stored encrypted and are never shown again: status shows only"
-                " whether one is set, and its last four characters. Leave a field empty to keep"
-                " the current key."
-            )
-        )
-    ]
-    for provider, block_id in KEY_INPUTS.items():
-        blocks.append(
-            InputBlock(
-                block_id=block_id,
-                optional=True,
-                label=PlainTextObject(text=KEY_LABELS[provider]),
-                hint=PlainTextObject(text=f"Now: {statuses[provider]}"),
-                element=PlainTextInputElement(
-                    action_id=block_id,
-                    max_length=500,
-                    placeholder=PlainTextObject(text="Paste the key"),
-                ),
-            )
-        )
-    return View(
-        type="modal",
-        callback_id=SETUP_CALLBACK,
-        private_metadata=ViewContext(channel).encode(),
-        title=PlainTextObject(text="feedback-bot keys"),
-        submit=PlainTextObject(text="Save"),
-        close=PlainTextObject(text="Cancel"),
-        blocks=blocks,
-    )
-
-
-def home_view(sections: Sequence[str]) -> View:
-    """The App Home tab: mrkdwn sections, each within Slack's section limit."""
-    blocks: list[Block] = []
-    for text in sections:
-        blocks += [SectionBlock(text=MarkdownTextObject(text=p)) for p in split_text(text)]
-    return View(type="home", blocks=blocks[:100])

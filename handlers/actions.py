@@ -17,11 +17,11 @@ from bot.blocks import (
     SOURCE_BLOCK_PREFIX,
     SOURCE_VOTE,
     confirmation,
-    feedback_form,
     label_text,
 )
 from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, Status, VoteChange
 from bot.services import Services
+from bot.views import feedback_form
 from handlers.payloads import BlockActions, parse
 from handlers.replies import open_modal, send_ephemeral
 

@@ -10,13 +10,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.blocks import setup_view
 from bot.feedback_command.grammar import UsageError, help_text
 from bot.feedback_command.grammar import parse as parse_command
 from bot.feedback_command.invocations import Invocation
 from bot.feedback_command.render import NOT_ALLOWED, SETUP_NEEDS_SECRET
 from bot.providers import PROVIDERS
 from bot.services import Services
+from bot.views import setup_view
 from handlers.payloads import SlashCommand, parse
 
 log = logging.getLogger(__name__)

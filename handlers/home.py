@@ -9,8 +9,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import home_view
 from bot.services import Services
+from bot.views import home_view
 from handlers.payloads import HomeOpened, parse
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.blocks import (
+from bot.blocks import EMOJI
+from bot.feedback_command.render import NOT_ALLOWED
+from bot.services import Services
+from bot.views import (
     CATEGORY_IDS,
-    EMOJI,
     EXPLANATION_LIMIT,
     FORM_CALLBACK,
     KEY_INPUTS,
@@ -20,8 +22,6 @@ from bot.blocks import (
     SETUP_CALLBACK,
     ViewContext,
 )
-from bot.feedback_command.render import NOT_ALLOWED
-from bot.services import Services
 from handlers.payloads import ViewSubmission, parse
 from handlers.replies import send_ephemeral
 

@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from bot.app import FeedbackBot
-from bot.blocks import ANSWER_VOTE, FORM_CALLBACK
+from bot.blocks import ANSWER_VOTE
+from bot.views import FORM_CALLBACK
 from tests.credentials import API_TOKEN, SECRETS, SIGNING_SECRET
 from tests.dbtools import query
 from tests.harness import Harness
