@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import answer_message, prompt_message
-from bot.config import Config
+from bot.channel_settings import ChannelSettings
 from bot.domain import Answer, Registration
 from bot.providers import PROVIDERS
 from bot.registration import AnswerIn, PostIn
@@ -94,7 +94,9 @@ _POST_HINTS = {
 class Answers:
     """Registers answers: maps existing messages, or posts new ones with feedback controls."""
 
-    def __init__(self, store: Store, config: Config, slack: AsyncWebClient | None = None) -> None:
+    def __init__(
+        self, store: Store, config: ChannelSettings, slack: AsyncWebClient | None = None
+    ) -> None:
         self._store = store
         self._config = config
         self._slack = slack

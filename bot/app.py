@@ -15,9 +15,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 import handlers
 from bot.answers import Answers, Registered
 from bot.background import Background
-from bot.config import Config
+from bot.channel_settings import ChannelSettings
 from bot.delivery import Backoff, DeliveryWorker
-from bot.feedback_command.execute import Admin
+from bot.feedback_command.execute import FeedbackCommand
 from bot.health import Health
 from bot.inbound import CheckedSocketModeHandler
 from bot.keys import Keys
@@ -98,16 +98,16 @@ class FeedbackBot:
                 backoff=self._backoff,
                 redact=self.redactor,
             )
-            config = Config(store)
+            channel_settings = ChannelSettings(store)
             self.services = Services(
                 settings=s,
                 store=store,
-                config=config,
+                channel_settings=channel_settings,
                 keys=keys,
-                answers=Answers(store, config, slack),
+                answers=Answers(store, channel_settings, slack),
                 votes=Votes(store, worker),
                 worker=worker,
-                admin=Admin(store, config, keys, s, worker),
+                feedback_command=FeedbackCommand(store, channel_settings, keys, s, worker),
                 permissions=Permissions(slack, s.feedback_admins),
                 slack=slack,
                 http_session=self._session,

@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import Answers, PostError, answer_errors, answer_json, describe_errors
 from bot.app import FeedbackBot
-from bot.config import Config
+from bot.channel_settings import ChannelSettings
 from bot.domain import Delivery, DeliveryState, Registration
 from bot.feedback_command.grammar import MAX_ID, delivery_id, number
 from bot.logs import Redactor, setup_logging
@@ -187,7 +187,7 @@ async def _answers_add(settings: Settings, args: argparse.Namespace) -> int:
             timeout=10,
         )
     try:
-        answers = Answers(store, Config(store), slack)
+        answers = Answers(store, ChannelSettings(store), slack)
         try:
             registered = await answers.register(await answers.parse(_answer_payload(args)))
         except ValidationError as e:

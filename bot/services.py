@@ -11,9 +11,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import Answers
 from bot.background import Background
-from bot.config import Config
+from bot.channel_settings import ChannelSettings
 from bot.delivery import DeliveryWorker
-from bot.feedback_command.execute import Admin
+from bot.feedback_command.execute import FeedbackCommand
 from bot.health import Health
 from bot.keys import Keys
 from bot.logs import Redactor
@@ -38,12 +38,12 @@ class Services:
 
     settings: Settings
     store: Store
-    config: Config
+    channel_settings: ChannelSettings
     keys: Keys
     answers: Answers
     votes: Votes
     worker: DeliveryWorker
-    admin: Admin
+    feedback_command: FeedbackCommand
     permissions: Permissions
     slack: AsyncWebClient
     http_session: aiohttp.ClientSession

@@ -68,7 +68,7 @@ async def execute(services: Services, invocation: Invocation, command: SlashComm
                 )
                 return
         else:
-            text = await services.admin.run(invocation, user, channel)
+            text = await services.feedback_command.run(invocation, user, channel)
             if invocation.changes:
                 log.info("%s ran /feedback %s", user, invocation.name)
     except UsageError as e:

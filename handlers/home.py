@@ -41,9 +41,9 @@ async def publish(services: Services, user: str) -> None:
     sections = [GUIDE]
     if await services.permissions.is_admin(user):
         sections += [
-            await services.admin.status(None),
-            await services.admin.stats(None, 7),
-            await services.admin.deliveries(),
+            await services.feedback_command.status(None),
+            await services.feedback_command.stats(None, 7),
+            await services.feedback_command.deliveries(),
             "Change settings with `/feedback` in a channel;"
             " `/feedback setup` stores provider keys.",
         ]

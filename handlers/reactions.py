@@ -37,7 +37,7 @@ async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltRespo
     if event.user == services.identity.bot_user_id:
         log.debug("ignored the bot's own reaction")
         return None
-    config = await services.config.for_channel(item.channel)
+    config = await services.channel_settings.for_channel(item.channel)
     if event.type == "reaction_added" and not config.reactions:
         # Removals still count: a vote cast before reactions were turned off can be taken back.
         log.debug("ignored a reaction in %s: reactions are off there", item.channel)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config
+from bot.channel_settings import ChannelSettings
 from storage import Store
 from tests.credentials import API_TOKEN, BOT_TOKEN
 from tests.dbtools import query
@@ -224,7 +224,7 @@ async def test_cli_registration_in_a_channel_with_prompts_on(
     slack_api = standins[0]
     db = tmp_path / "feedback.db"
     store = await Store.open(db)
-    await Config(store).set(CHANNEL, "prompt", True, "U0ADMIN001")
+    await ChannelSettings(store).set(CHANNEL, "prompt", True, "U0ADMIN001")
     await store.close()
     env = {"FEEDBACK_DB": str(db)}
     if slack != "no token":

@@ -132,7 +132,7 @@ async def test_non_admins_are_refused_and_nothing_changes(harness: Harness) -> N
         reply = await h.feedback(ALICE, text)
         assert "Only workspace admins and owners" in reply, text
     assert await audit(h) == []
-    assert (await h.bot.services.config.for_channel(CHANNEL)).reactions is True
+    assert (await h.bot.services.channel_settings.for_channel(CHANNEL)).reactions is True
     assert h.slack_api.calls_to("views.open") == []
     # A users.info failure is not a reason to let someone in.
     h.slack_api.errors["users.info"] = "user_not_found"

@@ -9,7 +9,7 @@ import typing
 import aiohttp
 import pytest
 
-from bot.config import KEYS, ChannelConfig
+from bot.channel_settings import KEYS, ChannelOptions
 from bot.domain import REMOVED, Answer
 from bot.providers import PROVIDERS, PermanentError, ProviderSpec, Skipped
 from bot.registration import AnswerIn
@@ -51,7 +51,7 @@ def test_defaults_options_and_shown_ids_name_real_fields(spec: ProviderSpec) -> 
     fields = spec.answer_in.model_fields
     for field, setting in spec.channel_defaults.items():
         assert field in fields
-        assert setting in KEYS and hasattr(ChannelConfig(), setting)
+        assert setting in KEYS and hasattr(ChannelOptions(), setting)
     for option in spec.cli_options:
         assert option.field in fields and option.option.startswith("--")
     shown = spec.answer_ids(Answer(channel="C0123ABCD", ts="1700000000.000100", provider=spec.name))

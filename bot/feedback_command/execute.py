@@ -8,7 +8,7 @@ import asyncio
 import time
 from urllib.parse import urlsplit
 
-from bot.config import WORKSPACE, Config
+from bot.channel_settings import WORKSPACE, ChannelSettings
 from bot.delivery import DeliveryWorker
 from bot.domain import DeliveryState
 from bot.feedback_command import render
@@ -50,13 +50,13 @@ async def probe(url: str, timeout: float = 3.0) -> str:
     return f"{host} reachable ({(time.perf_counter() - started) * 1000:.0f} ms)"
 
 
-class Admin:
+class FeedbackCommand:
     """Carries out parsed sub-commands. Permission checks happen before this (in the handler)."""
 
     def __init__(
         self,
         store: Store,
-        config: Config,
+        config: ChannelSettings,
         keys: Keys,
         settings: Settings,
         worker: DeliveryWorker,

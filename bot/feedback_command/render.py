@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.config import ChannelConfig
+from bot.channel_settings import ChannelOptions
 from bot.domain import VOTE_STATUSES, Delivery, Status
 from bot.providers import PROVIDERS
 from storage import DeliveryCounts
@@ -62,7 +62,7 @@ def _ago(at: float | None) -> str:
 
 def status_report(
     channel: str | None,
-    config: ChannelConfig,
+    config: ChannelOptions,
     providers: Sequence[ProviderLine],
     counts: DeliveryCounts,
 ) -> str:
@@ -124,7 +124,7 @@ def _emoji_list(emoji: Mapping[str, Status]) -> str:
     return "; ".join(f"{' '.join(names)} → {s.value}" for s, names in by_status.items())
 
 
-def _config_lines(config: ChannelConfig) -> list[str]:
+def _config_lines(config: ChannelOptions) -> list[str]:
     def src(*keys: str) -> str:
         origins = {config.origin(k) for k in keys}
         return f"_({'/'.join(sorted(origins))})_"

@@ -51,7 +51,7 @@ class ProviderSpec:
     # What a verdict of `removed` means for it: None when the client sends it (the
     # provider withdraws the feedback); else why the client records it as skipped.
     removed: str | None = None
-    # Registration fields a channel's settings can fill in: field -> ChannelConfig attribute.
+    # Registration fields a channel's settings can fill in: field -> ChannelOptions attribute.
     channel_defaults: Mapping[str, str] = field(default_factory=dict)
     cli_options: tuple[CliOption, ...] = ()
 

@@ -19,7 +19,7 @@ Origin = Literal["channel", "workspace", "default"]
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelConfig:
+class ChannelOptions:
     provider: str | None = None  # the provider answers default to when registered
     agent_id: str | None = None  # default Contextual agent
     aquilax_org: str | None = None
@@ -46,15 +46,15 @@ KEYS = (
 )
 
 
-class Config:
+class ChannelSettings:
     """Reads are cached per channel; a change through `set` clears the cache, so it takes
     effect on the next event without a restart."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._cache: dict[str, ChannelConfig] = {}
+        self._cache: dict[str, ChannelOptions] = {}
 
-    async def for_channel(self, channel: str | None) -> ChannelConfig:
+    async def for_channel(self, channel: str | None) -> ChannelOptions:
         scope = channel or WORKSPACE
         cached = self._cache.get(scope)
         if cached is not None:
@@ -72,7 +72,7 @@ class Config:
             values["emoji"] = MappingProxyType(
                 {name: Status(status) for name, status in values["emoji"].items()}
             )
-        config = ChannelConfig(**values, origins=MappingProxyType(origins))
+        config = ChannelOptions(**values, origins=MappingProxyType(origins))
         self._cache[scope] = config
         return config
 
