@@ -24,6 +24,7 @@ from bot.channel_settings import ChannelSettings
 from bot.domain import Answer, Registration
 from bot.providers import PROVIDERS
 from bot.registration import AnswerIn, PostIn
+from bot.validation import error_list
 from storage import PostReservation, PostState, Store
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ _ANSWER = TypeAdapter[AnswerIn](
 )
 
 
-def parse_answer(payload: object) -> AnswerIn:
+def validate_answer(payload: object) -> AnswerIn:
     """Validate a payload (a dict, or JSON text); raises pydantic.ValidationError."""
     if isinstance(payload, str | bytes):
         return _ANSWER.validate_json(payload)
@@ -58,19 +59,13 @@ def answer_errors(error: ValidationError) -> list[dict[str, Any]]:
     """pydantic's error list, with the provider tag taken out of each location so that
     `loc` names the field as the caller wrote it."""
     out = []
-    for e in error.errors(include_url=False, include_input=False, include_context=False):
-        loc = list(e["loc"])
-        if loc and loc[0] in PROVIDERS:
-            loc = loc[1:]
-        msg = e["msg"].removeprefix("Value error, ")
+    for e in error_list(error):
+        if e["loc"] and e["loc"][0] in PROVIDERS:
+            e["loc"] = e["loc"][1:]
         if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            loc, msg = ["provider"], f"must be {' or '.join(map(repr, PROVIDERS))}"
-        out.append({"type": e["type"], "loc": loc, "msg": msg})
+            e["loc"], e["msg"] = ["provider"], f"must be {' or '.join(map(repr, PROVIDERS))}"
+        out.append(e)
     return out
-
-
-def describe_errors(errors: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +96,7 @@ class Answers:
         self._config = config
         self._slack = slack
 
-    async def parse(self, payload: object) -> AnswerIn:
+    async def validate(self, payload: object) -> AnswerIn:
         """Validate a payload (a dict, or JSON text), filling in the channel's defaults for
         the provider and the provider's fields (`ProviderSpec.channel_defaults`: the
         Contextual agent, the AquilaX org and group). Raises pydantic.ValidationError."""
@@ -110,7 +105,7 @@ class Answers:
             try:
                 data = json.loads(payload)
             except ValueError:
-                return parse_answer(payload)  # pydantic's own json_invalid error
+                return validate_answer(payload)  # pydantic's own json_invalid error
         if isinstance(data, dict) and isinstance(data.get("channel"), str):
             config = await self._config.for_channel(data["channel"].strip())
             data = dict(data)
@@ -121,7 +116,7 @@ class Answers:
                 value = getattr(config, setting)
                 if value:
                     data.setdefault(key, value)
-        return parse_answer(data)
+        return validate_answer(data)
 
     async def find_for_controls(self, channel: str, ts: str) -> Answer | None:
         """The answer whose feedback controls sit on message `ts`: the answer itself, or the

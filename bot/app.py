@@ -209,7 +209,7 @@ class FeedbackBot:
         pydantic.ValidationError for a bad payload, PostError when Slack refuses a post)."""
         assert self.services is not None, "start() the bot first"
         answers = self.services.answers
-        request = payload if not isinstance(payload, dict) else await answers.parse(payload)
+        request = payload if not isinstance(payload, dict) else await answers.validate(payload)
         return await answers.register(request)
 
 

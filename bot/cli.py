@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answers import Answers, PostError, answer_errors, answer_json, describe_errors
+from bot.answers import Answers, PostError, answer_errors, answer_json
 from bot.app import FeedbackBot
 from bot.channel_settings import ChannelSettings
 from bot.domain import Delivery, DeliveryState, Registration
@@ -23,6 +23,7 @@ from bot.feedback_command.grammar import MAX_ID, delivery_id, number
 from bot.logs import Redactor, setup_logging
 from bot.providers import PROVIDERS, CliOption
 from bot.settings import EXPECTED, Settings, SettingsError, load_settings
+from bot.validation import describe
 from storage import Store
 from storage.db import DatabaseOpenError, SchemaTooNewError
 
@@ -189,10 +190,10 @@ async def _answers_add(settings: Settings, args: argparse.Namespace) -> int:
     try:
         answers = Answers(store, ChannelSettings(store), slack)
         try:
-            registered = await answers.register(await answers.parse(_answer_payload(args)))
+            registered = await answers.register(await answers.validate(_answer_payload(args)))
         except ValidationError as e:
             print(
-                f"feedback-bot: invalid answer: {describe_errors(answer_errors(e))}",
+                f"feedback-bot: invalid answer: {describe(answer_errors(e))}",
                 file=sys.stderr,
             )
             return 2

@@ -164,6 +164,11 @@ class DeliveryState(StrEnum):
     SUPERSEDED = "superseded"
 
 
+# A slot is an answer, or an answer and one of its sources: `content_id` names the source,
+# and this value stands for the answer itself (the database column's default).
+WHOLE_ANSWER = ""
+
+
 @dataclass(frozen=True, slots=True)
 class VoteChange:
     """One user's action on one slot.
@@ -178,7 +183,7 @@ class VoteChange:
     origin: str
     action: Literal["add", "withdraw", "toggle"]
     status: Status | None = None
-    content_id: str = ""
+    content_id: str = WHOLE_ANSWER
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +196,14 @@ class StoredVote:
     status: Status
     explanation: str | None
     category: str | None
-    standing: bool
+    is_standing: bool  # not withdrawn
 
 
 @dataclass(frozen=True, slots=True)
 class VoteResult:
     duplicate: bool = False  # the Slack event was processed before; nothing changed
     vote_id: int | None = None  # the user's vote from this origin that now stands, if any
-    standing: Status | None = None
+    standing: Status | None = None  # what the user's vote from this origin says now
     verdict: Verdict | None = None
     delivery_id: int | None = None  # set when the verdict changed and a delivery was queued
 

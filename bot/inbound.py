@@ -21,7 +21,7 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from handlers.payloads import describe
+from bot.validation import describe, error_list
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def envelope_problem(body: dict[str, Any]) -> str | None:
     try:
         SlackEnvelope.model_validate(body)
     except ValidationError as e:
-        return describe(e)
+        return describe(error_list(e), limit=5)
     return None
 
 

@@ -100,7 +100,7 @@ def _answers(services: Services) -> web.Handler:
             detail = [{"type": e.kind, "loc": [], "msg": str(e)}]
             return web.json_response({"error": "invalid answer", "detail": detail}, status=422)
         try:
-            answer_in = await services.answers.parse(body)
+            answer_in = await services.answers.validate(body)
         except ValidationError as e:
             return web.json_response(
                 {"error": "invalid answer", "detail": answer_errors(e)}, status=422

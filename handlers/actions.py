@@ -19,10 +19,10 @@ from bot.blocks import (
     confirmation,
     label_text,
 )
-from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, Status, VoteChange
+from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, WHOLE_ANSWER, Status, VoteChange
 from bot.services import Services
 from bot.views import feedback_form
-from handlers.payloads import BlockActions, parse
+from handlers.payloads import BlockActions, parse_payload
 from handlers.replies import open_modal, send_ephemeral
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def register(app: AsyncApp, services: Services) -> None:
 async def handle_vote(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
-    payload = parse(BlockActions, body, "block_actions payload")
+    payload = parse_payload(BlockActions, body, "block_actions payload")
     if isinstance(payload, BoltResponse):
         return payload
     action = payload.actions[0]
@@ -78,7 +78,7 @@ async def handle_vote(
         await ack()
         send_ephemeral(services, **where, text=UNKNOWN_ANSWER)
         return None
-    content_id, subject = "", "this answer"
+    content_id, subject = WHOLE_ANSWER, "this answer"
     if action.action_id == SOURCE_VOTE:
         content_id = (action.block_id or "").removeprefix(SOURCE_BLOCK_PREFIX)
         source = answer.source(content_id)
@@ -94,7 +94,7 @@ async def handle_vote(
     await ack()
     if result.duplicate:
         return None
-    if result.standing in EXPLAINABLE and not content_id and result.vote_id is not None:
+    if result.standing in EXPLAINABLE and content_id == WHOLE_ANSWER and result.vote_id is not None:
         open_modal(
             services,
             trigger_id=payload.trigger_id,
@@ -120,14 +120,14 @@ async def handle_vote(
 async def handle_open_form(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
-    payload = parse(BlockActions, body, "block_actions payload")
+    payload = parse_payload(BlockActions, body, "block_actions payload")
     if isinstance(payload, BoltResponse):
         return payload
     value = payload.actions[0].value or ""
     vote = await services.votes.get(int(value)) if value.isdigit() else None
     await ack()
     user, channel = payload.user.id, payload.channel_id or ""
-    if vote is None or vote.user != user or not vote.standing:
+    if vote is None or vote.user != user or not vote.is_standing:
         send_ephemeral(
             services, channel=channel, user=user, thread_ts=payload.thread_ts, text=VOTE_GONE
         )

@@ -10,14 +10,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.feedback_command.grammar import UsageError, help_text
-from bot.feedback_command.grammar import parse as parse_command
+from bot.feedback_command.grammar import UsageError, help_text, parse_command
 from bot.feedback_command.invocations import Invocation
 from bot.feedback_command.render import NOT_ALLOWED, SETUP_NEEDS_SECRET
 from bot.providers import PROVIDERS
 from bot.services import Services
 from bot.views import setup_view
-from handlers.payloads import SlashCommand, parse
+from handlers.payloads import SlashCommand, parse_payload
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ def register(app: AsyncApp, services: Services) -> None:
 async def handle_command(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
-    command = parse(SlashCommand, body, "slash command")
+    command = parse_payload(SlashCommand, body, "slash command")
     if isinstance(command, BoltResponse):
         return command
     try:

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
 from bot.views import home_view
-from handlers.payloads import HomeOpened, parse
+from handlers.payloads import HomeOpened, parse_payload
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ GUIDE = (
 
 def register(app: AsyncApp, services: Services) -> None:
     async def on_home_opened(body: dict[str, Any]) -> BoltResponse | None:
-        opened = parse(HomeOpened, body, "app_home_opened event")
+        opened = parse_payload(HomeOpened, body, "app_home_opened event")
         if isinstance(opened, BoltResponse):
             return opened
         if opened.event.tab == "home":

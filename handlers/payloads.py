@@ -9,6 +9,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from slack_bolt.response import BoltResponse
 
+from bot.validation import describe, error_list
+
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,25 +33,15 @@ class ReactionEnvelope(BaseModel):
     event: ReactionEvent
 
 
-def parse(model: type[M], body: Mapping[str, Any], what: str) -> M | BoltResponse:
+def parse_payload(model: type[M], body: Mapping[str, Any], what: str) -> M | BoltResponse:
     """The payload as `model`, or the 400 that says what is wrong with it (and a log line).
     Slack never sends these; when one comes, the reason should be plain to whoever looks."""
     try:
         return model.model_validate(body)
     except ValidationError as e:
-        reason = describe(e)
+        reason = describe(error_list(e), limit=5)
         log.warning("refused a malformed %s: %s", what, reason)
         return BoltResponse(status=400, body=f"malformed {what}: {reason}")
-
-
-def describe(error: ValidationError) -> str:
-    """`event.item: Field required; …`, short enough for a log line or an HTTP error."""
-    parts = []
-    for e in error.errors(include_url=False, include_input=False, include_context=False)[:5]:
-        where = ".".join(str(p) for p in e["loc"]) or "body"
-        # A validator's own message reads better without pydantic's prefix.
-        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
 
 
 class SlackUser(BaseModel):

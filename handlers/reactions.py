@@ -11,7 +11,7 @@ from slack_bolt.response import BoltResponse
 from bot.blocks import form_offer
 from bot.domain import EXPLAINABLE, VoteChange, normalise_emoji, reaction_origin
 from bot.services import Services
-from handlers.payloads import ReactionEnvelope, parse
+from handlers.payloads import ReactionEnvelope, parse_payload
 from handlers.replies import send_ephemeral
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 async def handle_reaction(services: Services, body: dict[str, Any]) -> BoltResponse | None:
-    envelope = parse(ReactionEnvelope, body, "reaction event")
+    envelope = parse_payload(ReactionEnvelope, body, "reaction event")
     if isinstance(envelope, BoltResponse):
         return envelope
     event = envelope.event

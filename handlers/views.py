@@ -22,7 +22,7 @@ from bot.views import (
     SETUP_CALLBACK,
     ViewContext,
 )
-from handlers.payloads import ViewSubmission, parse
+from handlers.payloads import ViewSubmission, parse_payload
 from handlers.replies import send_ephemeral
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def register(app: AsyncApp, services: Services) -> None:
 async def handle_submit(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
-    payload = parse(ViewSubmission, body, "view_submission")
+    payload = parse_payload(ViewSubmission, body, "view_submission")
     if isinstance(payload, BoltResponse):
         return payload
     context = ViewContext.decode(payload.view.private_metadata)
@@ -73,7 +73,7 @@ async def handle_submit(
             errors={"explanation": "This form is not for a vote of yours."},
         )
         return None
-    if not vote.standing:
+    if not vote.is_standing:
         await ack(
             response_action="errors",
             errors={
@@ -97,7 +97,7 @@ async def handle_submit(
 async def handle_setup(
     services: Services, ack: AsyncAck, body: dict[str, Any]
 ) -> BoltResponse | None:
-    payload = parse(ViewSubmission, body, "view_submission")
+    payload = parse_payload(ViewSubmission, body, "view_submission")
     if isinstance(payload, BoltResponse):
         return payload
     context = ViewContext.decode(payload.view.private_metadata)

@@ -107,7 +107,7 @@ def get_vote(db: sqlite3.Connection, vote_id: int) -> StoredVote | None:
         status=Status(row["status"]),
         explanation=row["explanation"],
         category=row["category"],
-        standing=bool(row["standing"]),
+        is_standing=bool(row["standing"]),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain import Status
-from bot.feedback_command.grammar import USAGE, UsageError, help_text, parse
+from bot.feedback_command.grammar import USAGE, UsageError, help_text, parse_command
 from bot.feedback_command.invocations import (
     AddEmoji,
     ForgetKey,
@@ -54,25 +54,28 @@ from bot.feedback_command.invocations import (
     ],
 )
 def test_text_becomes_a_typed_invocation(text: str, expected: object) -> None:
-    assert parse(text) == expected
+    assert parse_command(text) == expected
 
 
 def test_what_needs_an_admin() -> None:
     reading = ("help", "status", "stats", "deliveries", "emoji list")
-    assert not any(parse(text).changes for text in reading)
+    assert not any(parse_command(text).changes for text in reading)
     changing = ("retry", "setup", "provider aquilax", "emoji remove tada", "prompt on")
-    assert all(parse(text).changes for text in changing)
-    assert parse("form on").name == "form" and parse("reset contextual-key").name == "reset"
+    assert all(parse_command(text).changes for text in changing)
+    assert (
+        parse_command("form on").name == "form"
+        and parse_command("reset contextual-key").name == "reset"
+    )
 
 
 def test_mistakes_name_the_problem_and_the_usage_line() -> None:
     with pytest.raises(UsageError) as e:
-        parse("stats 366")
+        parse_command("stats 366")
     assert str(e.value) == (
         f"`stats` expects a number of days from 1 to 365.\nUsage: `{USAGE['stats']}`"
     )
     with pytest.raises(UsageError, match="Try `/feedback help`"):
-        parse("frobnicate")
+        parse_command("frobnicate")
 
 
 def test_help_lists_every_usage_line() -> None:

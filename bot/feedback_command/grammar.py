@@ -84,7 +84,7 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
-def parse(text: str) -> Invocation:
+def parse_command(text: str) -> Invocation:
     """Validate a `/feedback` command line; raises UsageError with a usage line."""
     tokens = text.split()
     workspace = "--workspace" in tokens

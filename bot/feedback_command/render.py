@@ -8,12 +8,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bot.blocks import EMOJI
 from bot.channel_settings import ChannelOptions
 from bot.domain import VOTE_STATUSES, Delivery, Status
 from bot.providers import PROVIDERS
 from storage import DeliveryCounts
-
-EMOJI_OF = {Status.THUMBS_UP: "👍", Status.THUMBS_DOWN: "👎", Status.FLAGGED: "🚩"}
 
 NOT_ALLOWED = (
     "Only workspace admins and owners (and the users in FEEDBACK_ADMINS) can change"
@@ -93,7 +92,7 @@ def stats_report(channel: str | None, days: int, counts: Mapping[str, Mapping[st
     for status in VOTE_STATUSES:
         c = counts.get(status.value, {"cast": 0, "standing": 0})
         parts.append(
-            f"{EMOJI_OF[status]} {status.value}: *{c['cast']}* ({c['standing']} still standing)"
+            f"{EMOJI[status]} {status.value}: *{c['cast']}* ({c['standing']} still standing)"
         )
     total = sum(c["cast"] for c in counts.values())
     return f"*Votes in {where} in {period}*: {total}\n" + "\n".join(f"• {p}" for p in parts)
