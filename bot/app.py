@@ -27,6 +27,7 @@ from bot.providers import PROVIDERS, Provider
 from bot.registration import AnswerIn
 from bot.services import Identity, Services
 from bot.settings import Settings, SettingsError
+from bot.slack_api import slack_session, web_client
 from bot.votes import Votes
 from bot.web import build_web_app
 from bot.workspace import workspace_guard
@@ -64,15 +65,8 @@ class FeedbackBot:
         s = self.settings
         store = await Store.open(s.feedback_db)
         try:
-            # slack_sdk ignores its own timeout when given a session: the session carries it,
-            # or a Slack that never answers would hold start-up (auth.test) for 5 minutes.
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-            slack = AsyncWebClient(
-                token=_secret(s.slack_bot_token),
-                base_url=s.slack_api_base,
-                session=self._session,
-                timeout=10,
-            )
+            self._session = slack_session()
+            slack = web_client(s, self._session)
             identity = await _identify(slack)
             if s.socket_mode:
                 await _check_app_token(slack, _secret(s.slack_app_token))
@@ -110,7 +104,6 @@ class FeedbackBot:
                 feedback_command=FeedbackCommand(store, channel_settings, keys, s, worker),
                 permissions=Permissions(slack, s.feedback_admins),
                 slack=slack,
-                http_session=self._session,
                 identity=identity,
                 background=Background(),
                 redactor=self.redactor,

@@ -7,7 +7,7 @@ built-in default. Every change goes to the audit log.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -34,16 +34,8 @@ class ChannelOptions:
         return self.origins.get(key, "default")
 
 
-KEYS = (
-    "provider",
-    "agent_id",
-    "aquilax_org",
-    "aquilax_group",
-    "emoji",
-    "reactions",
-    "reaction_form",
-    "prompt",
-)
+# The settings a channel (or the workspace) may set: the fields above, but where each came from.
+KEYS = tuple(f.name for f in fields(ChannelOptions) if f.name != "origins")
 
 
 class ChannelSettings:

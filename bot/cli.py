@@ -13,16 +13,17 @@ from collections.abc import Sequence
 
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import Answers, PostError, answer_errors, answer_json
 from bot.app import FeedbackBot
 from bot.channel_settings import ChannelSettings
 from bot.domain import Delivery, DeliveryState, Registration
+from bot.feedback_command import render
 from bot.feedback_command.grammar import MAX_ID, delivery_id, number
 from bot.logs import Redactor, setup_logging
 from bot.providers import PROVIDERS, CliOption
 from bot.settings import EXPECTED, Settings, SettingsError, load_settings
+from bot.slack_api import web_client
 from bot.validation import describe
 from storage import Store
 from storage.db import DatabaseOpenError, SchemaTooNewError
@@ -182,11 +183,7 @@ async def _answers_add(settings: Settings, args: argparse.Namespace) -> int:
     # needs Slack too.
     slack = None
     if settings.slack_bot_token is not None:
-        slack = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(),
-            base_url=settings.slack_api_base,
-            timeout=10,
-        )
+        slack = web_client(settings)
     try:
         answers = Answers(store, ChannelSettings(store), slack)
         try:
@@ -261,10 +258,8 @@ async def _deliveries_retry(settings: Settings, args: argparse.Namespace) -> int
         requeued, superseded = await store.retry_dead(args.ids)
     finally:
         await store.close()
-    message = f"requeued {requeued} dead deliveries"
-    if superseded:
-        message += f"; dropped {superseded} that a newer verdict for the same answer replaces"
-    print(message + (": a running bot sends them within a second" if requeued else ""))
+    later = " A running feedback-bot sends them within a second." if requeued else ""
+    print(render.retried(requeued, superseded) + later)
     return 0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import Answers
@@ -46,7 +45,6 @@ class Services:
     feedback_command: FeedbackCommand
     permissions: Permissions
     slack: AsyncWebClient
-    http_session: aiohttp.ClientSession
     identity: Identity
     background: Background
     redactor: Redactor

@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.response import BoltResponse
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.feedback_command.grammar import UsageError, help_text, parse_command
 from bot.feedback_command.invocations import Invocation
@@ -24,14 +23,16 @@ FAILED = "Sorry, that did not work: feedback-bot hit an error (it is in the bot'
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
-        return await handle_command(services, ack, body)
+    async def on_command(
+        ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any]
+    ) -> BoltResponse | None:
+        return await handle_command(services, ack, respond, body)
 
     app.command("/feedback")(on_command)
 
 
 async def handle_command(
-    services: Services, ack: AsyncAck, body: dict[str, Any]
+    services: Services, ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any]
 ) -> BoltResponse | None:
     command = parse_payload(SlashCommand, body, "slash command")
     if isinstance(command, BoltResponse):
@@ -46,12 +47,14 @@ async def handle_command(
         return None
     await ack()  # the reply follows through the response_url: no network before the ack
     services.background.spawn(
-        execute(services, invocation, command), f"/feedback {invocation.name}"
+        execute(services, invocation, command, respond), f"/feedback {invocation.name}"
     )
     return None
 
 
-async def execute(services: Services, invocation: Invocation, command: SlashCommand) -> None:
+async def execute(
+    services: Services, invocation: Invocation, command: SlashCommand, respond: AsyncRespond
+) -> None:
     user, channel = command.user_id, command.channel_id
     try:
         if invocation.changes and not await services.permissions.is_admin(user):
@@ -75,11 +78,6 @@ async def execute(services: Services, invocation: Invocation, command: SlashComm
     except Exception:
         log.exception("/feedback %s failed", invocation.name)
         text = FAILED
-    await respond(services, command.response_url, text)
-
-
-async def respond(services: Services, response_url: str, text: str) -> None:
-    webhook = AsyncWebhookClient(response_url, session=services.http_session)
-    response = await webhook.send(text=text, response_type="ephemeral")
+    response = await respond(text=text, response_type="ephemeral")
     if response.status_code != 200:
         log.warning("the reply to a slash command was refused: HTTP %s", response.status_code)

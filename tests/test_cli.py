@@ -48,12 +48,12 @@ async def test_list_and_retry_dead_deliveries(harness: Harness) -> None:
     assert cli(h, "deliveries", "list", "--state", "pending").stdout.strip() == "no deliveries"
 
     out = cli(h, "deliveries", "retry").stdout
-    assert out.startswith("requeued 1 dead deliveries")
+    assert out.startswith("Requeued 1 dead deliveries.")
     # The running bot notices the requeued row on its next poll.
     await h.contextual.wait_for(1, timeout=5)
     await h.settled()
     assert h.contextual.statuses() == ["thumbs_up"]
-    assert cli(h, "deliveries", "retry").stdout.startswith("requeued 0")
+    assert cli(h, "deliveries", "retry").stdout.startswith("Requeued 0")
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,10 @@ from bot.channel_settings import WORKSPACE, ChannelSettings
 from bot.delivery import DeliveryWorker
 from bot.domain import DeliveryState
 from bot.feedback_command import render
-from bot.feedback_command.grammar import RESETTABLE, SWITCHES, UsageError, help_text
+from bot.feedback_command.grammar import RESETTABLE, SWITCHES, UsageError
 from bot.feedback_command.invocations import (
     AddEmoji,
     ForgetKey,
-    Help,
     Invocation,
     ListEmoji,
     RemoveEmoji,
@@ -71,8 +70,6 @@ class FeedbackCommand:
         scope = WORKSPACE if inv.workspace else channel
         where = render.where(channel, inv.workspace)
         match inv:
-            case Help():
-                return help_text()
             case ShowStatus():
                 return await self.status(None if inv.workspace else channel)
             case ShowStats(days=days):

@@ -39,20 +39,14 @@ class ProviderError(Exception):
 
     retryable: bool = False
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
 
 class RetryableError(ProviderError):
     """Connection trouble, a timeout, 408, 429 or 5xx: try again later."""
 
     retryable = True
 
-    def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, status=status)
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
         self.retry_after = retry_after
 
 
@@ -81,8 +75,8 @@ def check_response(status: int, headers: Mapping[str, str], body: bytes, provide
     text = " ".join(body.decode(errors="replace").split())[:ERROR_TEXT_LIMIT] or "(no body)"
     message = f"{provider} answered HTTP {status}: {text}"
     if status in (408, 429) or status >= 500:
-        raise RetryableError(message, status=status, retry_after=parse_retry_after(headers))
-    raise PermanentError(message, status=status)
+        raise RetryableError(message, retry_after=parse_retry_after(headers))
+    raise PermanentError(message)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
