@@ -1,5 +1,5 @@
-"""The bot's vocabulary: answers, votes, verdicts and deliveries, and the rules of DESIGN.md
-"Semantics" that connect them, with no Slack, SQL or HTTP in them.
+"""The bot's vocabulary: answers, votes, verdicts and deliveries, and the rules that connect
+them (docs/architecture.md, "Rules"), with no Slack, SQL or HTTP in them.
 
 Storage hands these types out and takes them in; the types of the store's own bookkeeping
 (post reservations, the delivery worker's claims) live in storage/models.py."""

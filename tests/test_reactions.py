@@ -1,4 +1,4 @@
-"""DESIGN.md "Semantics", end to end: signed reaction events in, provider calls out."""
+"""The rules of docs/architecture.md, end to end: signed reaction events in, provider calls out."""
 
 from __future__ import annotations
 
