@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import aiohttp
 
 from bot.domain import Answer
 from bot.providers.base import Provider
 from bot.registration import AnswerIn
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
+from bot.settings import Settings
 
 # How the wiring builds a client: the shared HTTP session, the base URL from the settings,
 # and a callable giving the current key (setup can change it while the bot runs).
