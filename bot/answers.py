@@ -104,14 +104,15 @@ class Answers:
         if isinstance(payload, str | bytes):
             try:
                 data = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return validate_answer(payload)  # pydantic's own json_invalid error
         if isinstance(data, dict) and isinstance(data.get("channel"), str):
             config = await self._config.for_channel(data["channel"].strip())
             data = dict(data)
             if config.provider:
                 data.setdefault("provider", config.provider)
-            spec = PROVIDERS.get(data.get("provider"))
+            provider = data.get("provider")
+            spec = PROVIDERS.get(provider) if isinstance(provider, str) else None
             for key, setting in spec.channel_defaults.items() if spec else ():
                 value = getattr(config, setting)
                 if value:

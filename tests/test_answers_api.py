@@ -90,6 +90,7 @@ async def test_aquilax_answer(harness: Harness) -> None:
         ({"sources": [{"content_id": "x", "label": "a"}]}, "content_id", "UUID"),
         ({"sources": [{"content_id": new_uuid(), "label": ""}]}, "label", "at least 1"),
         ({"provider": "openai"}, "provider", "must be 'contextual' or 'aquilax'"),
+        ({"provider": ["contextual"]}, "provider", "must be 'contextual' or 'aquilax'"),
         ({"unexpected": 1}, "unexpected", "Extra inputs are not permitted"),
         ({"request_id": new_uuid()}, "request_id", "Extra inputs"),
     ],
@@ -194,6 +195,10 @@ def test_cli_answers_add(tmp_path: Path) -> None:
     conflict = cli("answers", "add", "--json", as_json, db=db)
     assert conflict.returncode == 1
     assert "already mapped" in conflict.stderr
+
+    deep = cli("answers", "add", "--json", "[" * 100_000, db=db)
+    assert deep.returncode == 2 and "invalid answer" in deep.stderr
+    assert "Traceback" not in deep.stderr
 
 
 async def cli_async(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
