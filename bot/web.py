@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
@@ -26,7 +25,7 @@ MAX_BODY = 1024 * 1024
 
 def build_web_app(services: Services, bolt: AsyncApp | None) -> web.Application:
     """`bolt` is None in Socket Mode: events then arrive over the socket, not over HTTP."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[storage_errors])
+    app = web.Application(client_max_size=MAX_BODY)
     if bolt is not None:
         secret = services.settings.slack_signing_secret
         assert secret is not None
@@ -101,14 +100,18 @@ def _answers(services: Services) -> web.Handler:
             return web.json_response({"error": "invalid answer", "detail": detail}, status=422)
         try:
             answer_in = await services.answers.validate(body)
+            registered = await services.answers.register(answer_in)
         except ValidationError as e:
             return web.json_response(
                 {"error": "invalid answer", "detail": answer_errors(e)}, status=422
             )
-        try:
-            registered = await services.answers.register(answer_in)
         except PostError as e:
             return _error(502, str(e))
+        except StorageError as e:
+            # Disk full, file gone: a JSON 503 that says why, so the caller tries again
+            # later, and never a 200 for a write that did not happen.
+            log.error("POST /v1/answers: %s", e)
+            return _error(503, f"feedback-bot cannot store this right now: {e}")
         existing = answer_json(registered.answer)
         if registered.outcome is Registration.CONFLICT:
             where = f"{registered.answer.channel}/{registered.answer.ts}"
@@ -160,16 +163,3 @@ def _healthz(services: Services) -> web.Handler:
         return web.json_response(body, status=503 if problems else 200)
 
     return handle
-
-
-@web.middleware
-async def storage_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """The database cannot take the write (disk full, file gone): a JSON 503 that says why,
-    so the caller tries again later, and never a 200 for a write that did not happen."""
-    try:
-        return await handler(request)
-    except StorageError as e:
-        log.error("%s %s: %s", request.method, request.path, e)
-        return _error(503, f"feedback-bot cannot store this right now: {e}")
