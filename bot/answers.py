@@ -24,17 +24,18 @@ from bot.channel_settings import ChannelSettings
 from bot.domain import Answer, Registration
 from bot.providers import PROVIDERS
 from bot.registration import AnswerIn, PostIn
+from bot.slack_api import SLACK_TIMEOUT
 from bot.validation import error_list
 from storage import PostReservation, PostState, Store
 
 log = logging.getLogger(__name__)
 
-# A post is cut off after 10 s, the Slack client's configured timeout, which the client
-# does not apply when it shares an aiohttp session (as the bot's does). Its reservation
-# lasts twice that: a live poster always finishes or releases first, and a crashed one
-# holds the same answer up for 20 s at most.
-POST_TIMEOUT = 10.0
-RESERVATION_TTL = 20.0
+# A post is cut off after one Slack timeout, slack_sdk's retries included (each request is
+# bounded by the session, bot/slack_api.py; the retries are not). Its reservation lasts
+# twice that: a live poster always finishes or releases first, and a crashed one holds the
+# same answer up for 20 s at most.
+POST_TIMEOUT = SLACK_TIMEOUT
+RESERVATION_TTL = 2 * POST_TIMEOUT
 # Requests that find the answer being posted look again after 20 ms, 40 ms … up to 250 ms.
 POLL_FIRST = 0.02
 POLL_MAX = 0.25

@@ -3,11 +3,14 @@ API deliberately does not offer."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from storage import Store
 from storage.db import run
+
+T = TypeVar("T")
 
 
 async def query(store: Store, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -15,3 +18,9 @@ async def query(store: Store, sql: str, params: Sequence[Any] = ()) -> list[tupl
     bot's transactions) and return its rows. Meant for reads; a test may also use it for a
     write it expects the schema to refuse."""
     return await run(store._db, lambda db: [tuple(r) for r in db.execute(sql, params)])
+
+
+async def on_connection(store: Store, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` on the store's own connection and thread: for tests that break the
+    database under a running bot (fill it up, say) through SQLite itself."""
+    return await run(store._db, work)

@@ -141,7 +141,7 @@ async def check(world: World, answers: list[dict], log: list[str]) -> None:
         votes = await query(
             store,
             "SELECT a.message_id, v.status FROM votes v JOIN answers a ON a.id = v.answer_id"
-            " WHERE v.withdrawn_at IS NULL ORDER BY v.id",
+            " WHERE v.withdrawn_at IS NULL AND v.content_id = '' ORDER BY v.id",
         )
         unfinished = await query(
             store, "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"
