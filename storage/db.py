@@ -6,7 +6,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -46,6 +46,7 @@ class BoundConnection(sqlite3.Connection):
     identity: tuple[int, int] | None = None
     last_write_at = 0.0  # the last COMMIT that changed rows (the health probe excluded)
     last_failure: tuple[float, str] | None = None  # (when, why) the last write failed
+    grouping = False  # inside commit_group: transactions are savepoints of the batch
 
     def bind(self, path: str) -> None:
         self.path = path
@@ -74,29 +75,116 @@ class BoundConnection(sqlite3.Connection):
 @contextmanager
 def transaction(db: sqlite3.Connection, *, probe: bool = False) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any error. A failure of the database itself
-    becomes StorageError, and is remembered for the health check."""
+    becomes StorageError, and is remembered for the health check.
+
+    In a group commit (`commit_group`), the unit of work gets a savepoint inside the
+    batch's transaction instead, and the batch commits."""
+    grouped = isinstance(db, BoundConnection) and db.grouping
     changes = db.total_changes
     try:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            if isinstance(db, BoundConnection):
-                db.check_file()
-            db.execute("COMMIT")
-        except BaseException:
-            # A failed COMMIT (disk full) may already have rolled back.
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        if grouped:
+            with _savepoint(db):
+                yield db
+        else:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                _commit(db)
+            except BaseException:
+                # A failed COMMIT (disk full) may already have rolled back.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
     except sqlite3.IntegrityError:
         raise  # a bug or a lost race of ours, not the database's fault
     except (sqlite3.OperationalError, sqlite3.DatabaseError, StorageError) as e:
-        error = e if isinstance(e, StorageError) else StorageError(f"database error: {e}")
-        if isinstance(db, BoundConnection) and not probe:
-            db.last_failure = (time.time(), str(error))
-        raise error from None
-    if isinstance(db, BoundConnection) and not probe and db.total_changes != changes:
+        raise storage_error(db, e, probe=probe) from None
+    if not grouped:
+        _wrote(db, changes, probe=probe)
+
+
+def commit_group(
+    db: sqlite3.Connection, works: Sequence[Callable[[sqlite3.Connection], T]]
+) -> list[tuple[bool, T | Exception]]:
+    """Run `works` as one transaction, each unit's writes in a savepoint of its own (see
+    storage/group_commit.py): (True, result) or (False, error) per unit, in order.
+
+    The transaction begins (IMMEDIATE) when the first unit writes, so a batch that only
+    reads takes no write lock. A unit that fails is rolled back alone. A failure that takes
+    the whole transaction with it (SQLite rolls back by itself on disk full or an I/O
+    error), or a failed COMMIT, raises StorageError: no unit of the batch is stored."""
+    assert isinstance(db, BoundConnection)
+    outcomes: list[tuple[bool, T | Exception]] = []
+    wrote = False  # total_changes counts rolled-back rows too, so count per unit
+    db.grouping = True
+    try:
+        for work in works:
+            was_open, changes = db.in_transaction, db.total_changes
+            try:
+                outcomes.append((True, work(db)))
+            except Exception as e:
+                if was_open and not db.in_transaction:
+                    raise
+                if isinstance(e, sqlite3.OperationalError | sqlite3.DatabaseError) and not (
+                    isinstance(e, sqlite3.IntegrityError)
+                ):
+                    e = storage_error(db, e)  # as `run` gives it for a unit of its own
+                outcomes.append((False, e))
+            else:
+                wrote = wrote or db.total_changes != changes
+        if db.in_transaction:
+            try:
+                _commit(db)
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+    except (sqlite3.OperationalError, sqlite3.DatabaseError, StorageError) as e:
+        raise storage_error(db, e) from None
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    finally:
+        db.grouping = False
+    if wrote:
         db.last_write_at = time.time()
+    return outcomes
+
+
+@contextmanager
+def _savepoint(db: BoundConnection) -> Iterator[None]:
+    if not db.in_transaction:
+        db.execute("BEGIN IMMEDIATE")  # the batch's: commit_group commits it
+    db.execute("SAVEPOINT unit")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK TO unit")
+            db.execute("RELEASE unit")
+        raise
+    db.execute("RELEASE unit")
+
+
+def _commit(db: sqlite3.Connection) -> None:
+    if isinstance(db, BoundConnection):
+        db.check_file()
+    db.execute("COMMIT")
+
+
+def _wrote(db: sqlite3.Connection, changes_before: int, *, probe: bool = False) -> None:
+    if isinstance(db, BoundConnection) and not probe and db.total_changes != changes_before:
+        db.last_write_at = time.time()
+
+
+def storage_error(db: sqlite3.Connection, error: Exception, *, probe: bool = False) -> StorageError:
+    """`error`, a failure of the database, as the StorageError callers see; a real write's
+    failure is remembered for the health check."""
+    failure = error if isinstance(error, StorageError) else StorageError(f"database error: {error}")
+    if isinstance(db, BoundConnection) and not probe:
+        db.last_failure = (time.time(), str(failure))
+    return failure
 
 
 class DatabaseOpenError(RuntimeError):

@@ -12,6 +12,8 @@ Each public method is one unit of work: a plain function over the sqlite3 connec
 a single call on aiosqlite's connection thread (see `storage.db.run`). A transaction is
 therefore one hop to that thread, not one per statement; calls queue up there in order, so
 two transactions never interleave, and a cancelled caller cannot leave one half-applied.
+Votes go through a group commit (storage/group_commit.py): those that queue while one
+batch is on the thread share the next transaction, each in its own savepoint.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from bot.domain import (
 )
 from storage import answers, config, events, keys, outbox, votes
 from storage.db import connect, run
+from storage.group_commit import GroupCommit
 from storage.models import AuditEntry, Claim, DeliveryCounts, Finished, PostReservation
 
 P = ParamSpec("P")
@@ -45,6 +48,7 @@ class Store:
 
     def __init__(self, db: aiosqlite.Connection, path: str) -> None:
         self._db = db
+        self._votes = GroupCommit(db)
         self.path = path
 
     @classmethod
@@ -61,6 +65,15 @@ class Store:
         **kwargs: P.kwargs,
     ) -> T:
         return await run(self._db, lambda db: work(db, *args, **kwargs))
+
+    async def _run_grouped(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """The same, written in one transaction with the votes that queue alongside."""
+        return await self._votes.run(lambda db: work(db, *args, **kwargs))
 
     async def health(self, by: str) -> list[str]:
         return await events.health(self._db, by)
@@ -93,12 +106,12 @@ class Store:
     # ---------------------------------------------------------------- storage/votes.py
 
     async def apply_vote(self, change: VoteChange, *, dedupe_key: str | None = None) -> VoteResult:
-        return await self._run(votes.apply_vote, change, dedupe_key=dedupe_key)
+        return await self._run_grouped(votes.apply_vote, change, dedupe_key=dedupe_key)
 
     async def apply_vote_to_message(
         self, channel: str, ts: str, change: VoteChange, *, dedupe_key: str | None = None
     ) -> tuple[Answer | None, VoteResult]:
-        return await self._run(
+        return await self._run_grouped(
             votes.apply_vote_to_message, channel, ts, change, dedupe_key=dedupe_key
         )
 
@@ -108,7 +121,7 @@ class Store:
     async def explain_vote(
         self, vote_id: int, explanation: str | None, category: str | None
     ) -> VoteResult:
-        return await self._run(votes.explain_vote, vote_id, explanation, category)
+        return await self._run_grouped(votes.explain_vote, vote_id, explanation, category)
 
     async def vote_stats(self, channel: str | None, since: float) -> dict[str, dict[str, int]]:
         return await self._run(votes.vote_stats, channel, since)

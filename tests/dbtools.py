@@ -3,8 +3,10 @@ API deliberately does not offer."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from storage import Store
@@ -24,3 +26,10 @@ async def on_connection(store: Store, work: Callable[[sqlite3.Connection], T]) -
     """Run `work` on the store's own connection and thread: for tests that break the
     database under a running bot (fill it up, say) through SQLite itself."""
     return await run(store._db, work)
+
+
+def replace_under(path: Path, aside: Path) -> None:
+    """Move the database file at `path` aside and put an empty file in its place (a restore
+    gone wrong, say); `os.replace(aside, path)` puts the original back."""
+    os.replace(path, aside)
+    path.write_bytes(b"")
