@@ -31,6 +31,7 @@ from bot.slack_api import slack_session, web_client
 from bot.votes import Votes
 from bot.web import build_web_app
 from bot.workspace import workspace_guard
+from handlers.reactions import FastLane
 from storage import Store
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class FeedbackBot:
         self._session: aiohttp.ClientSession | None = None
         self._http: aiohttp.ClientSession | None = None
         self.services: Services | None = None
+        self.bolt: AsyncApp | None = None
         self.port = 0
 
     async def start(self) -> None:
@@ -109,7 +111,7 @@ class FeedbackBot:
                 redactor=self.redactor,
                 health=Health(store, worker.owner),
             )
-            bolt = self._bolt_app(slack, identity)
+            bolt = self.bolt = self._bolt_app(slack, identity)
             handlers.register(bolt, self.services)
             await self._serve(bolt)
         except BaseException:
@@ -164,7 +166,8 @@ class FeedbackBot:
     async def _serve(self, bolt: AsyncApp) -> None:
         assert self.services is not None
         s = self.settings
-        app = build_web_app(self.services, None if s.socket_mode else bolt)
+        fast_lane = FastLane(self.services)
+        app = build_web_app(self.services, None if s.socket_mode else bolt, fast_lane)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.feedback_host, s.feedback_port)
@@ -173,7 +176,7 @@ class FeedbackBot:
         self.port = sockets[0].getsockname()[1] if sockets else s.feedback_port
         log.info("listening on http://%s:%d", s.feedback_host, self.port)
         if s.socket_mode:
-            handler = CheckedSocketModeHandler(bolt, _secret(s.slack_app_token))
+            handler = CheckedSocketModeHandler(bolt, _secret(s.slack_app_token), fast_lane)
             await handler.connect_async()
             self._socket_handler = handler
             self.services.health.watch_socket(handler.client.is_connected)

@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from typing import Annotated, Any
+import time
+from typing import Annotated, Any, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import send_async_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
@@ -203,10 +207,11 @@ class _User(_Ref):
     team_id: str | None = None
 
 
-class _Level(BaseModel):
+class EnvelopeLevel(BaseModel):
     """One level of a payload as Bolt's extract_* functions read it; they read the same
     fields again inside event, message, previous_message, item, assistant_thread and
-    authorizations[0]."""
+    authorizations[0]. (The fast lane's models, handlers/payloads.py, build on it, so that
+    what Bolt would refuse goes to Bolt and gets the same 400.)"""
 
     team_id: str | None = None
     enterprise_id: str | None = None
@@ -217,16 +222,17 @@ class _Level(BaseModel):
     user: Annotated[_User | None, BeforeValidator(_id_or_object)] = None
     channel: Annotated[_Ref | None, BeforeValidator(_id_or_object)] = None
     authorizations: Annotated[
-        list[Annotated[_Level, BeforeValidator(_object)]] | None, BeforeValidator(_optional_list)
+        list[Annotated[EnvelopeLevel, BeforeValidator(_object)]] | None,
+        BeforeValidator(_optional_list),
     ] = None
-    event: Annotated[_Level | None, BeforeValidator(_optional_object)] = None
-    message: Annotated[_Level | None, BeforeValidator(_optional_object)] = None
-    previous_message: Annotated[_Level | None, BeforeValidator(_optional_object)] = None
-    item: Annotated[_Level | None, BeforeValidator(_optional_object)] = None
-    assistant_thread: Annotated[_Level | None, BeforeValidator(_optional_object)] = None
+    event: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
+    message: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
+    previous_message: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
+    item: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
+    assistant_thread: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
 
 
-class _Event(_Level):
+class _Event(EnvelopeLevel):
     type: str
 
 
@@ -246,7 +252,7 @@ class _ResponseUrl(BaseModel):
     response_url: str | None = None
 
 
-class SlackEnvelope(_Level):
+class SlackEnvelope(EnvelopeLevel):
     """The top level: where present, event, view, actions and response_urls are read
     without a None check, so null is refused there too."""
 
@@ -275,13 +281,35 @@ def envelope_problem(body: dict[str, Any]) -> str | None:
 # ------------------------------------------------------------------ Socket Mode
 
 
+class FastDoor(Protocol):
+    """Events that skip Bolt (handlers/reactions.py: FastLane)."""
+
+    def take(self, payload: object) -> Any | None: ...
+
+    async def handle(self, envelope: Any) -> BoltResponse: ...
+
+
 class CheckedSocketModeHandler(AsyncSocketModeHandler):
-    """Bolt's Socket Mode adapter, with the envelope checked as on the HTTP door."""
+    """Bolt's Socket Mode adapter, with the envelope checked as on the HTTP door, and
+    reaction events taken by the fast lane as there."""
+
+    def __init__(self, app: AsyncApp, app_token: str, fast_lane: FastDoor | None = None) -> None:
+        super().__init__(app, app_token)
+        self._fast_lane = fast_lane
 
     async def handle(  # type: ignore[override]
         self, client: AsyncBaseSocketModeClient, req: SocketModeRequest
     ) -> None:
         payload = req.payload
+        if (
+            self._fast_lane is not None
+            and req.type == "events_api"
+            and (reaction := self._fast_lane.take(payload)) is not None
+        ):
+            started = time.time()
+            response = await self._fast_lane.handle(reaction)
+            await send_async_response(client, req, response, started)
+            return
         if not isinstance(payload, dict):
             problem: str | None = f"the payload should be a JSON object, not {_kind(payload)}"
         elif not _within_depth(payload, MAX_DEPTH):

@@ -16,6 +16,7 @@ from bot.answers import PostError, answer_errors, answer_json
 from bot.domain import Registration
 from bot.inbound import Malformed, envelope_problem, load_json_object, signed_by_slack, slack_body
 from bot.services import Services
+from handlers.reactions import FastLane
 from storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -23,13 +24,18 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 
 
-def build_web_app(services: Services, bolt: AsyncApp | None) -> web.Application:
-    """`bolt` is None in Socket Mode: events then arrive over the socket, not over HTTP."""
+def build_web_app(
+    services: Services, bolt: AsyncApp | None, fast_lane: FastLane | None = None
+) -> web.Application:
+    """`bolt` is None in Socket Mode: events then arrive over the socket, not over HTTP.
+    `fast_lane` takes reaction events past Bolt (handlers/reactions.py)."""
     app = web.Application(client_max_size=MAX_BODY)
     if bolt is not None:
         secret = services.settings.slack_signing_secret
         assert secret is not None
-        app.router.add_post("/slack/events", _slack_events(bolt, secret.get_secret_value()))
+        app.router.add_post(
+            "/slack/events", _slack_events(bolt, secret.get_secret_value(), fast_lane)
+        )
     app.router.add_post("/v1/answers", _answers(services))
     app.router.add_get("/healthz", _healthz(services))
     return app
@@ -39,7 +45,7 @@ def _error(status: int, message: str, **extra: object) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-def _slack_events(bolt: AsyncApp, signing_secret: str) -> web.Handler:
+def _slack_events(bolt: AsyncApp, signing_secret: str, fast_lane: FastLane | None) -> web.Handler:
     secret = signing_secret.encode()
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -57,6 +63,8 @@ def _slack_events(bolt: AsyncApp, signing_secret: str) -> web.Handler:
         ):
             log.info("rejected a request to /slack/events with an invalid signature")
             return _error(401, "invalid signature")
+        if fast_lane is not None and (reaction := fast_lane.take_json(body)) is not None:
+            return await to_aiohttp_response(await fast_lane.handle(reaction))
         try:
             payload = slack_body(body, request.content_type)
         except Malformed as e:

@@ -9,28 +9,49 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from slack_bolt.response import BoltResponse
 
+from bot.inbound import EnvelopeLevel, SlackEnvelope
 from bot.validation import describe, error_list
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
-class ReactionItem(BaseModel):
+# The reaction models build on EnvelopeLevel, the fields Bolt reads at each level, so that
+# the fast lane (handlers/reactions.py) refuses what Bolt's door would answer with a 400.
+
+
+class ReactionItem(EnvelopeLevel):
     type: str
-    channel: str | None = None
+    channel: str | None = None  # type: ignore[assignment]
     ts: str | None = None
 
 
-class ReactionEvent(BaseModel):
+class ReactionEvent(EnvelopeLevel):
     type: Literal["reaction_added", "reaction_removed"]
-    user: str
+    user: str  # type: ignore[assignment]
     reaction: str
-    item: ReactionItem
+    item: ReactionItem  # type: ignore[assignment]
 
 
 class ReactionEnvelope(BaseModel):
     event_id: str
     event: ReactionEvent
+
+
+class ReactionCallback(SlackEnvelope):
+    """A reaction event as the fast lane takes it: what the listener reads, the fields Bolt
+    would check, and what says which workspace it is for. Anything that does not fit goes
+    through Bolt instead, with Bolt's answers (400s, handshakes) as they were."""
+
+    type: Literal["event_callback"]  # type: ignore[assignment]
+    event_id: str
+    event: ReactionEvent  # type: ignore[assignment]
+
+    @property
+    def teams(self) -> set[str | None]:
+        """The workspaces whose installation may see this event, as bot/workspace.py reads
+        them for Bolt's door."""
+        return {self.team_id, *(a.team_id for a in self.authorizations or ())}
 
 
 def parse_payload(model: type[M], body: Mapping[str, Any], what: str) -> M | BoltResponse:

@@ -87,7 +87,9 @@ class SlackStandIn:
                 await self._changed.wait()
         return self.calls_to(method)
 
-    async def socket_send(self, payload: dict[str, Any], kind: str = "events_api") -> dict:
+    async def socket_send(
+        self, payload: dict[str, Any], kind: str = "events_api", ack_timeout: float = 5
+    ) -> dict:
         """Send one Socket Mode envelope to the connected bot; return its acknowledgement."""
         async with asyncio.timeout(10):
             while not self._sockets:
@@ -103,7 +105,7 @@ class SlackStandIn:
         if kind == "events_api":
             envelope |= {"retry_attempt": 0, "retry_reason": ""}
         await self._sockets[-1].send_json(envelope)
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(ack_timeout):
             while envelope_id not in self.socket_acks:
                 self._changed.clear()
                 await self._changed.wait()
