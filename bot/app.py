@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 
@@ -128,10 +129,11 @@ class FeedbackBot:
                     provider,
                 )
         log.info(
-            "feedback-bot is up as <@%s> in %s (%s mode)",
+            "feedback-bot is up as <@%s> in %s (%s mode, %s event loop)",
             identity.bot_user_id,
             identity.team_id,
             "Socket Mode" if s.socket_mode else "HTTP",
+            type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
 
     def _bolt_app(self, slack: AsyncWebClient, identity: Identity) -> AsyncApp:

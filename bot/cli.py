@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # (a prompt that could not be posted, say), redacted.
             level = max(settings.log_level, logging.WARNING)
             setup_logging(level, Redactor(settings.secrets()))
-        return int(asyncio.run(args.func(settings, args)) or 0)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return int(runner.run(args.func(settings, args)) or 0)
     except (SettingsError, SchemaTooNewError) as e:
         print(f"feedback-bot: {e}", file=sys.stderr)
         return 2
@@ -53,6 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it installs (Linux, macOS): under load the event loop's own work is a
+    tenth of an event's cost, and uvloop roughly halves it. Elsewhere, asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _parser() -> argparse.ArgumentParser:

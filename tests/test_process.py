@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
+import pytest
+
+from bot.cli import event_loop_factory
 from storage import Store
 from tests.credentials import SECRETS
 from tests.dbtools import query
 from tests.harness import wait_until
-from tests.process import World, aquilax, contextual
+from tests.process import BotProcess, World, aquilax, contextual
 from tests.slack_payloads import new_ts
 
 ALICE, BOB, CAROL = "U0ALICE001", "U0BOB00001", "U0CAROL001"
@@ -194,3 +198,28 @@ async def test_no_secret_ever_reaches_the_output(world: World) -> None:
     database = b"".join(p.read_bytes() for p in world.tmp.glob("feedback.db*"))
     for secret in SECRETS:
         assert secret.encode() not in database
+
+
+async def test_run_uses_uvloop_where_it_is_installed(world: World) -> None:
+    bot = world.bot()
+    await bot.start()
+    await wait_until(lambda: _said(bot, "feedback-bot is up"))
+    assert "(HTTP mode, uvloop event loop)" in bot.text
+    assert await bot.terminate() == 0
+
+
+async def _said(bot: BotProcess, text: str) -> bool:
+    return text in bot.text
+
+
+def test_without_uvloop_the_standard_loop_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as on Windows: the import fails
+    assert event_loop_factory() is None
+    monkeypatch.delitem(sys.modules, "uvloop")
+    factory = event_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()
