@@ -104,6 +104,14 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerRef:
+    """An answer as the reaction path needs it: which one, and the thread to reply in."""
+
+    id: int
+    thread_ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """A Slack message holding an AI answer, and the provider target it maps to."""
 

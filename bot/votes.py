@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.delivery import DeliveryWorker
-from bot.domain import Answer, StoredVote, VoteChange, VoteResult
+from bot.domain import AnswerRef, StoredVote, VoteChange, VoteResult
 from storage import Store
 
 
@@ -22,7 +22,7 @@ class Votes:
 
     async def record_on_message(
         self, channel: str, ts: str, change: VoteChange, *, dedupe_key: str | None = None
-    ) -> tuple[Answer | None, VoteResult]:
+    ) -> tuple[AnswerRef | None, VoteResult]:
         """The same for a change on whatever answer message (channel, ts) holds, found and
         changed in one call: the reaction path. (None, …) when no answer is there."""
         answer, result = await self._store.apply_vote_to_message(

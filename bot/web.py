@@ -64,7 +64,9 @@ def _slack_events(bolt: AsyncApp, signing_secret: str, fast_lane: FastLane | Non
             log.info("rejected a request to /slack/events with an invalid signature")
             return _error(401, "invalid signature")
         if fast_lane is not None and (reaction := fast_lane.take_json(body)) is not None:
-            return await to_aiohttp_response(await fast_lane.handle(reaction))
+            answered = await fast_lane.handle(reaction)
+            # Its answers are plain text (empty, or why not): no need for Bolt's converter.
+            return web.Response(status=answered.status, text=answered.body)
         try:
             payload = slack_body(body, request.content_type)
         except Malformed as e:

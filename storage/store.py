@@ -27,6 +27,7 @@ import aiosqlite
 
 from bot.domain import (
     Answer,
+    AnswerRef,
     Delivery,
     DeliveryState,
     Registration,
@@ -110,7 +111,7 @@ class Store:
 
     async def apply_vote_to_message(
         self, channel: str, ts: str, change: VoteChange, *, dedupe_key: str | None = None
-    ) -> tuple[Answer | None, VoteResult]:
+    ) -> tuple[AnswerRef | None, VoteResult]:
         return await self._run_grouped(
             votes.apply_vote_to_message, channel, ts, change, dedupe_key=dedupe_key
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.domain import (
     REMOVED,
-    Answer,
+    AnswerRef,
     Status,
     StoredVote,
     Verdict,
@@ -24,7 +24,6 @@ from bot.domain import (
     next_standing,
     verdict,
 )
-from storage.answers import find_answer
 from storage.db import transaction
 from storage.events import mark_processed
 from storage.outbox import verdict_from_row
@@ -80,13 +79,17 @@ def apply_vote_to_message(
     change: VoteChange,
     *,
     dedupe_key: str | None = None,
-) -> tuple[Answer | None, VoteResult]:
+) -> tuple[AnswerRef | None, VoteResult]:
     """The reaction path in one call: find the answer on message (channel, ts) and apply
     `change` to it (its answer_id is filled in). No answer there: nothing is written,
-    and no write lock is taken, which matters as most reactions are on other messages."""
-    answer = find_answer(db, channel, ts)
-    if answer is None:
+    and no write lock is taken, which matters as most reactions are on other messages.
+    Only the answer's id and thread are read: its sources cost more than the vote."""
+    row = db.execute(
+        "SELECT id, thread_ts FROM answers WHERE channel = ? AND ts = ?", (channel, ts)
+    ).fetchone()
+    if row is None:
         return None, VoteResult()
+    answer = AnswerRef(row["id"], row["thread_ts"])
     return answer, apply_vote(db, replace(change, answer_id=answer.id), dedupe_key=dedupe_key)
 
 

@@ -3,12 +3,12 @@ agent's message, with the retrieval sources it cited."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Literal
 from uuid import UUID
 
 import aiohttp
+import orjson
 from pydantic import Field, field_validator
 
 from bot.domain import Answer, Source, Verdict
@@ -47,12 +47,13 @@ class ContextualProvider:
             LABEL,
             "POST",
             f"{self._base}/agents/{answer.agent_id}/feedback",
-            json=body,
-            headers={"Authorization": f"Bearer {key}"},
+            # orjson: the worker writes and reads one of these per delivery.
+            data=orjson.dumps(body),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         try:
-            ref = json.loads(response.body).get("feedback_id")
-        except (ValueError, AttributeError):
+            ref = orjson.loads(response.body).get("feedback_id")
+        except (orjson.JSONDecodeError, AttributeError):
             ref = None  # accepted all the same: a 2xx is what counts
         return Sent(ref if isinstance(ref, str) else None)
 
