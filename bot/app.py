@@ -33,7 +33,7 @@ from bot.votes import Votes
 from bot.web import build_web_app
 from bot.workspace import workspace_guard
 from handlers.reactions import FastLane
-from storage import Store
+from storage import StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +73,13 @@ class FeedbackBot:
             identity = await _identify(slack)
             if s.socket_mode:
                 await _check_app_token(slack, _secret(s.slack_app_token))
-            # The provider session carries the timeouts: a hung provider fails the send
-            # (and it is retried), never the worker.
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(
-                    total=self._provider_timeout, connect=min(5.0, self._provider_timeout)
-                ),
-                connector=aiohttp.TCPConnector(limit=self._concurrency * 2),
-            )
-            keys = Keys(store, s, self.redactor)
-            await keys.load()
-            providers: dict[str, Provider] = {
-                name: spec.client(self._http, spec.base_url(s), partial(keys.get, name))
-                for name, spec in PROVIDERS.items()
-            }
-            worker = DeliveryWorker(
+            self._http, keys, worker = await _delivery_worker(
                 store,
-                providers,
-                request_timeout=self._provider_timeout,
+                s,
+                self.redactor,
+                timeout=self._provider_timeout,
                 concurrency=self._concurrency,
                 backoff=self._backoff,
-                redact=self.redactor,
             )
             channel_settings = ChannelSettings(store)
             self.services = Services(
@@ -121,7 +107,8 @@ class FeedbackBot:
             await self._close_clients()
             await store.close()
             raise
-        worker.start()
+        if s.feedback_worker == "inline":
+            worker.start()
         for provider in PROVIDERS:
             if self.services.keys.get(provider) is None:
                 log.warning(
@@ -129,11 +116,14 @@ class FeedbackBot:
                     provider,
                 )
         log.info(
-            "feedback-bot is up as <@%s> in %s (%s mode, %s event loop)",
+            "feedback-bot is up as <@%s> in %s (%s mode, %s event loop)%s",
             identity.bot_user_id,
             identity.team_id,
             "Socket Mode" if s.socket_mode else "HTTP",
             type(asyncio.get_running_loop()).__module__.split(".")[0],
+            ""
+            if s.feedback_worker == "inline"
+            else "; deliveries are sent by `feedback-bot worker` (FEEDBACK_WORKER=separate)",
         )
 
     def _bolt_app(self, slack: AsyncWebClient, identity: Identity) -> AsyncApp:
@@ -209,6 +199,110 @@ class FeedbackBot:
         answers = self.services.answers
         request = payload if not isinstance(payload, dict) else await answers.validate(payload)
         return await answers.register(request)
+
+
+class DeliveryProcess:
+    """`feedback-bot worker`: the delivery worker alone, in a process of its own, beside
+    `feedback-bot run` with FEEDBACK_WORKER=separate (or beside any number of bots: claims
+    and leases keep one send per slot in flight, whoever sends). It needs the database and
+    the providers' keys, not Slack."""
+
+    # Keys entered in Slack are written by the bot's process; this one reads them again.
+    KEYS_RELOAD_EVERY = 10.0
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redactor: Redactor | None = None,
+        backoff: Backoff | None = None,
+        concurrency: int = 16,
+    ) -> None:
+        self.settings = settings
+        self.redactor = redactor or Redactor(settings.secrets())
+        self._backoff = backoff
+        self._concurrency = concurrency
+        self._store: Store | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._reload: asyncio.Task[None] | None = None
+        self.worker: DeliveryWorker | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self._store = await Store.open(s.feedback_db)
+        try:
+            self._http, keys, self.worker = await _delivery_worker(
+                self._store,
+                s,
+                self.redactor,
+                timeout=s.feedback_provider_timeout,
+                concurrency=self._concurrency,
+                backoff=self._backoff,
+                watch_other_writers=True,
+            )
+        except BaseException:
+            await self._store.close()
+            raise
+        self.worker.start()
+        self._reload = asyncio.create_task(self._reload_keys(keys), name="reload-keys")
+        log.info("feedback-bot worker is up on %s, sending as %s", s.feedback_db, self.worker.owner)
+
+    async def _reload_keys(self, keys: Keys) -> None:
+        while True:
+            await asyncio.sleep(self.KEYS_RELOAD_EVERY)
+            try:
+                await keys.load()
+            except StorageError as e:
+                log.warning("could not reload the provider keys: %s", e)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._reload is not None:
+            self._reload.cancel()
+        if self.worker is not None:
+            await self.worker.stop(grace)
+        if self._http is not None:
+            await self._http.close()
+        if self._store is not None:
+            await self._store.close()
+
+
+async def _delivery_worker(
+    store: Store,
+    settings: Settings,
+    redactor: Redactor,
+    *,
+    timeout: float,
+    concurrency: int,
+    backoff: Backoff | None,
+    watch_other_writers: bool = False,
+) -> tuple[aiohttp.ClientSession, Keys, DeliveryWorker]:
+    """The provider clients and the worker that drives them, for either process."""
+    # The provider session carries the timeouts: a hung provider fails the send (and it is
+    # retried), never the worker.
+    http = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeout, connect=min(5.0, timeout)),
+        connector=aiohttp.TCPConnector(limit=concurrency * 2),
+    )
+    try:
+        keys = Keys(store, settings, redactor)
+        await keys.load()
+    except BaseException:
+        await http.close()
+        raise
+    providers: dict[str, Provider] = {
+        name: spec.client(http, spec.base_url(settings), partial(keys.get, name))
+        for name, spec in PROVIDERS.items()
+    }
+    worker = DeliveryWorker(
+        store,
+        providers,
+        request_timeout=timeout,
+        concurrency=concurrency,
+        backoff=backoff,
+        redact=redactor,
+        watch_other_writers=watch_other_writers,
+    )
+    return http, keys, worker
 
 
 async def _identify(slack: AsyncWebClient) -> Identity:

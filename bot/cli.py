@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from bot.answers import Answers, PostError, answer_errors, answer_json
-from bot.app import FeedbackBot
+from bot.app import DeliveryProcess, FeedbackBot
 from bot.channel_settings import ChannelSettings
 from bot.domain import Delivery, DeliveryState, Registration
 from bot.feedback_command import render
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        if args.func is not _run:  # `run` sets up its own, sharing the redactor with the bot
+        if args.func not in (_run, _worker):  # they set up their own, sharing the redactor
             # The admin commands print their result; their log adds only what went wrong
             # (a prompt that could not be posted, say), redacted.
             level = max(settings.log_level, logging.WARNING)
@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set)")
     run.set_defaults(func=_run)
+
+    worker = sub.add_parser(
+        "worker",
+        help="send deliveries in a process of its own (see FEEDBACK_WORKER)",
+    )
+    worker.set_defaults(func=_worker)
 
     answers = sub.add_parser("answers", help="register AI answers").add_subparsers(
         required=True, metavar="action"
@@ -158,17 +164,33 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     bot = FeedbackBot(settings, redactor=redactor)
     await bot.start()
     try:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        # Through logging, not print: with the output pipe gone (the supervisor died),
-        # print raises and the database thread would keep the process alive.
-        log.info("shutting down")
+        await _until_signalled()
     finally:
         await bot.stop()
     return 0
+
+
+async def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    redactor = Redactor(settings.secrets())
+    setup_logging(settings.log_level, redactor)
+    process = DeliveryProcess(settings, redactor=redactor)
+    await process.start()
+    try:
+        await _until_signalled()
+    finally:
+        await process.stop()
+    return 0
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # Through logging, not print: with the output pipe gone (the supervisor died), print
+    # raises and the database thread would keep the process alive.
+    log.info("shutting down")
 
 
 def _answer_payload(args: argparse.Namespace) -> object:

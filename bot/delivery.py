@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 # Slack retries an event for about an hour; a day of event ids is plenty to drop repeats.
 EVENT_ID_RETENTION = 24 * 3600.0
 PRUNE_EVERY = 3600.0
+# How often a worker in its own process (`feedback-bot worker`) looks whether another
+# process committed: the longest a vote waits for its send when the worker was idle.
+WATCH_EVERY = 0.02
+# Under load every vote queued and every send finished wakes the worker, and each turn is a
+# transaction. Turns at most this often gather what woke it meanwhile into one; a send
+# waits at most this long for its turn. A worker with a backlog (its last turn filled every
+# free slot) does not wait: draining is not slowed.
+TURN_EVERY = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,7 @@ class DeliveryWorker:
         redact: Callable[[str], str] = lambda s: s,
         rng: random.Random | None = None,
         owner: str | None = None,
+        watch_other_writers: bool = False,
     ) -> None:
         self._store = store
         self._providers = providers
@@ -84,12 +93,16 @@ class DeliveryWorker:
         self._rng = rng or random.Random()
         self.owner = owner or new_owner()
         self.lease = lease_for(request_timeout)
+        # In its own process, no vote calls notify(): it looks at the database instead.
+        self._watch = watch_other_writers
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._finished: list[Finished] = []
         self._pruned_at = 0.0
+        self._turned_at = 0.0
+        self._backlog = False
         self._db_error, self._db_error_at = "", 0.0  # logged once a minute, not every turn
 
     def notify(self) -> None:
@@ -104,10 +117,11 @@ class DeliveryWorker:
         What finished is recorded. A cancelled send may still reach the provider, so its
         row stays claimed until its lease (counted from when the send began) runs out;
         whichever feedback-bot runs then sends it again."""
+        if self._task is None:
+            return  # never started: FEEDBACK_WORKER=separate leaves sending to another process
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
+        await self._task
         unfinished: set[asyncio.Task[None]] = set()
         if self._inflight:
             _, unfinished = await asyncio.wait(set(self._inflight), timeout=grace)
@@ -140,7 +154,12 @@ class DeliveryWorker:
                 if not self._finished and not self._stopping:
                     await self._turn(0)
                 continue
+            wait = self._turned_at + TURN_EVERY - time.monotonic()
+            if wait > 0 and not self._backlog:
+                await asyncio.sleep(wait)
+                free = self._concurrency - len(self._inflight)  # sends may have finished
             claim = await self._turn(max(free, 0))
+            self._backlog = free > 0 and len(claim.deliveries) == free
             for delivery in claim.deliveries:
                 task = asyncio.create_task(self._deliver(delivery))
                 self._inflight.add(task)
@@ -148,9 +167,10 @@ class DeliveryWorker:
             if free <= 0 or len(claim.deliveries) == free or self._finished:
                 continue  # more may be due, or more sends finished meanwhile
             await self._prune_events()
-            await self._sleep_until(claim.next_due)
+            await self._idle_until(claim.next_due)
 
     async def _turn(self, limit: int) -> Claim:
+        self._turned_at = time.monotonic()
         finished = self._take_finished()
         try:
             claim = await self._store.finish_and_claim(
@@ -199,6 +219,24 @@ class DeliveryWorker:
             timeout = max(0.0, min(timeout, due - time.time()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _idle_until(self, due: float | None) -> None:
+        """Nothing to send: sleep as `_sleep_until` does. A worker in its own process also
+        wakes as soon as another process commits (SQLite's data_version: a few microseconds
+        per look), since the votes it would send are written there."""
+        if not self._watch:
+            await self._sleep_until(due)
+            return
+        until = min(time.time() + self._poll, due if due is not None else float("inf"))
+        try:
+            version = await self._store.data_version()
+            while (left := until - time.time()) > 0 and not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), min(WATCH_EVERY, left))
+                if await self._store.data_version() != version:
+                    return
+        except StorageError:
+            await self._sleep_until(due)  # the next turn reports it
 
     async def _prune_events(self) -> None:
         now = time.time()

@@ -28,6 +28,8 @@ EXPECTED: dict[str, str] = {
     "FEEDBACK_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "FEEDBACK_PROVIDER_TIMEOUT": "seconds a provider request may take, from 0.1 to 120",
     "FEEDBACK_ADMINS": "a comma-separated list of Slack user ids (U…) allowed to change settings",
+    "FEEDBACK_WORKER": "inline (`feedback-bot run` sends deliveries) or separate (a"
+    " `feedback-bot worker` process beside it sends them)",
     "FEEDBACK_SECRET_KEY": "a Fernet key (32 url-safe base64 bytes); make one with "
     "`feedback-bot secret-key`",
 }
@@ -64,6 +66,7 @@ class Settings(BaseSettings):
     feedback_provider_timeout: float = Field(default=10.0, ge=0.1, le=120.0)
     feedback_admins: Annotated[tuple[str, ...], NoDecode] = ()
     feedback_secret_key: SecretStr | None = None
+    feedback_worker: Literal["inline", "separate"] = "inline"
 
     @field_validator("slack_bot_token")
     @classmethod

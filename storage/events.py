@@ -27,6 +27,10 @@ def mark_processed(db: sqlite3.Connection, event_id: str, now: float) -> bool:
     return cur.rowcount != 0
 
 
+def data_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
 def prune_events(db: sqlite3.Connection, older_than: float) -> int:
     with transaction(db):
         return db.execute(

@@ -161,6 +161,10 @@ class Store:
 
     # ---------------------------------------------------------------- storage/events.py
 
+    async def data_version(self) -> int:
+        """Changes whenever another connection (another process) commits."""
+        return await self._run(events.data_version)
+
     async def prune_events(self, older_than: float) -> int:
         return await self._run(events.prune_events, older_than)
 

@@ -25,9 +25,12 @@ PROCESS_PROVIDER_TIMEOUT = 2.0
 
 
 class BotProcess:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    """`feedback-bot run` (or `feedback-bot worker`) in a subprocess."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, command: str = "run") -> None:
         self.env = {**_clean_environ(), **env}
         self.cwd = cwd
+        self.command = command
         self.output: list[str] = []
         self.port = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -46,7 +49,7 @@ class BotProcess:
             sys.executable,
             "-m",
             "bot",
-            "run",
+            self.command,
             env=self.env,
             cwd=self.cwd,
             stdout=asyncio.subprocess.PIPE,
@@ -68,6 +71,8 @@ class BotProcess:
             self.output.append(text)
             if m := re.search(r"listening on http://[\d.]+:(\d+)", text):
                 self.port = int(m.group(1))
+                listening.set()
+            elif "feedback-bot worker is up" in text:
                 listening.set()
 
     async def stop_reading(self) -> None:
@@ -147,6 +152,12 @@ class World:
         bot = BotProcess(self.env(**overrides), self.tmp)
         self.bots.append(bot)
         return bot
+
+    def worker(self, **overrides: str) -> BotProcess:
+        """`feedback-bot worker` on the same database."""
+        worker = BotProcess(self.env(**overrides), self.tmp, command="worker")
+        self.bots.append(worker)
+        return worker
 
     def slack(self, bot: BotProcess) -> SlackSide:
         return SlackSide(self.http, f"http://127.0.0.1:{bot.port}/slack/events")

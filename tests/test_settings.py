@@ -42,6 +42,7 @@ GOOD = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
         ({**GOOD, "FEEDBACK_LOG_LEVEL": "loud"}, "FEEDBACK_LOG_LEVEL", "DEBUG, INFO"),
         ({**GOOD, "FEEDBACK_ADMINS": "alice"}, "FEEDBACK_ADMINS", "Slack user ids"),
         ({**GOOD, "FEEDBACK_SECRET_KEY": "abc"}, "FEEDBACK_SECRET_KEY", "Fernet"),
+        ({**GOOD, "FEEDBACK_WORKER": "elsewhere"}, "FEEDBACK_WORKER", "feedback-bot worker"),
     ],
 )
 def test_bad_setting_is_one_clear_line(
