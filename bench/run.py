@@ -18,20 +18,23 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench import dataset, load
+from bench.socket_standin import SocketModeStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "xoxb-0000000000-0000000000-benchbenchbenchbenchbench"
+APP_TOKEN = "xapp-1-A0BENCH01-0000000000-benchbenchbenchbenchbench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -116,7 +119,7 @@ class Proc:
                     raise RuntimeError(f"{self.args} exited; see {self.log}")
                 out.write(line)
                 if m := re.search(self.ready, line.decode(errors="replace")):
-                    self.port = int(m.group(1))
+                    self.port = int(m.group(1) or 0)
                     break
         self._drain = asyncio.create_task(self._copy(self.process.stdout, out))
         return self
@@ -150,6 +153,78 @@ class Proc:
             await self._drain
 
 
+@dataclass(frozen=True)
+class Side:
+    """One process's share of a round: its load result, CPU seconds, peak RSS."""
+
+    result: load.Result
+    cpu: float
+    rss_mb: float
+    ack_cpu: float | None = None  # the process that acks, when another one sends
+
+    def cpu_ms_per_event(self, events: int) -> float:
+        return self.cpu / events * 1e3
+
+
+def summarise(rounds: list[tuple[Side, Side]], s: Sizes, events: int) -> dict[str, Any]:
+    """Medians over the rounds; each ratio is the median of the rounds' own ratios, so that
+    the bot is only ever compared with the bare app of its own round."""
+
+    def side(pick: int) -> dict[str, Any]:
+        sides = [r[pick] for r in rounds]
+        return {
+            "events_per_s": statistics.median(x.result.rate for x in sides),
+            "ack_p50_ms": statistics.median(load.percentile(x.result.latencies, 50) for x in sides)
+            * 1e3,
+            "ack_p99_ms": statistics.median(load.percentile(x.result.latencies, 99) for x in sides)
+            * 1e3,
+            "cpu_ms_per_event": statistics.median(x.cpu_ms_per_event(events) for x in sides),
+            "errors": sum(x.result.errors for x in sides),
+            "peak_rss_mb": max(x.rss_mb for x in sides),
+        }
+
+    per_round = [
+        {
+            "bot_events_per_s": m.result.rate,
+            "bare_events_per_s": t.result.rate,
+            "bot_p99_ms": load.percentile(m.result.latencies, 99) * 1e3,
+            "bare_p99_ms": load.percentile(t.result.latencies, 99) * 1e3,
+            "bot_cpu_ms_per_event": m.cpu_ms_per_event(events),
+            "bare_cpu_ms_per_event": t.cpu_ms_per_event(events),
+        }
+        | (
+            {"bot_ack_process_cpu_ms_per_event": m.ack_cpu / events * 1e3}
+            if m.ack_cpu is not None
+            else {}
+        )
+        for m, t in rounds
+    ]
+    ack_process = {}
+    if all(m.ack_cpu is not None for m, _ in rounds):
+        ack_process = {
+            "ack_process_cpu_ratio": statistics.median(
+                r["bot_ack_process_cpu_ms_per_event"] / r["bare_cpu_ms_per_event"]
+                for r in per_round
+            )
+        }
+    return {
+        "events": events,
+        "rounds": s.rounds,
+        "concurrency": s.concurrency,
+        "bot": side(0),
+        "bare_bolt": side(1),
+        "throughput_ratio": statistics.median(
+            r["bot_events_per_s"] / r["bare_events_per_s"] for r in per_round
+        ),
+        "p99_ratio": statistics.median(r["bot_p99_ms"] / r["bare_p99_ms"] for r in per_round),
+        "cpu_ratio": statistics.median(
+            r["bot_cpu_ms_per_event"] / r["bare_cpu_ms_per_event"] for r in per_round
+        ),
+        **ack_process,
+        "per_round": per_round,
+    }
+
+
 class Bench:
     def __init__(self, sizes: Sizes, work: Path) -> None:
         self.sizes = sizes
@@ -178,22 +253,53 @@ class Bench:
             "FEEDBACK_PORT": "0",
         }
 
-    async def bot(self, db: Path, name: str) -> Proc:
-        return await Proc(
+    async def bot(
+        self,
+        db: Path,
+        name: str,
+        socket: SocketModeStandIn | None = None,
+        worker: str = "inline",
+    ) -> Proc:
+        env = self.env(db) | {"FEEDBACK_WORKER": worker}
+        if socket is not None:
+            env |= {"SLACK_API_URL": socket.api_url, "SLACK_APP_TOKEN": APP_TOKEN}
+        bot = await Proc(
             [sys.executable, "-m", "bot", "run"],
-            self.env(db),
+            env,
             self.work / f"{name}.log",
             r"listening on http://[\d.]+:(\d+)",
         ).start()
+        if socket is not None:
+            await socket.connected()
+        return bot
 
-    async def bare(self) -> Proc:
-        assert self.standin is not None
+    async def worker(self, db: Path, name: str) -> Proc:
+        """`feedback-bot worker` on the bot's database."""
         return await Proc(
-            [sys.executable, "-m", "bench.bare_bolt", str(self.standin.port)],
-            self.env(self.work / "unused.db"),
-            self.work / "bare-bolt.log",
-            r"listening on http://[\d.]+:(\d+)",
+            [sys.executable, "-m", "bot", "worker"],
+            self.env(db),
+            self.work / f"{name}-worker.log",
+            r"()feedback-bot worker is up",
         ).start()
+
+    async def bare(self, socket: SocketModeStandIn | None = None) -> Proc:
+        env = self.env(self.work / "unused.db")
+        if socket is None:
+            return await Proc(
+                [sys.executable, "-m", "bench.bare_bolt", f"{self.standin_url}/api/"],
+                env,
+                self.work / "bare-bolt.log",
+                r"listening on http://[\d.]+:(\d+)",
+            ).start()
+        env["SLACK_APP_TOKEN"] = APP_TOKEN
+        bare = await Proc(
+            [sys.executable, "-m", "bench.bare_bolt", socket.api_url, "--socket"],
+            env,
+            self.work / "bare-bolt-socket.log",
+            r"()connected",
+        ).start()
+        await socket.connected()
+        return bare
 
     async def arrivals(self) -> list[tuple[str, str, float]]:
         assert self.http is not None
@@ -221,65 +327,104 @@ class Bench:
 
     # -------------------------------------------------------------- the figures
 
-    async def throughput(self) -> dict[str, Any]:
-        """1. Event throughput and ack latency, the bot against a bare Bolt app."""
+    async def outbox_empty(self, db: Path, timeout: float = 300) -> None:
+        """Until every delivery has left (read from this process: the bot's CPU is not spent
+        on it)."""
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            async with asyncio.timeout(timeout):
+                while conn.execute(  # noqa: ASYNC110 - polls another process
+                    "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+                ).fetchone()[0]:
+                    await asyncio.sleep(0.02)
+        finally:
+            conn.close()
+
+    async def pairs(
+        self,
+        kind: str,
+        shots: list[load.Shot],
+        socket: SocketModeStandIn | None = None,
+        separate_worker: bool = False,
+    ) -> dict[str, Any]:
+        """The bot and the bare Bolt app in turn on the same load, `rounds` times, the order
+        swapped every round. The bot's CPU is counted until its outbox is empty: a vote's
+        cost includes its delivery (with a separate worker, both processes' CPU)."""
         s = self.sizes
         base, _ = await self.database(s.small_answers, "small")
-        answers = [dataset.answer(i) for i in range(1, s.small_answers + 1)]
-        shots = load.mixed(answers, s.events)
-        rounds = []
-        for n in range(s.rounds):
-            db = self.work / f"throughput-{n}.db"
+        frames = socket.frames(shots) if socket is not None else []
+
+        async def send(proc: Proc) -> load.Result:
+            if socket is not None:
+                return await socket.closed_loop(frames, s.concurrency)
+            url = f"http://127.0.0.1:{proc.port}/slack/events"
+            return await load.closed_loop(url, shots, s.concurrency)
+
+        async def run_bot(n: int) -> Side:
+            db = self.work / f"{kind}-{n}.db"
             shutil.copyfile(base, db)
-            bot = await self.bot(db, f"throughput-{n}")
-            mine = await load.closed_loop(
-                f"http://127.0.0.1:{bot.port}/slack/events", shots, s.concurrency
+            bot = await self.bot(
+                db, f"{kind}-{n}", socket, "separate" if separate_worker else "inline"
             )
-            bot_rss = bot.peak_rss_mb()
-            await bot.stop()
-            bare = await self.bare()
-            theirs = await load.closed_loop(
-                f"http://127.0.0.1:{bare.port}/slack/events", shots, s.concurrency
-            )
-            bare_rss = bare.peak_rss_mb()
+            procs = [bot]
+            if separate_worker:
+                procs.append(await self.worker(db, f"{kind}-{n}"))
+            cpu = [p.cpu_seconds() for p in procs]
+            result = await send(bot)
+            await self.outbox_empty(db)
+            spent = [p.cpu_seconds() - c for p, c in zip(procs, cpu, strict=True)]
+            ack = spent[0] if separate_worker else None
+            side = Side(result, sum(spent), max(p.peak_rss_mb() for p in procs), ack)
+            for p in procs:
+                await p.stop()
+            if socket is not None:
+                await socket.disconnected()
+            return side
+
+        async def run_bare() -> Side:
+            bare = await self.bare(socket)
+            cpu = bare.cpu_seconds()
+            result = await send(bare)
+            side = Side(result, bare.cpu_seconds() - cpu, bare.peak_rss_mb())
             await bare.stop()
-            rounds.append((mine, theirs, bot_rss, bare_rss))
-        bot_rate = statistics.median(m.rate for m, *_ in rounds)
-        bare_rate = statistics.median(t.rate for _, t, *_ in rounds)
-        bot_p50 = statistics.median(load.percentile(m.latencies, 50) for m, *_ in rounds)
-        bot_p99 = statistics.median(load.percentile(m.latencies, 99) for m, *_ in rounds)
-        bare_p50 = statistics.median(load.percentile(t.latencies, 50) for _, t, *_ in rounds)
-        bare_p99 = statistics.median(load.percentile(t.latencies, 99) for _, t, *_ in rounds)
-        return {
-            "events": s.events,
-            "rounds": s.rounds,
-            "concurrency": s.concurrency,
-            "bot": {
-                "events_per_s": bot_rate,
-                "ack_p50_ms": bot_p50 * 1e3,
-                "ack_p99_ms": bot_p99 * 1e3,
-                "errors": sum(m.errors for m, *_ in rounds),
-                "peak_rss_mb": max(r for *_, r, _ in rounds),
-            },
-            "bare_bolt": {
-                "events_per_s": bare_rate,
-                "ack_p50_ms": bare_p50 * 1e3,
-                "ack_p99_ms": bare_p99 * 1e3,
-                "errors": sum(t.errors for _, t, *_ in rounds),
-                "peak_rss_mb": max(r for *_, r in rounds),
-            },
-            "throughput_ratio": bot_rate / bare_rate,
-            "p99_ratio": bot_p99 / bare_p99,
-            "per_round": [
-                {
-                    "bot_events_per_s": m.rate,
-                    "bare_events_per_s": t.rate,
-                    "bot_p99_ms": load.percentile(m.latencies, 99) * 1e3,
-                    "bare_p99_ms": load.percentile(t.latencies, 99) * 1e3,
-                }
-                for m, t, *_ in rounds
-            ],
-        }
+            if socket is not None:
+                await socket.disconnected()
+            return side
+
+        rounds: list[tuple[Side, Side]] = []
+        for n in range(s.rounds):
+            if n % 2 == 0:
+                mine = await run_bot(n)
+                theirs = await run_bare()
+            else:
+                theirs = await run_bare()
+                mine = await run_bot(n)
+            rounds.append((mine, theirs))
+        return summarise(rounds, s, len(shots))
+
+    async def throughput(self) -> dict[str, Any]:
+        """1. Event throughput, ack latency and CPU per event over HTTP, the bot against a
+        bare Bolt app."""
+        s = self.sizes
+        answers = [dataset.answer(i) for i in range(1, s.small_answers + 1)]
+        return await self.pairs("throughput", load.mixed(answers, s.events))
+
+    async def separate_worker(self) -> dict[str, Any]:
+        """1c. HTTP again, with deliveries sent by `feedback-bot worker` in a second process."""
+        s = self.sizes
+        answers = [dataset.answer(i) for i in range(1, s.small_answers + 1)]
+        return await self.pairs("separate", load.mixed(answers, s.events), separate_worker=True)
+
+    async def socket_mode(self) -> dict[str, Any]:
+        """1b. The same over Socket Mode, against a bare Bolt Socket Mode app."""
+        s = self.sizes
+        answers = [dataset.answer(i) for i in range(1, s.small_answers + 1)]
+        socket = SocketModeStandIn()
+        await socket.start()
+        try:
+            return await self.pairs("socket", load.mixed(answers, s.events), socket)
+        finally:
+            await socket.stop()
 
     async def reaction_to_provider(self) -> dict[str, Any]:
         """2. Time from sending a reaction to its feedback arriving at the provider."""
@@ -384,7 +529,7 @@ class Bench:
             "peak_rss_mb": rss,
         }
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self, sections: list[str]) -> dict[str, Any]:
         self.standin = await Proc(
             [sys.executable, "-m", "bench.standin"],
             dict(os.environ),
@@ -393,99 +538,153 @@ class Bench:
         ).start()
         self.http = aiohttp.ClientSession()
         try:
-            results = {
-                "throughput": await self.throughput(),
-                "reaction_to_provider": await self.reaction_to_provider(),
-                "scale": await self.scale(),
-                "drain": await self.drain(),
-            }
+            return {name: await getattr(self, name)() for name in sections}
         finally:
             await self.http.close()
             for proc in RUNNING:
                 await proc.stop()
-        return results
 
+
+SECTIONS = (
+    "throughput",
+    "socket_mode",
+    "separate_worker",
+    "reaction_to_provider",
+    "scale",
+    "drain",
+)
 
 # ------------------------------------------------------------------ report
 
-TARGETS = (
-    ("throughput ≥ 0.8 × bare Bolt", lambda r: r["throughput"]["throughput_ratio"] >= 0.8),
-    ("ack p99 ≤ 1.25 × bare Bolt", lambda r: r["throughput"]["p99_ratio"] <= 1.25),
+
+def _pair_targets(section: str, label: str) -> list[tuple[str, str, Any]]:
+    return [
+        (
+            section,
+            f"{label}: throughput ≥ 0.85 × bare Bolt",
+            lambda r: r[section]["throughput_ratio"] >= 0.85,
+        ),
+        (
+            section,
+            f"{label}: ack p99 ≤ 1.2 × bare Bolt",
+            lambda r: r[section]["p99_ratio"] <= 1.2,
+        ),
+        (
+            section,
+            f"{label}: CPU per event ≤ 1.25 × bare Bolt",
+            lambda r: r[section]["cpu_ratio"] <= 1.25,
+        ),
+    ]
+
+
+TARGETS: list[tuple[str, str, Any]] = [
+    *_pair_targets("throughput", "HTTP"),
+    *_pair_targets("socket_mode", "Socket Mode"),
     (
+        "reaction_to_provider",
         "reaction → provider p99 ≤ 100 ms (steady)",
         lambda r: r["reaction_to_provider"]["steady"]["p99_ms"] <= 100,
     ),
     (
+        "scale",
         "per-event cost at large ≤ 1.2 × small",
         lambda r: r["scale"]["cpu_ratio_large_to_small"] <= 1.2,
     ),
-    ("drain ≥ 500 deliveries/s", lambda r: r["drain"]["per_s"] >= 500),
-    ("RSS ≤ 150 MB with the large store", lambda r: r["scale"]["large"]["peak_rss_mb"] <= 150),
-)
+    ("drain", "drain ≥ 500 deliveries/s", lambda r: r["drain"]["per_s"] >= 500),
+    (
+        "scale",
+        "RSS ≤ 150 MB with the large store",
+        lambda r: r["scale"]["large"]["peak_rss_mb"] <= 150,
+    ),
+]
 
 
-def report(r: dict[str, Any], sizes: Sizes) -> str:
-    t, lat, sc, d = r["throughput"], r["reaction_to_provider"], r["scale"], r["drain"]
-    rows = [
+def _pair_rows(t: dict[str, Any], label: str) -> list[tuple[str, str]]:
+    b, o = t["bot"], t["bare_bolt"]
+    return [
         (
-            "1. events/s (bot | bare Bolt | ratio)",
-            f"{t['bot']['events_per_s']:.0f} | {t['bare_bolt']['events_per_s']:.0f} | {t['throughput_ratio']:.2f}",
+            f"{label} events/s (bot | bare Bolt | ratio)",
+            f"{b['events_per_s']:.0f} | {o['events_per_s']:.0f} | {t['throughput_ratio']:.2f}",
         ),
-        (
-            "   ack p50 ms (bot | bare)",
-            f"{t['bot']['ack_p50_ms']:.1f} | {t['bare_bolt']['ack_p50_ms']:.1f}",
-        ),
+        ("   ack p50 ms (bot | bare)", f"{b['ack_p50_ms']:.1f} | {o['ack_p50_ms']:.1f}"),
         (
             "   ack p99 ms (bot | bare | ratio)",
-            f"{t['bot']['ack_p99_ms']:.1f} | {t['bare_bolt']['ack_p99_ms']:.1f} | {t['p99_ratio']:.2f}",
+            f"{b['ack_p99_ms']:.1f} | {o['ack_p99_ms']:.1f} | {t['p99_ratio']:.2f}",
         ),
         (
-            "   peak RSS MB (bot | bare)",
-            f"{t['bot']['peak_rss_mb']} | {t['bare_bolt']['peak_rss_mb']}",
+            "   CPU ms/event (bot | bare | ratio)",
+            f"{b['cpu_ms_per_event']:.3f} | {o['cpu_ms_per_event']:.3f} | {t['cpu_ratio']:.2f}",
         ),
-        (
-            f"2. reaction → provider at {lat['steady']['offered_per_s']:.0f}/s: p50 | p99 ms",
-            f"{lat['steady']['p50_ms']:.1f} | {lat['steady']['p99_ms']:.1f}",
-        ),
-        (
-            f"   at saturation ({lat['saturation']['achieved_per_s']:.0f}/s): p50 | p99 ms",
-            f"{lat['saturation']['p50_ms']:.1f} | {lat['saturation']['p99_ms']:.1f}",
-        ),
-        ("   peak RSS MB", f"{lat['peak_rss_mb']}"),
-        (
-            f"3. CPU ms/event: {sc['small']['answers']:,} | {sc['large']['answers']:,} answers | ratio",
-            f"{sc['small']['cpu_ms_per_event']:.2f} | {sc['large']['cpu_ms_per_event']:.2f} | {sc['cpu_ratio_large_to_small']:.2f}",
-        ),
-        (
-            "   events/s: small | large",
-            f"{sc['small']['events_per_s']:.0f} | {sc['large']['events_per_s']:.0f}",
-        ),
-        (
-            "   DB MB per 1M answers (answers only | with 10 votes each)",
-            f"{sc['db_mb_per_million_answers']:.0f} | {sc['db_mb_per_million_answers_with_votes']:.0f}",
-        ),
-        (
-            "   peak RSS MB: small | large",
-            f"{sc['small']['peak_rss_mb']} | {sc['large']['peak_rss_mb']}",
-        ),
-        (
-            f"4. drain of {d['deliveries']:,} deliveries/s",
-            f"{d['per_s']:.0f} ({d['seconds']:.1f} s)",
-        ),
-        ("   peak RSS MB", f"{d['peak_rss_mb']}"),
+        ("   peak RSS MB (bot | bare)", f"{b['peak_rss_mb']} | {o['peak_rss_mb']}"),
     ]
+
+
+def report(r: dict[str, Any]) -> str:
+    rows: list[tuple[str, str]] = []
+    errors = 0
+    if "throughput" in r:
+        rows += _pair_rows(r["throughput"], "1. HTTP")
+        errors += r["throughput"]["bot"]["errors"] + r["throughput"]["bare_bolt"]["errors"]
+    if "socket_mode" in r:
+        rows += _pair_rows(r["socket_mode"], "1b. Socket Mode")
+        errors += r["socket_mode"]["bot"]["errors"] + r["socket_mode"]["bare_bolt"]["errors"]
+    if "separate_worker" in r:
+        w = r["separate_worker"]
+        rows += _pair_rows(w, "1c. HTTP, separate worker")
+        rows.append(
+            ("   CPU ratio of the acking process alone", f"{w['ack_process_cpu_ratio']:.2f}")
+        )
+        errors += w["bot"]["errors"] + w["bare_bolt"]["errors"]
+    if "reaction_to_provider" in r:
+        lat = r["reaction_to_provider"]
+        rows += [
+            (
+                f"2. reaction → provider at {lat['steady']['offered_per_s']:.0f}/s: p50 | p99 ms",
+                f"{lat['steady']['p50_ms']:.1f} | {lat['steady']['p99_ms']:.1f}",
+            ),
+            (
+                f"   at saturation ({lat['saturation']['achieved_per_s']:.0f}/s): p50 | p99 ms",
+                f"{lat['saturation']['p50_ms']:.1f} | {lat['saturation']['p99_ms']:.1f}",
+            ),
+            ("   peak RSS MB", f"{lat['peak_rss_mb']}"),
+        ]
+        errors += lat["steady"]["errors"] + lat["saturation"]["errors"]
+    if "scale" in r:
+        sc = r["scale"]
+        rows += [
+            (
+                f"3. CPU ms/event: {sc['small']['answers']:,} | {sc['large']['answers']:,} answers | ratio",
+                f"{sc['small']['cpu_ms_per_event']:.2f} | {sc['large']['cpu_ms_per_event']:.2f} | {sc['cpu_ratio_large_to_small']:.2f}",
+            ),
+            (
+                "   events/s: small | large",
+                f"{sc['small']['events_per_s']:.0f} | {sc['large']['events_per_s']:.0f}",
+            ),
+            (
+                "   DB MB per 1M answers (answers only | with 10 votes each)",
+                f"{sc['db_mb_per_million_answers']:.0f} | {sc['db_mb_per_million_answers_with_votes']:.0f}",
+            ),
+            (
+                "   peak RSS MB: small | large",
+                f"{sc['small']['peak_rss_mb']} | {sc['large']['peak_rss_mb']}",
+            ),
+        ]
+    if "drain" in r:
+        d = r["drain"]
+        rows += [
+            (
+                f"4. drain of {d['deliveries']:,} deliveries/s",
+                f"{d['per_s']:.0f} ({d['seconds']:.1f} s)",
+            ),
+            ("   peak RSS MB", f"{d['peak_rss_mb']}"),
+        ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
-    errors = (
-        t["bot"]["errors"]
-        + t["bare_bolt"]["errors"]
-        + lat["steady"]["errors"]
-        + lat["saturation"]["errors"]
-    )
-    lines.append(f"{'non-200 responses':<{width}}  {errors}")
+    lines.append(f"{'non-200 responses (or unacked envelopes)':<{width}}  {errors}")
     lines.append("")
-    for name, check in TARGETS:
-        lines.append(f"[{'met ' if check(r) else 'MISS'}] {name}")
+    for section, name, check in TARGETS:
+        if section in r:
+            lines.append(f"[{'met ' if check(r) else 'MISS'}] {name}")
     return "\n".join(lines)
 
 
@@ -493,11 +692,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, finishes in seconds")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument(
+        "--only",
+        type=lambda v: v.split(","),
+        default=list(SECTIONS),
+        help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds of each bot-against-bare pair")
+    parser.add_argument("--events", type=int, help="events per bot-against-bare round")
     args = parser.parse_args(argv)
+    unknown = set(args.only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section {', '.join(sorted(unknown))}: choose from {SECTIONS}")
     sizes = QUICK if args.quick else FULL
+    if args.rounds:
+        sizes = replace(sizes, rounds=args.rounds)
+    if args.events:
+        sizes = replace(sizes, events=args.events)
     with tempfile.TemporaryDirectory(prefix="feedback-bench-") as tmp:
         started = time.time()
-        results = asyncio.run(Bench(sizes, Path(tmp)).run())
+        results = asyncio.run(Bench(sizes, Path(tmp)).run(args.only))
     results["meta"] = {
         "mode": "quick" if args.quick else "full",
         "sizes": sizes.__dict__,
@@ -505,9 +719,9 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "targets": {name: check(results) for name, check in TARGETS},
+        "targets": {name: check(results) for section, name, check in TARGETS if section in results},
     }
-    print(report(results, sizes))
+    print(report(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nfigures written to {args.out} ({results['meta']['seconds']} s)")
