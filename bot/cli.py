@@ -159,21 +159,18 @@ def _limit(raw: str) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    redactor = Redactor(settings.secrets())
-    setup_logging(settings.log_level, redactor)
-    bot = FeedbackBot(settings, redactor=redactor)
-    await bot.start()
-    try:
-        await _until_signalled()
-    finally:
-        await bot.stop()
-    return 0
+    return await _serve(settings, FeedbackBot)
 
 
 async def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    return await _serve(settings, DeliveryProcess)
+
+
+async def _serve(settings: Settings, kind: Callable[..., FeedbackBot | DeliveryProcess]) -> int:
+    """Start the bot (or the worker alone), run until SIGTERM or Ctrl-C, stop it cleanly."""
     redactor = Redactor(settings.secrets())
     setup_logging(settings.log_level, redactor)
-    process = DeliveryProcess(settings, redactor=redactor)
+    process = kind(settings, redactor=redactor)
     await process.start()
     try:
         await _until_signalled()

@@ -8,6 +8,7 @@ event skips Bolt's dispatch and middleware. Both end in `handle_reaction`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,7 +31,7 @@ def register(app: AsyncApp, services: Services) -> None:
         if isinstance(envelope, BoltResponse):
             return envelope
         await handle_reaction(services, envelope)
-        return
+        return None
 
     app.event("reaction_added")(on_reaction)
     app.event("reaction_removed")(on_reaction)
@@ -53,21 +54,20 @@ class FastLane:
     def take_json(self, raw: bytes) -> ReactionCallback | None:
         """The body, parsed once, if it is a reaction event for us."""
         if raw[:1] != b"{":
-            return
-        try:
-            envelope = ReactionCallback.model_validate_json(raw)
-        except ValidationError:
-            return
-        return envelope if self._team in envelope.teams else None
+            return None
+        return self._ours(ReactionCallback.model_validate_json, raw)
 
     def take(self, payload: object) -> ReactionCallback | None:
         """The same for a payload that arrived already parsed (Socket Mode)."""
         if not isinstance(payload, dict) or payload.get("type") != "event_callback":
-            return
+            return None
+        return self._ours(ReactionCallback.model_validate, payload)
+
+    def _ours(self, parse: Callable[[Any], ReactionCallback], body: Any) -> ReactionCallback | None:
         try:
-            envelope = ReactionCallback.model_validate(payload)
+            envelope = parse(body)
         except ValidationError:
-            return
+            return None
         return envelope if self._team in envelope.teams else None
 
     async def handle(self, envelope: ReactionCallback) -> BoltResponse:
