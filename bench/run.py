@@ -464,43 +464,74 @@ class Bench:
         return out
 
     async def scale(self) -> dict[str, Any]:
-        """3. Per-event cost with a small and a large store."""
+        """3. Per-event cost with a small and a large store, in turn, `rounds` times (the
+        order swapped every round); the ratio is the median of the rounds' own ratios."""
         s = self.sizes
-        out: dict[str, Any] = {}
-        for label, count in (("small", s.small_answers), ("large", s.large_answers)):
+        sizes = {"small": s.small_answers, "large": s.large_answers}
+        built: dict[str, float] = {}
+        for label, count in sizes.items():
             started = time.perf_counter()
-            base, sizes = await self.database(count, label)
-            built = time.perf_counter() - started
+            await self.database(count, label)
+            built[label] = round(time.perf_counter() - started, 1)
+
+        async def one(label: str, n: int) -> dict[str, Any]:
+            count = sizes[label]
+            base, db_sizes = await self.database(count, label)
             db = self.work / f"scale-{label}.db"
             shutil.copyfile(base, db)
             rng = random.Random(7)
             picked = [dataset.answer(rng.randint(1, count)) for _ in range(min(count, 5_000))]
-            shots = load.mixed(picked, s.scale_events, seed=3)
-            bot = await self.bot(db, f"scale-{label}")
+            shots = load.mixed(picked, s.scale_events, seed=3 + n)
+            bot = await self.bot(db, f"scale-{label}-{n}")
             cpu_before = bot.cpu_seconds()
             result = await load.closed_loop(
                 f"http://127.0.0.1:{bot.port}/slack/events", shots, s.concurrency
             )
             cpu = bot.cpu_seconds() - cpu_before
-            out[label] = {
+            figures = {
                 "answers": count,
                 "votes": count * s.votes_per_answer,
                 "events": len(shots),
                 "events_per_s": result.rate,
                 "cpu_ms_per_event": cpu / len(shots) * 1e3,
                 "ack_p99_ms": load.percentile(result.latencies, 99) * 1e3,
-                "db_answers_mb": sizes["answers_mb"],
-                "db_total_mb": sizes["total_mb"],
-                "build_s": round(built, 1),
+                "db_answers_mb": db_sizes["answers_mb"],
+                "db_total_mb": db_sizes["total_mb"],
+                "build_s": built[label],
                 "peak_rss_mb": bot.peak_rss_mb(),
                 "errors": result.errors,
             }
             await bot.stop()
+            db.unlink()
+            return figures
+
+        rounds: list[dict[str, dict[str, Any]]] = []
+        for n in range(s.rounds):
+            order = ("small", "large") if n % 2 == 0 else ("large", "small")
+            rounds.append({label: await one(label, n) for label in order})
+
+        def median(label: str, key: str) -> float:
+            return statistics.median(r[label][key] for r in rounds)
+
+        out: dict[str, Any] = {}
+        for label in sizes:
+            out[label] = rounds[0][label] | {
+                key: median(label, key)
+                for key in ("events_per_s", "cpu_ms_per_event", "ack_p99_ms")
+            }
+            out[label]["peak_rss_mb"] = max(r[label]["peak_rss_mb"] for r in rounds)
+            out[label]["errors"] = sum(r[label]["errors"] for r in rounds)
         large = out["large"]
-        out["cpu_ratio_large_to_small"] = (
-            large["cpu_ms_per_event"] / out["small"]["cpu_ms_per_event"]
+        out["rounds"] = s.rounds
+        out["cpu_ratio_large_to_small"] = statistics.median(
+            r["large"]["cpu_ms_per_event"] / r["small"]["cpu_ms_per_event"] for r in rounds
         )
-        out["time_ratio_large_to_small"] = out["small"]["events_per_s"] / large["events_per_s"]
+        out["time_ratio_large_to_small"] = statistics.median(
+            r["small"]["events_per_s"] / r["large"]["events_per_s"] for r in rounds
+        )
+        out["per_round_cpu_ratio"] = [
+            r["large"]["cpu_ms_per_event"] / r["small"]["cpu_ms_per_event"] for r in rounds
+        ]
         out["db_mb_per_million_answers"] = large["db_answers_mb"] * 1e6 / large["answers"]
         out["db_mb_per_million_answers_with_votes"] = large["db_total_mb"] * 1e6 / large["answers"]
         return out
