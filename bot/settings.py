@@ -47,7 +47,12 @@ def _check_prefix(value: SecretStr | None, prefix: str) -> SecretStr | None:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # `FOO=` means "not set", so that a .env copied from .env.example works as it is.
+        env_ignore_empty=True,
     )
 
     slack_bot_token: SecretStr | None = None
