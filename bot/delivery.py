@@ -242,7 +242,11 @@ class DeliveryWorker:
         now = time.time()
         if now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
-            await self._store.prune_events(now - EVENT_ID_RETENTION)
+            try:
+                await self._store.prune_events(now - EVENT_ID_RETENTION)
+            except StorageError as e:
+                # Housekeeping: it must never stop the sending (the task would end).
+                log.warning("could not prune old Slack event ids (next try in an hour): %s", e)
 
     async def _deliver(self, d: Delivery) -> None:
         """Send one row; what became of it is recorded on the worker's next turn."""

@@ -162,3 +162,24 @@ async def test_socket_mode_reactions_take_the_fast_lane_and_a_refused_write_is_n
         "message_id": registered.answer.message_id,
         "feedback": "thumbs_up",
     }
+
+
+async def test_a_database_failure_while_pruning_event_ids_does_not_stop_the_worker(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The hourly prune of old event ids failed once (the file was replaced at that
+    moment): the worker's task ended with the error, and nothing was sent until a restart."""
+    h = harness
+    assert h.bot.services is not None
+    worker = h.bot.services.worker
+    a = await h.contextual_answer()
+    path, aside = Path(h.store.path), tmp_path / "aside.db"
+    replace_under(path, aside)
+    worker._pruned_at = 0.0  # the hour is up
+    worker.notify()
+    # Its turn fails (and waits its poll interval, 1 s), then it prunes: that fails too.
+    await asyncio.sleep(1.5)
+    os.replace(aside, path)
+    await h.slack.react(USERS[0], "+1", a["ts"])
+    [received] = await h.contextual.wait_for(1, timeout=5)
+    assert received.body == {"message_id": a["message_id"], "feedback": "thumbs_up"}
