@@ -20,8 +20,8 @@ COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage
-# The README's first command, less its last step (that is CMD below).
-RUN python3 -m venv .venv && .venv/bin/pip install -q .
+# The README's first command: its install step here, its start as CMD below.
+RUN python3 -m venv .venv && .venv/bin/pip install -q -e .
 
 USER feedback
 VOLUME ["/data"]

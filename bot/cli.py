@@ -10,6 +10,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
@@ -34,7 +36,15 @@ log = logging.getLogger("bot")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(**_overrides(args))
+        if args.existing_db and not Path(settings.feedback_db).exists():
+            # Opening would create an empty database: the command would then report on
+            # nothing, or change nothing, and the operator would never learn why.
+            print(
+                f"feedback-bot: no database at {settings.feedback_db} (set FEEDBACK_DB or --db)",
+                file=sys.stderr,
+            )
+            return 2
         if args.func not in (_run, _worker):  # they set up their own, sharing the redactor
             # The admin commands print their result; their log adds only what went wrong
             # (a prompt that could not be posted, say), redacted.
@@ -56,6 +66,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """--db and --env-file, over the environment (and over ./.env)."""
+    overrides: dict[str, object] = {}
+    if args.env_file is not None:
+        if not args.env_file.is_file():
+            raise SettingsError(f"--env-file {args.env_file}: no such file")
+        overrides["_env_file"] = args.env_file
+    if args.db is not None:
+        overrides["feedback_db"] = args.db
+    return overrides
+
+
+def _version() -> str:
+    try:
+        return version("feedback-bot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where it installs (Linux, macOS): under load the event loop's own work is a
     tenth of an event's cost, and uvloop roughly halves it. Elsewhere, asyncio's loop."""
@@ -71,21 +100,40 @@ def _parser() -> argparse.ArgumentParser:
         prog="feedback-bot",
         description="Turns Slack reactions on AI answers into provider feedback.",
     )
+    p.add_argument("--version", action="version", version=f"feedback-bot {_version()}")
+    # Every command takes these, and says which database it uses.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db", metavar="PATH", help="the SQLite database file (instead of FEEDBACK_DB)"
+    )
+    common.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="FILE",
+        help="read settings from FILE instead of ./.env (the environment still wins)",
+    )
+    # Commands that only read or change what is there refuse to create an empty database.
+    common.set_defaults(existing_db=False)
     sub = p.add_subparsers(required=True, metavar="command")
 
-    run = sub.add_parser("run", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set)")
+    run = sub.add_parser(
+        "run", parents=[common], help="run the bot (Socket Mode if SLACK_APP_TOKEN is set)"
+    )
     run.set_defaults(func=_run)
 
     worker = sub.add_parser(
         "worker",
+        parents=[common],
         help="send deliveries in a process of its own (see FEEDBACK_WORKER)",
     )
-    worker.set_defaults(func=_worker)
+    worker.set_defaults(func=_worker, existing_db=True)
 
     answers = sub.add_parser("answers", help="register AI answers").add_subparsers(
         required=True, metavar="action"
     )
-    add = answers.add_parser("add", help="map a Slack message to a provider answer")
+    add = answers.add_parser(
+        "add", parents=[common], help="map a Slack message to a provider answer"
+    )
     add.add_argument("--json", help="the whole answer as JSON, as POST /v1/answers takes it")
     add.add_argument("--channel")
     add.add_argument("--ts")
@@ -116,18 +164,20 @@ def _parser() -> argparse.ArgumentParser:
     deliveries = sub.add_parser("deliveries", help="inspect and retry deliveries").add_subparsers(
         required=True, metavar="action"
     )
-    ls = deliveries.add_parser("list", help="list deliveries, newest first")
+    ls = deliveries.add_parser("list", parents=[common], help="list deliveries, newest first")
     ls.add_argument(
         "--state", action="append", choices=[s.value for s in DeliveryState], default=[]
     )
     ls.add_argument("--limit", type=_limit, default=50)
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
-    ls.set_defaults(func=_deliveries_list)
-    retry = deliveries.add_parser("retry", help="requeue dead deliveries (all, or those named)")
+    ls.set_defaults(func=_deliveries_list, existing_db=True)
+    retry = deliveries.add_parser(
+        "retry", parents=[common], help="requeue dead deliveries (all, or those named)"
+    )
     retry.add_argument("ids", nargs="*", type=_delivery_id)
-    retry.set_defaults(func=_deliveries_retry)
+    retry.set_defaults(func=_deliveries_retry, existing_db=True)
 
-    key = sub.add_parser("secret-key", help="print a new FEEDBACK_SECRET_KEY")
+    key = sub.add_parser("secret-key", parents=[common], help="print a new FEEDBACK_SECRET_KEY")
     key.set_defaults(func=_secret_key)
     return p
 

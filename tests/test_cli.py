@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -133,9 +134,83 @@ def test_an_unusable_database_is_one_line_and_exit_2(
     )
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.splitlines()
-    assert line.startswith("feedback-bot: FEEDBACK_DB cannot be opened"), line
-    assert reason in line and "it should hold the path of the SQLite database file" in line
+    if command[0] == "deliveries" and not path.exists():
+        # A command that only reads refuses before it tries to create the file.
+        assert line == f"feedback-bot: no database at {path} (set FEEDBACK_DB or --db)"
+    else:
+        assert line.startswith("feedback-bot: FEEDBACK_DB cannot be opened"), line
+        assert reason in line and "it should hold the path of the SQLite database file" in line
     assert done.stdout == ""
     assert sorted((p, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*")) == (
         before
     )
+
+
+def _feedback_bot(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**_clean_environ(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def test_version() -> None:
+    done = _feedback_bot(Path.cwd(), "--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"feedback-bot {version('feedback-bot')}"
+
+
+@pytest.mark.parametrize(
+    "command", [["deliveries", "list"], ["deliveries", "retry"], ["worker"]], ids=" ".join
+)
+def test_commands_that_read_refuse_to_create_a_database(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "typo.db"
+    done = _feedback_bot(tmp_path, *command, FEEDBACK_DB=str(missing))
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip() == f"feedback-bot: no database at {missing} (set FEEDBACK_DB or --db)"
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing created, not even ./feedback.db
+
+
+async def test_db_and_env_file_say_which_database(harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    a = await h.contextual_answer()
+    await h.slack.react("U0ALICE001", "+1", a["ts"])
+    await h.settled()
+    wrong = str(tmp_path / "elsewhere.db")
+    # --db wins over FEEDBACK_DB.
+    done = _feedback_bot(
+        tmp_path, "deliveries", "list", "--json", "--db", h.store.path, FEEDBACK_DB=wrong
+    )
+    assert done.returncode == 0, done.stderr
+    [row] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert row["ts"] == a["ts"] and row["state"] == "delivered"
+    # --env-file instead of ./.env; ./.env is not read then.
+    (tmp_path / ".env").write_text(f"FEEDBACK_DB={wrong}\n")
+    settings = tmp_path / "prod.env"
+    settings.write_text(f"FEEDBACK_DB={h.store.path}\n")
+    done = _feedback_bot(tmp_path, "deliveries", "list", "--json", "--env-file", str(settings))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ts"] == a["ts"]
+    done = _feedback_bot(tmp_path, "deliveries", "list", "--env-file", str(tmp_path / "none.env"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"feedback-bot: --env-file {tmp_path / 'none.env'}: no such file"
+
+
+def test_answers_add_may_create_the_database(tmp_path: Path) -> None:
+    body = {
+        "channel": "C0FEEDBK01",
+        "ts": "1700000000.000100",
+        "provider": "aquilax",
+        "request_id": "77e81bbc-3e7f-47b9-87fa-681b5d2f54e6",
+        "org": "o",
+        "group": "g",
+    }
+    done = _feedback_bot(tmp_path, "answers", "add", "--json", json.dumps(body), "--db", "new.db")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "created"
+    assert (tmp_path / "new.db").is_file()

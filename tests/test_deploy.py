@@ -77,20 +77,44 @@ def _instruction(name: str) -> str:
 
 def test_the_dockerfile_runs_the_readmes_first_command() -> None:
     readme = (ROOT / "README.md").read_text()
-    first = re.search(r"```sh\n(.+?)\n```", readme)
-    assert first is not None
-    steps = first.group(1).split(" && ")
+    first = re.search(r"```sh\n\(test -x (\S+) \|\| \((.+)\)\) && (.+)\n```", readme)
+    assert first is not None, "the README's first command: install once, then run"
+    installed, setup, start = first.groups()
+    assert start.startswith(installed)  # it skips the install only when it can run
     run_lines = [
         x.removeprefix("RUN ").strip()
         for x in _dockerfile().replace("\\\n", " ").splitlines()
         if x.startswith("RUN ")
     ]
-    setup, start = " && ".join(steps[:-1]), steps[-1]
     assert setup in run_lines
     assert json.loads(_instruction("CMD")) == start.split()
     assert _instruction("USER") != "root"
     assert "/data" in _instruction("VOLUME")
     assert "FEEDBACK_DB=/data/" in _instruction("ENV")
+
+
+def test_the_readmes_first_command_installs_once(tmp_path: Path) -> None:
+    """Run twice in a checkout whose .venv already holds feedback-bot, it starts the bot
+    without installing again (here `run` stops at once: no Slack token)."""
+    readme = (ROOT / "README.md").read_text()
+    first = re.search(r"```sh\n(\(test -x .+)\n```", readme)
+    assert first is not None
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "feedback-bot").symlink_to(Path(sys.executable).parent / "feedback-bot")
+    (venv / "pip").write_text("#!/bin/sh\necho pip ran >&2\nexit 9\n")
+    (venv / "pip").chmod(0o755)
+    out = subprocess.run(
+        ["bash", "-c", first.group(1)],
+        cwd=tmp_path,
+        env=_clean_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "pip ran" not in out.stderr
+    assert out.returncode == 2 and "SLACK_BOT_TOKEN is not set" in out.stderr
 
 
 @pytest.mark.parametrize("healthy", [True, False])
