@@ -126,6 +126,32 @@ class Answers:
         return await self._store.find_answer_for_controls(channel, ts)
 
     async def register(self, request: AnswerIn) -> Registered:
+        registered = await self._register(request)
+        answer = registered.answer
+        log.log(
+            logging.WARNING if registered.outcome is Registration.CONFLICT else logging.INFO,
+            "registration %s/%s: %s (%s %s%s)",
+            answer.channel,
+            answer.ts,
+            registered.outcome.value,
+            answer.provider,
+            answer.target,
+            ", posted by the bot" if answer.posted_by_bot else "",
+            extra={
+                "fields": {
+                    "event": "registration",
+                    "channel": answer.channel,
+                    "ts": answer.ts,
+                    "provider": answer.provider,
+                    "target": answer.target,
+                    "result": registered.outcome.value,
+                    "posted_by_bot": answer.posted_by_bot,
+                }
+            },
+        )
+        return registered
+
+    async def _register(self, request: AnswerIn) -> Registered:
         answer = request.to_answer()
         if request.post is not None:
             return await self._post(answer, request.post)

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The admin commands print their result; their log adds only what went wrong
             # (a prompt that could not be posted, say), redacted.
             level = max(settings.log_level, logging.WARNING)
-            setup_logging(level, Redactor(settings.secrets()))
+            setup_logging(level, Redactor(settings.secrets()), settings.feedback_log_format)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return int(runner.run(args.func(settings, args)) or 0)
     except (SettingsError, SchemaTooNewError) as e:
@@ -219,7 +219,7 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, kind: Callable[..., FeedbackBot | DeliveryProcess]) -> int:
     """Start the bot (or the worker alone), run until SIGTERM or Ctrl-C, stop it cleanly."""
     redactor = Redactor(settings.secrets())
-    setup_logging(settings.log_level, redactor)
+    setup_logging(settings.log_level, redactor, settings.feedback_log_format)
     process = kind(settings, redactor=redactor)
     await process.start()
     try:

@@ -100,6 +100,8 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._finished: list[Finished] = []
+        # Sends that failed and wait to be recorded: their turn may supersede them instead.
+        self._retrying: dict[int, Delivery] = {}
         self._pruned_at = 0.0
         self._turned_at = 0.0
         self._backlog = False
@@ -194,7 +196,11 @@ class DeliveryWorker:
                 claim.recovered,
             )
         for delivery_id in claim.superseded:
-            log.info("delivery %d will not be retried: a newer verdict replaces it", delivery_id)
+            superseded = self._retrying.get(delivery_id)
+            if superseded is not None:
+                _outcome(logging.INFO, superseded, "superseded", "a newer verdict replaces it")
+        for f in finished:
+            self._retrying.pop(f.delivery_id, None)
         for delivery_id in claim.lost:
             log.warning(
                 "delivery %d: this process stalled past its lease and another took the send"
@@ -251,50 +257,85 @@ class DeliveryWorker:
     async def _deliver(self, d: Delivery) -> None:
         """Send one row; what became of it is recorded on the worker's next turn."""
         provider = self._providers[d.answer.provider]
-        slot = f"{d.answer.channel}/{d.answer.ts}" + (
-            f" source {d.content_id}" if d.content_id else ""
-        )
-        status = d.verdict.status.value
         started = time.perf_counter()
         try:
             outcome = await provider.send(d.answer, d.content_id, d.verdict)
         except ProviderError as e:
             error = self._redact(str(e))
             if not e.retryable:
-                log.error("delivery %d (%s %s) is dead: %s", d.id, status, slot, error)
+                _outcome(logging.ERROR, d, "dead", error)
                 self._finish(Finished(d.id, DeliveryState.DEAD, error))
                 return
             retry_after = e.retry_after if isinstance(e, RetryableError) else None
-            self._retry(d, slot, error, retry_after)
+            self._retry(d, error, retry_after)
         except Exception as e:  # a bug of ours must not lose the row: retry it later
-            log.exception("delivery %d (%s) failed unexpectedly", d.id, slot)
-            self._retry(d, slot, self._redact(f"internal error: {type(e).__name__}"), None)
+            log.exception("delivery %d (%s) failed unexpectedly", d.id, _slot(d))
+            self._retry(d, self._redact(f"internal error: {type(e).__name__}"), None)
         else:
+            ms = (time.perf_counter() - started) * 1000
             if isinstance(outcome, Sent):
-                log.debug(
-                    "delivered %s for %s to %s in %.0f ms",
-                    status,
-                    slot,
-                    provider.name,
-                    (time.perf_counter() - started) * 1000,
-                )
+                _outcome(logging.INFO, d, "delivered", ms=ms)
                 self._finish(Finished(d.id, DeliveryState.DELIVERED, ref=outcome.ref))
             else:
-                log.info("skipped %s for %s: %s", status, slot, outcome.reason)
+                _outcome(logging.INFO, d, "skipped", outcome.reason, ms=ms)
                 self._finish(Finished(d.id, DeliveryState.SKIPPED, outcome.reason))
 
     def _finish(self, finished: Finished) -> None:
         self._finished.append(finished)
         self._wake.set()
 
-    def _retry(self, d: Delivery, slot: str, error: str, retry_after: float | None) -> None:
+    def _retry(self, d: Delivery, error: str, retry_after: float | None) -> None:
         delay = self._backoff.delay(d.attempts, retry_after, self._rng)
-        log.warning(
-            "delivery %d (%s) failed on attempt %d, next try in %.1f s: %s",
-            d.id,
-            slot,
-            d.attempts,
-            delay,
-            error,
-        )
+        _outcome(logging.WARNING, d, "retried", error, retry_in=round(delay, 1))
+        self._retrying[d.id] = d
         self._finish(Finished(d.id, DeliveryState.PENDING, error, retry_at=time.time() + delay))
+
+
+def _slot(d: Delivery) -> str:
+    where = f"{d.answer.channel}/{d.answer.ts}"
+    return f"{where} source {d.content_id}" if d.content_id else where
+
+
+def _outcome(
+    level: int,
+    d: Delivery,
+    result: str,
+    detail: str | None = None,
+    *,
+    ms: float | None = None,
+    retry_in: float | None = None,
+) -> None:
+    """One line per delivery outcome, the same shape whatever it is: slot, provider,
+    verdict, result, attempt (and, for FEEDBACK_LOG_FORMAT=json, the same as fields)."""
+    notes = [f"attempt {d.attempts}"]
+    if ms is not None:
+        notes.append(f"{ms:.0f} ms")
+    if retry_in is not None:
+        notes.append(f"next try in {retry_in:.1f} s")
+    log.log(
+        level,
+        "delivery %d %s %s %s: %s (%s)%s",
+        d.id,
+        _slot(d),
+        d.answer.provider,
+        d.verdict.status.value,
+        result,
+        ", ".join(notes),
+        f": {detail}" if detail else "",
+        extra={
+            "fields": {
+                "event": "delivery",
+                "delivery_id": d.id,
+                "channel": d.answer.channel,
+                "ts": d.answer.ts,
+                "content_id": d.content_id or None,
+                "provider": d.answer.provider,
+                "verdict": d.verdict.status.value,
+                "result": result,
+                "attempt": d.attempts,
+                "ms": None if ms is None else round(ms, 1),
+                "retry_in_s": retry_in,
+                "detail": detail,
+            }
+        },
+    )

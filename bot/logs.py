@@ -6,6 +6,10 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 # Token shapes worth hiding even when we were never told their value.
 _TOKEN_SHAPES = re.compile(
@@ -47,15 +51,51 @@ class RedactingFormatter(logging.Formatter):
         return self._redact(super().format(record))
 
 
-def setup_logging(level: int, redactor: Redactor) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (FEEDBACK_LOG_FORMAT=json), for log pipelines: time, level,
+    logger, message, the traceback if any, and the fields a line carries (a delivery's
+    slot, provider, verdict, result and attempt, say). Each string is redacted before it is
+    written, so that JSON's escaping cannot hide a secret from the redactor."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redact = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": self._redact(record.getMessage()),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                out.setdefault(key, self._redact(value) if isinstance(value, str) else value)
+        if record.exc_info:
+            out["exception"] = self._redact(self.formatException(record.exc_info))
+        return orjson.dumps(out, default=str).decode()
+
+
+# Libraries that talk a lot at DEBUG: aiosqlite logs every call to its thread, which
+# drowns what the bot says about itself.
+QUIET_ALWAYS = ("aiosqlite",)
+QUIET_UNLESS_DEBUG = ("aiohttp.access", "slack_bolt", "slack_sdk")
+
+
+def setup_logging(level: int, redactor: Redactor, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        RedactingFormatter(redactor, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter(redactor)
+        if fmt == "json"
+        else RedactingFormatter(redactor, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in QUIET_ALWAYS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     # Chatty libraries stay at WARNING unless we are debugging.
     if level > logging.DEBUG:
-        for name in ("aiohttp.access", "slack_bolt", "slack_sdk"):
+        for name in QUIET_UNLESS_DEBUG:
             logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -26,6 +26,7 @@ EXPECTED: dict[str, str] = {
     "FEEDBACK_PORT": "a TCP port number from 0 to 65535 (0 picks a free one)",
     "FEEDBACK_API_TOKEN": "a shared secret of at least 16 characters for POST /v1/answers",
     "FEEDBACK_LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
+    "FEEDBACK_LOG_FORMAT": "text (one line per record) or json (one JSON object per line)",
     "FEEDBACK_PROVIDER_TIMEOUT": "seconds a provider request may take, from 0.1 to 120",
     "FEEDBACK_ADMINS": "a comma-separated list of Slack user ids (U…) allowed to change settings",
     "FEEDBACK_WORKER": "inline (`feedback-bot run` sends deliveries) or separate (a"
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     feedback_port: int = Field(default=3000, ge=0, le=65535)
     feedback_api_token: SecretStr | None = None
     feedback_log_level: LogLevel = "INFO"
+    feedback_log_format: Literal["text", "json"] = "text"
     feedback_provider_timeout: float = Field(default=10.0, ge=0.1, le=120.0)
     feedback_admins: Annotated[tuple[str, ...], NoDecode] = ()
     feedback_secret_key: SecretStr | None = None
