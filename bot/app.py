@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
+from bot.answer_admin import AnswerAdmin
 from bot.answers import Answers, Registered
 from bot.background import Background
 from bot.channel_settings import ChannelSettings
@@ -88,6 +89,7 @@ class FeedbackBot:
                 channel_settings=channel_settings,
                 keys=keys,
                 answers=Answers(store, channel_settings, slack),
+                answer_admin=AnswerAdmin(store),
                 votes=Votes(store, worker),
                 worker=worker,
                 feedback_command=FeedbackCommand(store, channel_settings, keys, s, worker),

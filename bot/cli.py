@@ -9,17 +9,19 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
+from bot.answer_admin import AnswerAdmin, BadQuery, delivery_json, detail_json, removal_json
 from bot.answers import Answers, PostError, answer_errors, answer_json
 from bot.app import DeliveryProcess, FeedbackBot
 from bot.channel_settings import ChannelSettings
-from bot.domain import Delivery, DeliveryState, Registration
+from bot.domain import DeliveryState, Registration
 from bot.feedback_command import render
 from bot.feedback_command.grammar import MAX_ID, delivery_id, number
 from bot.logs import Redactor, setup_logging
@@ -31,6 +33,7 @@ from storage import Store
 from storage.db import DatabaseOpenError, SchemaTooNewError
 
 log = logging.getLogger("bot")
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging(level, Redactor(settings.secrets()), settings.feedback_log_format)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return int(runner.run(args.func(settings, args)) or 0)
-    except (SettingsError, SchemaTooNewError) as e:
+    except (SettingsError, SchemaTooNewError, BadQuery) as e:
         print(f"feedback-bot: {e}", file=sys.stderr)
         return 2
     except DatabaseOpenError as e:
@@ -160,6 +163,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--post-thread-ts", help="with --post: post in this thread")
     add.set_defaults(func=_answers_add)
+    ls_answers = answers.add_parser(
+        "list", parents=[common], help="list registered answers, newest first"
+    )
+    ls_answers.add_argument("--channel", help="only this channel's")
+    ls_answers.add_argument("--limit", type=_limit, default=50)
+    ls_answers.add_argument("--cursor", help="continue where a --json listing said next_cursor")
+    ls_answers.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls_answers.set_defaults(func=_answers_list, existing_db=True)
+    show = answers.add_parser(
+        "show", parents=[common], help="an answer's mapping, verdicts and deliveries"
+    )
+    show.add_argument("channel")
+    show.add_argument("ts")
+    show.add_argument("--json", action="store_true", help="as JSON")
+    show.set_defaults(func=_answers_show, existing_db=True)
+    remove = answers.add_parser(
+        "remove",
+        parents=[common],
+        help="remove a mapping (votes and history kept; queued deliveries cancelled)",
+    )
+    remove.add_argument("channel")
+    remove.add_argument("ts")
+    remove.set_defaults(func=_answers_remove, existing_db=True)
 
     deliveries = sub.add_parser("deliveries", help="inspect and retry deliveries").add_subparsers(
         required=True, metavar="action"
@@ -288,19 +314,67 @@ async def _answers_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _delivery_row(d: Delivery) -> dict[str, object]:
-    return {
-        "id": d.id,
-        "state": d.state.value,
-        "provider": d.answer.provider,
-        "channel": d.answer.channel,
-        "ts": d.answer.ts,
-        "content_id": d.content_id or None,
-        "verdict": d.verdict.status.value,
-        "attempts": d.attempts,
-        "created_at": d.created_at,
-        "last_error": d.last_error,
-    }
+async def _with_admin(settings: Settings, work: Callable[[AnswerAdmin], Awaitable[T]]) -> T:
+    store = await Store.open(settings.feedback_db)
+    try:
+        return await work(AnswerAdmin(store))
+    finally:
+        await store.close()
+
+
+def _no_answer(args: argparse.Namespace) -> int:
+    print(f"feedback-bot: no answer is registered on {args.channel}/{args.ts}", file=sys.stderr)
+    return 1
+
+
+async def _answers_list(settings: Settings, args: argparse.Namespace) -> int:
+    page = await _with_admin(
+        settings, lambda admin: admin.list(args.channel, args.limit, args.cursor)
+    )
+    if args.json:
+        for a in page.answers:
+            print(json.dumps(answer_json(a)))
+        if page.next_cursor:
+            print(json.dumps({"next_cursor": page.next_cursor}))
+        return 0
+    if not page.answers:
+        print("no answers")
+    for a in page.answers:
+        print(f"{a.channel}/{a.ts}  {a.provider:<10}  {a.target}")
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}")
+    return 0
+
+
+async def _answers_show(settings: Settings, args: argparse.Namespace) -> int:
+    detail = await _with_admin(settings, lambda admin: admin.show(args.channel, args.ts))
+    if detail is None:
+        return _no_answer(args)
+    body = detail_json(detail)
+    if args.json:
+        print(json.dumps(body))
+        return 0
+    for key, value in body.items():
+        if not isinstance(value, list):
+            print(f"{key}: {value}")
+    for source in detail.answer.sources:
+        print(f"source: {source.content_id} ({source.label})")
+    for v in detail.verdicts:
+        slot = f"source {v.content_id}" if v.content_id else "answer"
+        print(f"verdict ({slot}): {v.status.value}, {v.standing_votes} votes standing")
+    for d in detail.deliveries:
+        print(f"delivery {d.id}: {d.verdict.status.value} {d.state.value} ({d.attempts} tries)")
+    return 0
+
+
+async def _answers_remove(settings: Settings, args: argparse.Namespace) -> int:
+    removal = await _with_admin(
+        settings, lambda admin: admin.remove(args.channel, args.ts, "feedback-bot answers remove")
+    )
+    if removal is None:
+        return _no_answer(args)
+    print(json.dumps(removal_json(removal)))
+    return 0
 
 
 async def _deliveries_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -311,7 +385,7 @@ async def _deliveries_list(settings: Settings, args: argparse.Namespace) -> int:
         await store.close()
     if args.json:
         for d in rows:
-            print(json.dumps(_delivery_row(d)))
+            print(json.dumps(delivery_json(d)))
         return 0
     if not rows:
         print("no deliveries")

@@ -104,6 +104,15 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotVerdict:
+    """What a slot of an answer stands at: its verdict and the votes standing there."""
+
+    content_id: str  # '' for the answer itself
+    status: Status
+    standing_votes: int
+
+
+@dataclass(frozen=True, slots=True)
 class AnswerRef:
     """An answer as the reaction path needs it: which one, and the thread to reply in."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.answer_admin import AnswerAdmin
 from bot.answers import Answers
 from bot.background import Background
 from bot.channel_settings import ChannelSettings
@@ -40,6 +41,7 @@ class Services:
     channel_settings: ChannelSettings
     keys: Keys
     answers: Answers
+    answer_admin: AnswerAdmin
     votes: Votes
     worker: DeliveryWorker
     feedback_command: FeedbackCommand

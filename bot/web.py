@@ -12,6 +12,13 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.answer_admin import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    BadQuery,
+    detail_json,
+    removal_json,
+)
 from bot.answers import PostError, answer_errors, answer_json
 from bot.domain import Registration
 from bot.inbound import Malformed, envelope_problem, load_json_object, signed_by_slack, slack_body
@@ -37,6 +44,9 @@ def build_web_app(
             "/slack/events", _slack_events(bolt, secret.get_secret_value(), fast_lane)
         )
     app.router.add_post("/v1/answers", _answers(services))
+    app.router.add_get("/v1/answers", _list_answers(services))
+    app.router.add_get("/v1/answers/{channel}/{ts}", _show_answer(services))
+    app.router.add_delete("/v1/answers/{channel}/{ts}", _remove_answer(services))
     app.router.add_get("/healthz", _healthz(services))
     return app
 
@@ -95,14 +105,8 @@ def _answers(services: Services) -> web.Handler:
     token = services.settings.feedback_api_token
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        if token is None:
-            return _error(
-                503,
-                "the answers API is off: set FEEDBACK_API_TOKEN to a secret of at least 16"
-                " characters and restart feedback-bot",
-            )
-        if not _bearer_matches(request.headers.get("Authorization", ""), token):
-            return _error(401, "missing or wrong bearer token", hint="Authorization: Bearer …")
+        if (refused := _refused(request, token)) is not None:
+            return refused
         try:
             body = load_json_object(await request.read())
         except Malformed as e:
@@ -134,6 +138,76 @@ def _answers(services: Services) -> web.Handler:
         )
 
     return handle
+
+
+def _refused(request: web.Request, token: SecretStr | None) -> web.Response | None:
+    """The answers API's door: off (503) without FEEDBACK_API_TOKEN, 401 without it."""
+    if token is None:
+        return _error(
+            503,
+            "the answers API is off: set FEEDBACK_API_TOKEN to a secret of at least 16"
+            " characters and restart feedback-bot",
+        )
+    if not _bearer_matches(request.headers.get("Authorization", ""), token):
+        return _error(401, "missing or wrong bearer token", hint="Authorization: Bearer …")
+    return None
+
+
+def _guarded(services: Services, work: web.Handler) -> web.Handler:
+    """A read or a removal behind the answers API's door, with its errors in words."""
+    token = services.settings.feedback_api_token
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if (refused := _refused(request, token)) is not None:
+            return refused
+        try:
+            return await work(request)
+        except BadQuery as e:
+            return _error(400, str(e))
+        except StorageError as e:
+            log.error("%s %s: %s", request.method, request.path, e)
+            return _error(503, f"feedback-bot cannot read its database right now: {e}")
+
+    return handle
+
+
+def _list_answers(services: Services) -> web.Handler:
+    async def work(request: web.Request) -> web.StreamResponse:
+        q = request.query
+        unknown = set(q) - {"channel", "limit", "cursor"}
+        if unknown:
+            raise BadQuery(f"unknown parameter {sorted(unknown)[0]!r} (channel, limit, cursor)")
+        raw_limit = q.get("limit", str(DEFAULT_LIMIT))
+        if not (raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 6):
+            raise BadQuery(f"limit must be a number from 1 to {MAX_LIMIT}")
+        page = await services.answer_admin.list(q.get("channel"), int(raw_limit), q.get("cursor"))
+        return web.json_response(
+            {"answers": [answer_json(a) for a in page.answers], "next_cursor": page.next_cursor}
+        )
+
+    return _guarded(services, work)
+
+
+def _show_answer(services: Services) -> web.Handler:
+    async def work(request: web.Request) -> web.StreamResponse:
+        channel, ts = request.match_info["channel"], request.match_info["ts"]
+        detail = await services.answer_admin.show(channel, ts)
+        if detail is None:
+            return _error(404, f"no answer is registered on {channel}/{ts}")
+        return web.json_response(detail_json(detail))
+
+    return _guarded(services, work)
+
+
+def _remove_answer(services: Services) -> web.Handler:
+    async def work(request: web.Request) -> web.StreamResponse:
+        channel, ts = request.match_info["channel"], request.match_info["ts"]
+        removal = await services.answer_admin.remove(channel, ts, "DELETE /v1/answers")
+        if removal is None:
+            return _error(404, f"no answer is registered on {channel}/{ts}")
+        return web.json_response(removal_json(removal))
+
+    return _guarded(services, work)
 
 
 def _bearer_matches(given: str, token: SecretStr) -> bool:

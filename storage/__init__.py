@@ -10,7 +10,7 @@ from storage.models import (
     PostReservation,
     PostState,
 )
-from storage.store import Store
+from storage.store import Removal, Store
 
 __all__ = [
     "AuditEntry",
@@ -19,6 +19,7 @@ __all__ = [
     "Finished",
     "PostReservation",
     "PostState",
+    "Removal",
     "StorageError",
     "Store",
 ]

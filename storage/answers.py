@@ -12,6 +12,7 @@ import json
 import sqlite3
 import time
 from dataclasses import replace
+from typing import Any
 
 from bot.domain import Answer, Registration, Source
 from storage.db import transaction
@@ -30,7 +31,8 @@ ANSWER_COLUMNS = """
 
 def find_answer(db: sqlite3.Connection, channel: str, ts: str) -> Answer | None:
     row = db.execute(
-        f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.channel = ? AND a.ts = ?",
+        f"SELECT {ANSWER_COLUMNS} FROM answers a"
+        " WHERE a.channel = ? AND a.ts = ? AND a.removed_at IS NULL",
         (channel, ts),
     ).fetchone()
     return answer_from_row(row) if row else None
@@ -39,10 +41,15 @@ def find_answer(db: sqlite3.Connection, channel: str, ts: str) -> Answer | None:
 def find_answer_for_controls(db: sqlite3.Connection, channel: str, ts: str) -> Answer | None:
     """The answer whose feedback controls sit on message `ts`: the answer itself, or
     the bot's "Was this helpful?" reply under it."""
+    # Two lookups, each on its own index: as one query with OR, SQLite would rather walk
+    # the channel's answers.
+    answer = find_answer(db, channel, ts)
+    if answer is not None:
+        return answer
     row = db.execute(
         f"SELECT {ANSWER_COLUMNS} FROM answers a"
-        " WHERE a.channel = ? AND (a.ts = ? OR a.prompt_ts = ?)",
-        (channel, ts, ts),
+        " WHERE a.channel = ? AND a.prompt_ts = ? AND a.removed_at IS NULL",
+        (channel, ts),
     ).fetchone()
     return answer_from_row(row) if row else None
 
@@ -82,6 +89,38 @@ def _register_answer(db: sqlite3.Connection, answer: Answer) -> tuple[Registrati
         [(answer_id, i, s.content_id, s.label) for i, s in enumerate(answer.sources)],
     )
     return Registration.CREATED, replace(answer, id=answer_id)
+
+
+def list_answers(
+    db: sqlite3.Connection, channel: str | None, limit: int, before_id: int | None
+) -> tuple[list[Answer], int | None]:
+    """Registered answers, newest first, `limit` at most, older than `before_id` if given;
+    and the id to continue before, when there are more."""
+    where = ["a.removed_at IS NULL"]
+    params: list[Any] = []
+    if channel is not None:
+        where.append("a.channel = ?")
+        params.append(channel)
+    if before_id is not None:
+        where.append("a.id < ?")
+        params.append(before_id)
+    rows = db.execute(
+        f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE {' AND '.join(where)}"
+        " ORDER BY a.id DESC LIMIT ?",
+        (*params, limit + 1),
+    ).fetchall()
+    answers = [answer_from_row(r) for r in rows[:limit]]
+    return answers, (answers[-1].id if len(rows) > limit else None)
+
+
+def mark_removed(db: sqlite3.Connection, channel: str, ts: str, now: float) -> Answer | None:
+    """Mark the answer on message (channel, ts) removed: the row stays, with its votes and
+    delivery history, and the message may be registered afresh. None when there is none.
+    Runs inside the caller's transaction (storage/store.py: remove_answer)."""
+    answer = find_answer(db, channel, ts)
+    if answer is not None:
+        db.execute("UPDATE answers SET removed_at = ? WHERE id = ?", (now, answer.id))
+    return answer
 
 
 def set_prompt_ts(db: sqlite3.Connection, answer_id: int, prompt_ts: str) -> None:
@@ -146,8 +185,11 @@ def _find_posted(db: sqlite3.Connection, answer: Answer) -> Answer | None:
     """An answer the bot already posted for the same provider message in the channel."""
     column = "message_id" if answer.provider == "contextual" else "request_id"
     row = db.execute(
+        # `+a.channel`: look up by the provider's id (a handful of rows), not by walking
+        # the channel's answers, which SQLite would otherwise choose.
         f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.{column} = ?"
-        " AND a.channel = ? AND a.posted_by_bot = 1 ORDER BY a.id LIMIT 1",
+        " AND +a.channel = ? AND a.posted_by_bot = 1 AND a.removed_at IS NULL"
+        " ORDER BY a.id LIMIT 1",
         (answer.target, answer.channel),
     ).fetchone()
     return answer_from_row(row) if row else None

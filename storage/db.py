@@ -287,6 +287,15 @@ def migrate(db: sqlite3.Connection) -> int:
     so two processes starting at once (the bot and the admin CLI) never apply one twice.
     """
     while True:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        rebuild = version < len(MIGRATIONS) and MIGRATIONS[version].lstrip().startswith(
+            FOREIGN_KEYS_OFF
+        )
+        if rebuild:
+            # A table others reference is built again (SQLite's documented procedure): the
+            # pragma is a no-op inside a transaction, so it goes before BEGIN, and the
+            # references are checked before COMMIT.
+            db.execute("PRAGMA foreign_keys=OFF")
         db.execute("BEGIN IMMEDIATE")
         try:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
@@ -301,12 +310,23 @@ def migrate(db: sqlite3.Connection) -> int:
             # Statement by statement: executescript would commit on its own.
             for statement in _statements(MIGRATIONS[version]):
                 db.execute(statement)
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(
+                    f"migration {version + 1} would break {len(broken)} references"
+                )
             db.execute(f"PRAGMA user_version = {version + 1}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        finally:
+            if rebuild:
+                db.execute("PRAGMA foreign_keys=ON")
         log.info("database migrated to schema version %d", version + 1)
+
+
+FOREIGN_KEYS_OFF = "-- foreign keys off"
 
 
 def _statements(script: str) -> list[str]:

@@ -155,4 +155,40 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (channel, provider, target)
     ) WITHOUT ROWID;
     """,
+    # 7: answers can be removed (a wrong mapping, say): the row stays, with removed_at, so
+    # that its votes and deliveries keep their answer for statistics, and the message can be
+    # registered afresh. UNIQUE (channel, ts) was part of the table, so the table is built
+    # again with the rule as a partial index; SQLite's way to rebuild a table that others
+    # reference needs foreign keys off meanwhile (storage/db.py: migrate checks them after).
+    """
+    -- foreign keys off
+    CREATE TABLE answers_new (
+        id            INTEGER PRIMARY KEY,
+        channel       TEXT NOT NULL,
+        ts            TEXT NOT NULL,
+        provider      TEXT NOT NULL CHECK (provider IN ('contextual', 'aquilax')),
+        agent_id      TEXT,
+        message_id    TEXT,
+        request_id    TEXT,
+        org           TEXT,
+        grp           TEXT,
+        created_at    REAL NOT NULL,
+        posted_by_bot INTEGER NOT NULL DEFAULT 0,
+        thread_ts     TEXT,
+        prompt_ts     TEXT,
+        removed_at    REAL
+    );
+    INSERT INTO answers_new (id, channel, ts, provider, agent_id, message_id, request_id, org,
+        grp, created_at, posted_by_bot, thread_ts, prompt_ts)
+        SELECT id, channel, ts, provider, agent_id, message_id, request_id, org, grp,
+        created_at, posted_by_bot, thread_ts, prompt_ts FROM answers;
+    DROP TABLE answers;
+    ALTER TABLE answers_new RENAME TO answers;
+    CREATE UNIQUE INDEX answers_message ON answers (channel, ts) WHERE removed_at IS NULL;
+    CREATE UNIQUE INDEX answers_prompt ON answers (channel, prompt_ts)
+        WHERE prompt_ts IS NOT NULL AND removed_at IS NULL;
+    CREATE INDEX answers_contextual ON answers (message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX answers_aquilax ON answers (request_id) WHERE request_id IS NOT NULL;
+    CREATE INDEX answers_channel ON answers (channel, id) WHERE removed_at IS NULL;
+    """,
 )

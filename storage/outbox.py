@@ -75,7 +75,7 @@ def claim_due(
     """
     rows = db.execute(
         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
-        " JOIN answers a ON a.id = d.answer_id"
+        " JOIN answers a ON a.id = d.answer_id AND a.removed_at IS NULL"
         " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
         " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.answer_id = d.answer_id"
         "   AND s.content_id = d.content_id AND (s.state = 'sending'"
@@ -101,8 +101,11 @@ def _record_finished(
     superseded: set[int] = set()
     lost: set[int] = set()
     for f in finished:
-        state, at = f.state, f.retry_at
-        if state is DeliveryState.PENDING and _newer_row_exists(db, f.delivery_id):
+        state, at, error = f.state, f.retry_at, f.error
+        if state is DeliveryState.PENDING and _answer_removed(db, f.delivery_id):
+            # It was in flight when its answer was removed: not sent again.
+            state, error = DeliveryState.SKIPPED, "the answer was removed while it was sent"
+        elif state is DeliveryState.PENDING and _newer_row_exists(db, f.delivery_id):
             state = DeliveryState.SUPERSEDED
             superseded.add(f.delivery_id)
         cur = db.execute(
@@ -110,12 +113,21 @@ def _record_finished(
             " next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END,"
             " claimed_by = NULL, lease_until = NULL, updated_at = ?"
             " WHERE id = ? AND state = 'sending' AND claimed_by = ?",
-            (state.value, f.error, f.ref, at, at, now, f.delivery_id, owner),
+            (state.value, error, f.ref, at, at, now, f.delivery_id, owner),
         )
         if cur.rowcount == 0:
             lost.add(f.delivery_id)
             superseded.discard(f.delivery_id)
     return superseded, lost
+
+
+def _answer_removed(db: sqlite3.Connection, delivery_id: int) -> bool:
+    row = db.execute(
+        "SELECT a.removed_at IS NOT NULL FROM deliveries d JOIN answers a ON a.id = d.answer_id"
+        " WHERE d.id = ?",
+        (delivery_id,),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _recover_expired(db: sqlite3.Connection, now: float) -> int:
@@ -126,13 +138,17 @@ def _recover_expired(db: sqlite3.Connection, now: float) -> int:
         "SELECT id FROM deliveries WHERE state = 'sending' AND lease_until <= ?", (now,)
     ).fetchall()
     for (delivery_id,) in expired:
-        state = "superseded" if _newer_row_exists(db, delivery_id) else "pending"
+        state, why = "pending", "cut off mid-send (its sender stopped)"
+        if _answer_removed(db, delivery_id):
+            state, why = "skipped", "the answer was removed while it was sent"
+        elif _newer_row_exists(db, delivery_id):
+            state = "superseded"
         db.execute(
             "UPDATE deliveries SET state = ?, next_attempt_at = ?, claimed_by = NULL,"
             " lease_until = NULL, updated_at = ?,"
-            " last_error = coalesce(last_error, 'cut off mid-send (its sender stopped)')"
+            " last_error = CASE WHEN ? = 'skipped' THEN ? ELSE coalesce(last_error, ?) END"
             " WHERE id = ?",
-            (state, now, now, delivery_id),
+            (state, now, now, state, why, why, delivery_id),
         )
     return len(expired)
 
@@ -150,19 +166,36 @@ def release(db: sqlite3.Connection, owner: str, lease: float) -> int:
 
 
 def list_deliveries(
-    db: sqlite3.Connection, states: Sequence[DeliveryState] = (), limit: int = 50
+    db: sqlite3.Connection,
+    states: Sequence[DeliveryState] = (),
+    limit: int = 50,
+    answer_id: int | None = None,
 ) -> list[Delivery]:
-    where = ""
+    conditions = []
     params: list[Any] = []
     if states:
-        where = f"WHERE d.state IN ({','.join('?' * len(states))})"
+        conditions.append(f"d.state IN ({','.join('?' * len(states))})")
         params = [s.value for s in states]
+    if answer_id is not None:
+        conditions.append("d.answer_id = ?")
+        params.append(answer_id)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = db.execute(
         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
         f" JOIN answers a ON a.id = d.answer_id {where} ORDER BY d.id DESC LIMIT ?",
         (*params, limit),
     ).fetchall()
     return [_delivery(r) for r in rows]
+
+
+def cancel_pending(db: sqlite3.Connection, answer_id: int, reason: str, now: float) -> int:
+    """The answer's queued deliveries will not be sent: recorded as skipped, with
+    `reason`. Sends in flight finish. Runs inside the caller's transaction."""
+    return db.execute(
+        "UPDATE deliveries SET state = 'skipped', last_error = ?, updated_at = ?"
+        " WHERE answer_id = ? AND state = 'pending'",
+        (reason, now, answer_id),
+    ).rowcount
 
 
 def retry_dead(db: sqlite3.Connection, ids: Sequence[int] = ()) -> tuple[int, int]:

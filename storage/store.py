@@ -19,7 +19,9 @@ batch is on the thread share the next transaction, each in its own savepoint.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -31,17 +33,39 @@ from bot.domain import (
     Delivery,
     DeliveryState,
     Registration,
+    SlotVerdict,
     StoredVote,
     VoteChange,
     VoteResult,
 )
 from storage import answers, config, events, keys, outbox, votes
-from storage.db import connect, run
+from storage.db import connect, run, transaction
 from storage.group_commit import GroupCommit
 from storage.models import AuditEntry, Claim, DeliveryCounts, Finished, PostReservation
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What removing an answer did: the mapping, the votes kept, the sends cancelled."""
+
+    answer: Answer
+    votes_kept: int
+    deliveries_cancelled: int
+
+
+def _remove_answer(db: sqlite3.Connection, channel: str, ts: str, reason: str) -> Removal | None:
+    """One unit across three aggregates: the mapping goes, its votes stay (for statistics),
+    its queued deliveries are cancelled, all in one transaction."""
+    now = time.time()
+    with transaction(db):
+        answer = answers.mark_removed(db, channel, ts, now)
+        if answer is None:
+            return None
+        cancelled = outbox.cancel_pending(db, answer.id, reason, now)
+        return Removal(answer, votes.count_votes(db, answer.id), cancelled)
 
 
 class Store:
@@ -104,6 +128,14 @@ class Store:
     async def set_prompt_ts(self, answer_id: int, prompt_ts: str) -> None:
         await self._run(answers.set_prompt_ts, answer_id, prompt_ts)
 
+    async def list_answers(
+        self, channel: str | None, limit: int, before_id: int | None
+    ) -> tuple[list[Answer], int | None]:
+        return await self._run(answers.list_answers, channel, limit, before_id)
+
+    async def remove_answer(self, channel: str, ts: str, reason: str) -> Removal | None:
+        return await self._run(_remove_answer, channel, ts, reason)
+
     # ---------------------------------------------------------------- storage/votes.py
 
     async def apply_vote(self, change: VoteChange, *, dedupe_key: str | None = None) -> VoteResult:
@@ -123,6 +155,9 @@ class Store:
         self, vote_id: int, explanation: str | None, category: str | None
     ) -> VoteResult:
         return await self._run_grouped(votes.explain_vote, vote_id, explanation, category)
+
+    async def slot_verdicts(self, answer_id: int) -> list[SlotVerdict]:
+        return await self._run(votes.slot_verdicts, answer_id)
 
     async def vote_stats(self, channel: str | None, since: float) -> dict[str, dict[str, int]]:
         return await self._run(votes.vote_stats, channel, since)
@@ -146,9 +181,12 @@ class Store:
         return await self._run(outbox.release, owner, lease)
 
     async def list_deliveries(
-        self, states: Sequence[DeliveryState] = (), limit: int = 50
+        self,
+        states: Sequence[DeliveryState] = (),
+        limit: int = 50,
+        answer_id: int | None = None,
     ) -> list[Delivery]:
-        return await self._run(outbox.list_deliveries, states, limit)
+        return await self._run(outbox.list_deliveries, states, limit, answer_id)
 
     async def retry_dead(self, ids: Sequence[int] = ()) -> tuple[int, int]:
         return await self._run(outbox.retry_dead, ids)

@@ -15,6 +15,7 @@ from typing import Any
 from bot.domain import (
     REMOVED,
     AnswerRef,
+    SlotVerdict,
     Status,
     StoredVote,
     Verdict,
@@ -85,7 +86,8 @@ def apply_vote_to_message(
     and no write lock is taken, which matters as most reactions are on other messages.
     Only the answer's id and thread are read: its sources cost more than the vote."""
     row = db.execute(
-        "SELECT id, thread_ts FROM answers WHERE channel = ? AND ts = ?", (channel, ts)
+        "SELECT id, thread_ts FROM answers WHERE channel = ? AND ts = ? AND removed_at IS NULL",
+        (channel, ts),
     ).fetchone()
     if row is None:
         return None, VoteResult()
@@ -136,6 +138,30 @@ def explain_vote(
             verdict=new,
             delivery_id=delivery_id,
         )
+
+
+def count_votes(db: sqlite3.Connection, answer_id: int) -> int:
+    (count,) = db.execute("SELECT count(*) FROM votes WHERE answer_id = ?", (answer_id,)).fetchone()
+    return int(count)
+
+
+def slot_verdicts(db: sqlite3.Connection, answer_id: int) -> list[SlotVerdict]:
+    """Each slot of the answer that has votes: its verdict (the newest standing vote's
+    status, or removed) and how many votes stand there, the answer itself first."""
+    rows = db.execute(
+        "SELECT content_id, sum(withdrawn_at IS NULL) AS standing, max(CASE WHEN"
+        " withdrawn_at IS NULL THEN id END) AS newest FROM votes WHERE answer_id = ?"
+        " GROUP BY content_id ORDER BY content_id",
+        (answer_id,),
+    ).fetchall()
+    out = []
+    for r in rows:
+        status = REMOVED.status
+        if r["newest"] is not None:
+            (raw,) = db.execute("SELECT status FROM votes WHERE id = ?", (r["newest"],)).fetchone()
+            status = Status(raw)
+        out.append(SlotVerdict(r["content_id"], status, int(r["standing"])))
+    return out
 
 
 def vote_stats(
