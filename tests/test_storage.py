@@ -12,7 +12,7 @@ import pytest
 
 from bot.domain import Answer, DeliveryState, Status, VoteChange
 from storage import Finished, Store
-from storage.db import SchemaTooNewError, run
+from storage.db import SchemaTooNewError, _statements, run
 from storage.migrations import MIGRATIONS
 from tests.dbtools import query
 
@@ -134,5 +134,61 @@ async def test_one_row_per_slot_in_flight_is_a_constraint(tmp_path: Path) -> Non
         await store.apply_vote(VoteChange(answer.id, "U0002", "button", "toggle", Status.FLAGGED))
         again = await store.finish_and_claim([], 1e10 + 1, 10, owner="b", lease=3.0)
         assert again.deliveries == []
+    finally:
+        await store.close()
+
+
+async def test_migration_7_keeps_every_row_and_frees_removed_messages(tmp_path: Path) -> None:
+    """Schema 6 → 7 rebuilds the answers table others reference: every answer, vote and
+    delivery survives with its links, foreign keys are on again, and afterwards a removed
+    answer's message can be registered afresh while a live one cannot be twice."""
+    path = tmp_path / "f.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for n, script in enumerate(MIGRATIONS[:6], start=1):
+        for statement in _statements(script):
+            raw.execute(statement)
+        raw.execute(f"PRAGMA user_version = {n}")
+    raw.execute(
+        "INSERT INTO answers (id, channel, ts, provider, request_id, org, grp, created_at)"
+        " VALUES (7, 'C0AAAAAAA', '1700000000.000100', 'aquilax', 'r', 'o', 'g', 1)"
+    )
+    raw.execute(
+        "INSERT INTO votes (answer_id, user_id, origin, status, cast_at)"
+        " VALUES (7, 'U1', 'button', 'thumbs_up', 1)"
+    )
+    raw.execute(
+        "INSERT INTO deliveries (answer_id, status, next_attempt_at, created_at, updated_at)"
+        " VALUES (7, 'thumbs_up', 1, 1, 1)"
+    )
+    raw.close()
+    store = await Store.open(path)
+    try:
+        assert await query(store, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        assert await query(store, "PRAGMA foreign_keys") == [(1,)]
+        assert await query(store, "PRAGMA foreign_key_check") == []
+        assert await query(store, "SELECT id, ts, removed_at FROM answers") == [
+            (7, "1700000000.000100", None)
+        ]
+        assert await query(store, "SELECT answer_id FROM votes") == [(7,)]
+        assert await query(store, "SELECT answer_id, state FROM deliveries") == [(7, "pending")]
+        with pytest.raises(sqlite3.IntegrityError):  # still one live answer per message
+            await query(
+                store,
+                "INSERT INTO answers (channel, ts, provider, created_at)"
+                " VALUES ('C0AAAAAAA', '1700000000.000100', 'aquilax', 2)",
+            )
+        removal = await store.remove_answer("C0AAAAAAA", "1700000000.000100", "test")
+        assert removal is not None and removal.votes_kept == 1
+        outcome, fresh = await store.register_answer(
+            Answer(
+                channel="C0AAAAAAA",
+                ts="1700000000.000100",
+                provider="aquilax",
+                request_id="77e81bbc-3e7f-47b9-87fa-681b5d2f54e6",
+                org="o",
+                group="g",
+            )
+        )
+        assert outcome.value == "created" and fresh.id != 7
     finally:
         await store.close()
