@@ -17,6 +17,7 @@ from typing import TypeVar
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
+from bot import vote_export
 from bot.answer_admin import AnswerAdmin, BadQuery, delivery_json, detail_json, removal_json
 from bot.answers import Answers, PostError, answer_errors, answer_json
 from bot.app import DeliveryProcess, FeedbackBot
@@ -29,6 +30,7 @@ from bot.providers import PROVIDERS, CliOption
 from bot.settings import EXPECTED, Settings, SettingsError, load_settings
 from bot.slack_api import web_client
 from bot.validation import describe
+from bot.vote_export import VoteFilter
 from storage import Store
 from storage.db import DatabaseOpenError, SchemaTooNewError
 
@@ -186,6 +188,19 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("channel")
     remove.add_argument("ts")
     remove.set_defaults(func=_answers_remove, existing_db=True)
+
+    votes = sub.add_parser("votes", help="votes, for analysis").add_subparsers(
+        required=True, metavar="action"
+    )
+    export = votes.add_parser(
+        "export", parents=[common], help="every vote, one row each, as CSV or JSON Lines"
+    )
+    export.add_argument("--since", metavar="DATE", help="cast at or after (2026-11-01, UTC)")
+    export.add_argument("--until", metavar="DATE", help="cast before")
+    export.add_argument("--channel", help="only this channel's answers")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    export.add_argument("--output", type=Path, metavar="FILE", help="write here, not stdout")
+    export.set_defaults(func=_votes_export, existing_db=True)
 
     deliveries = sub.add_parser("deliveries", help="inspect and retry deliveries").add_subparsers(
         required=True, metavar="action"
@@ -374,6 +389,30 @@ async def _answers_remove(settings: Settings, args: argparse.Namespace) -> int:
     if removal is None:
         return _no_answer(args)
     print(json.dumps(removal_json(removal)))
+    return 0
+
+
+async def _votes_export(settings: Settings, args: argparse.Namespace) -> int:
+    where = VoteFilter.parse(args.since, args.until, args.channel)
+    store = await Store.open(settings.feedback_db)
+    out = args.output.open("w", newline="") if args.output else sys.stdout
+    count = 0
+    try:
+        if args.format == "csv":
+            out.write(vote_export.csv_header())
+        async for row in vote_export.rows(store, where):
+            out.write(
+                vote_export.csv_row(row)
+                if args.format == "csv"
+                else vote_export.jsonl(row).decode()
+            )
+            count += 1
+    finally:
+        await store.close()
+        if args.output:
+            out.close()
+    if args.output:
+        print(f"{count} votes written to {args.output}", file=sys.stderr)
     return 0
 
 

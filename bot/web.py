@@ -12,6 +12,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot import vote_export
 from bot.answer_admin import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -23,6 +24,7 @@ from bot.answers import PostError, answer_errors, answer_json
 from bot.domain import Registration
 from bot.inbound import Malformed, envelope_problem, load_json_object, signed_by_slack, slack_body
 from bot.services import Services
+from bot.vote_export import VoteFilter
 from handlers.reactions import FastLane
 from storage import StorageError
 
@@ -47,6 +49,7 @@ def build_web_app(
     app.router.add_get("/v1/answers", _list_answers(services))
     app.router.add_get("/v1/answers/{channel}/{ts}", _show_answer(services))
     app.router.add_delete("/v1/answers/{channel}/{ts}", _remove_answer(services))
+    app.router.add_get("/v1/votes", _votes(services))
     app.router.add_get("/healthz", _healthz(services))
     return app
 
@@ -206,6 +209,33 @@ def _remove_answer(services: Services) -> web.Handler:
         if removal is None:
             return _error(404, f"no answer is registered on {channel}/{ts}")
         return web.json_response(removal_json(removal))
+
+    return _guarded(services, work)
+
+
+def _votes(services: Services) -> web.Handler:
+    """Every vote that matches, as JSON Lines, streamed page by page."""
+
+    async def work(request: web.Request) -> web.StreamResponse:
+        q = request.query
+        unknown = set(q) - {"since", "until", "channel"}
+        if unknown:
+            raise BadQuery(f"unknown parameter {sorted(unknown)[0]!r} (since, until, channel)")
+        where = VoteFilter.parse(q.get("since"), q.get("until"), q.get("channel"))
+        rows = vote_export.rows(services.store, where)
+        first = await anext(rows, None)  # a database error is still a clean 503 here
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        if first is not None:
+            chunk = [vote_export.jsonl(first)]
+            async for row in rows:
+                chunk.append(vote_export.jsonl(row))
+                if len(chunk) >= 500:  # a write per few hundred rows, not per row
+                    await response.write(b"".join(chunk))
+                    chunk.clear()
+            await response.write(b"".join(chunk))
+        await response.write_eof()
+        return response
 
     return _guarded(services, work)
 

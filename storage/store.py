@@ -156,6 +156,16 @@ class Store:
     ) -> VoteResult:
         return await self._run_grouped(votes.explain_vote, vote_id, explanation, category)
 
+    async def export_page(
+        self,
+        after_id: int,
+        since: float | None,
+        until: float | None,
+        channel: str | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        return await self._run(votes.export_page, after_id, since, until, channel, limit)
+
     async def slot_verdicts(self, answer_id: int) -> list[SlotVerdict]:
         return await self._run(votes.slot_verdicts, answer_id)
 

@@ -140,6 +140,45 @@ def explain_vote(
         )
 
 
+# What an export row holds, in order (bot/vote_export.py names them for CSV and JSON).
+EXPORT_COLUMNS = (
+    "v.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org,"
+    " a.grp, v.content_id, v.user_id, v.status, v.origin, v.explanation, v.category,"
+    " v.cast_at, v.withdrawn_at, a.removed_at IS NOT NULL"
+)
+
+
+def export_page(
+    db: sqlite3.Connection,
+    after_id: int,
+    since: float | None,
+    until: float | None,
+    channel: str | None,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """Up to `limit` votes with an id above `after_id`, oldest first, with their answer's
+    ids: one page of an export. Pages by id, so a million votes never sit in memory."""
+    where = ["v.id > ?"]
+    params: list[Any] = [after_id]
+    if since is not None:
+        where.append("v.cast_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("v.cast_at < ?")
+        params.append(until)
+    if channel is not None:
+        where.append("a.channel = ?")
+        params.append(channel)
+    return [
+        tuple(r)
+        for r in db.execute(
+            f"SELECT {EXPORT_COLUMNS} FROM votes v JOIN answers a ON a.id = v.answer_id"
+            f" WHERE {' AND '.join(where)} ORDER BY v.id LIMIT ?",
+            (*params, limit),
+        )
+    ]
+
+
 def count_votes(db: sqlite3.Connection, answer_id: int) -> int:
     (count,) = db.execute("SELECT count(*) FROM votes WHERE answer_id = ?", (answer_id,)).fetchone()
     return int(count)
