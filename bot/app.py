@@ -24,6 +24,7 @@ from bot.health import Health
 from bot.inbound import CheckedSocketModeHandler
 from bot.keys import Keys
 from bot.logs import Redactor
+from bot.metrics import Metrics
 from bot.permissions import Permissions
 from bot.providers import PROVIDERS, Provider
 from bot.registration import AnswerIn
@@ -69,8 +70,13 @@ class FeedbackBot:
         s = self.settings
         store = await Store.open(s.feedback_db)
         try:
+            metrics = Metrics(store) if s.feedback_metrics else None
             self._session = slack_session()
-            slack = web_client(s, self._session)
+            slack = web_client(
+                s,
+                self._session,
+                on_error=metrics.slack_error if metrics is not None else None,
+            )
             identity = await _identify(slack)
             if s.socket_mode:
                 await _check_app_token(slack, _secret(s.slack_app_token))
@@ -81,6 +87,7 @@ class FeedbackBot:
                 timeout=self._provider_timeout,
                 concurrency=self._concurrency,
                 backoff=self._backoff,
+                metrics=metrics,
             )
             channel_settings = ChannelSettings(store)
             self.services = Services(
@@ -90,7 +97,7 @@ class FeedbackBot:
                 keys=keys,
                 answers=Answers(store, channel_settings, slack),
                 answer_admin=AnswerAdmin(store),
-                votes=Votes(store, worker),
+                votes=Votes(store, worker, metrics),
                 worker=worker,
                 feedback_command=FeedbackCommand(store, channel_settings, keys, s, worker),
                 permissions=Permissions(slack, s.feedback_admins),
@@ -99,6 +106,7 @@ class FeedbackBot:
                 background=Background(),
                 redactor=self.redactor,
                 health=Health(store, worker.owner),
+                metrics=metrics,
             )
             bolt = self.bolt = self._bolt_app(slack, identity)
             handlers.register(bolt, self.services)
@@ -170,7 +178,9 @@ class FeedbackBot:
         self.port = sockets[0].getsockname()[1] if sockets else s.feedback_port
         log.info("listening on http://%s:%d", s.feedback_host, self.port)
         if s.socket_mode:
-            handler = CheckedSocketModeHandler(bolt, _secret(s.slack_app_token), fast_lane)
+            handler = CheckedSocketModeHandler(
+                bolt, _secret(s.slack_app_token), fast_lane, self.services.metrics
+            )
             await handler.connect_async()
             self._socket_handler = handler
             self.services.health.watch_socket(handler.client.is_connected)
@@ -277,6 +287,7 @@ async def _delivery_worker(
     concurrency: int,
     backoff: Backoff | None,
     watch_other_writers: bool = False,
+    metrics: Metrics | None = None,
 ) -> tuple[aiohttp.ClientSession, Keys, DeliveryWorker]:
     """The provider clients and the worker that drives them, for either process."""
     # The provider session carries the timeouts: a hung provider fails the send (and it is
@@ -303,6 +314,7 @@ async def _delivery_worker(
         backoff=backoff,
         redact=redactor,
         watch_other_writers=watch_other_writers,
+        metrics=metrics,
     )
     return http, keys, worker
 

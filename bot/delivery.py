@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot.domain import Delivery, DeliveryState
+from bot.metrics import Metrics
 from bot.providers import Provider, ProviderError, RetryableError, Sent
 from storage import Claim, Finished, StorageError, Store
 
@@ -83,6 +84,7 @@ class DeliveryWorker:
         rng: random.Random | None = None,
         owner: str | None = None,
         watch_other_writers: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._providers = providers
@@ -95,6 +97,7 @@ class DeliveryWorker:
         self.lease = lease_for(request_timeout)
         # In its own process, no vote calls notify(): it looks at the database instead.
         self._watch = watch_other_writers
+        self._metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -198,7 +201,7 @@ class DeliveryWorker:
         for delivery_id in claim.superseded:
             superseded = self._retrying.get(delivery_id)
             if superseded is not None:
-                _outcome(logging.INFO, superseded, "superseded", "a newer verdict replaces it")
+                self._outcome(logging.INFO, superseded, "superseded", "a newer verdict replaces it")
         for f in finished:
             self._retrying.pop(f.delivery_id, None)
         for delivery_id in claim.lost:
@@ -263,32 +266,51 @@ class DeliveryWorker:
         except ProviderError as e:
             error = self._redact(str(e))
             if not e.retryable:
-                _outcome(logging.ERROR, d, "dead", error)
+                self._outcome(logging.ERROR, d, "dead", error, started=started)
                 self._finish(Finished(d.id, DeliveryState.DEAD, error))
                 return
             retry_after = e.retry_after if isinstance(e, RetryableError) else None
-            self._retry(d, error, retry_after)
+            self._retry(d, error, retry_after, started)
         except Exception as e:  # a bug of ours must not lose the row: retry it later
             log.exception("delivery %d (%s) failed unexpectedly", d.id, _slot(d))
-            self._retry(d, self._redact(f"internal error: {type(e).__name__}"), None)
+            self._retry(d, self._redact(f"internal error: {type(e).__name__}"), None, started)
         else:
-            ms = (time.perf_counter() - started) * 1000
             if isinstance(outcome, Sent):
-                _outcome(logging.INFO, d, "delivered", ms=ms)
+                self._outcome(logging.INFO, d, "delivered", started=started)
                 self._finish(Finished(d.id, DeliveryState.DELIVERED, ref=outcome.ref))
             else:
-                _outcome(logging.INFO, d, "skipped", outcome.reason, ms=ms)
+                self._outcome(logging.INFO, d, "skipped", outcome.reason, started=started)
                 self._finish(Finished(d.id, DeliveryState.SKIPPED, outcome.reason))
 
     def _finish(self, finished: Finished) -> None:
         self._finished.append(finished)
         self._wake.set()
 
-    def _retry(self, d: Delivery, error: str, retry_after: float | None) -> None:
+    def _retry(self, d: Delivery, error: str, retry_after: float | None, started: float) -> None:
         delay = self._backoff.delay(d.attempts, retry_after, self._rng)
-        _outcome(logging.WARNING, d, "retried", error, retry_in=round(delay, 1))
+        self._outcome(
+            logging.WARNING, d, "retried", error, started=started, retry_in=round(delay, 1)
+        )
         self._retrying[d.id] = d
         self._finish(Finished(d.id, DeliveryState.PENDING, error, retry_at=time.time() + delay))
+
+    def _outcome(
+        self,
+        level: int,
+        d: Delivery,
+        result: str,
+        detail: str | None = None,
+        *,
+        started: float | None = None,
+        retry_in: float | None = None,
+    ) -> None:
+        seconds = None if started is None else time.perf_counter() - started
+        if self._metrics is not None:
+            self._metrics.deliveries.labels(d.answer.provider, result).inc()
+            if seconds is not None:
+                self._metrics.provider_seconds.labels(d.answer.provider).observe(seconds)
+        ms = None if seconds is None else seconds * 1000
+        _outcome(level, d, result, detail, ms=ms, retry_in=retry_in)
 
 
 def _slot(d: Delivery) -> str:

@@ -18,13 +18,17 @@ from urllib.parse import parse_qsl
 import orjson
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.adapter.socket_mode.async_internals import send_async_response
+from slack_bolt.adapter.socket_mode.async_internals import (
+    run_async_bolt_app,
+    send_async_response,
+)
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from bot.metrics import Metrics
 from bot.validation import describe, error_list
 
 log = logging.getLogger(__name__)
@@ -269,6 +273,21 @@ class SlackEnvelope(EnvelopeLevel):
     ] = None
 
 
+def request_kind(body: dict[str, Any]) -> str:
+    """What a Slack request is, in a word (an event's type, block_actions, a command…),
+    for the metrics; never more than a short known name, so labels stay few."""
+    event = body.get("event")
+    if isinstance(event, dict) and isinstance(event.get("type"), str):
+        kind: object = event["type"]
+    elif "command" in body:
+        kind = "slash_command"
+    else:
+        kind = body.get("type")
+    if isinstance(kind, str) and kind.replace("_", "").isalpha() and len(kind) <= 40:
+        return kind
+    return "unknown"
+
+
 def envelope_problem(body: dict[str, Any]) -> str | None:
     """Why Bolt could not take `body` (a parsed, depth-checked object), or None."""
     try:
@@ -293,13 +312,31 @@ class CheckedSocketModeHandler(AsyncSocketModeHandler):
     """Bolt's Socket Mode adapter, with the envelope checked as on the HTTP door, and
     reaction events taken by the fast lane as there."""
 
-    def __init__(self, app: AsyncApp, app_token: str, fast_lane: FastDoor | None = None) -> None:
+    def __init__(
+        self,
+        app: AsyncApp,
+        app_token: str,
+        fast_lane: FastDoor | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         super().__init__(app, app_token)
         self._fast_lane = fast_lane
+        self._metrics = metrics
 
     async def handle(  # type: ignore[override]
         self, client: AsyncBaseSocketModeClient, req: SocketModeRequest
     ) -> None:
+        if self._metrics is None:
+            await self._handle(client, req)
+            return
+        started = time.perf_counter()
+        status = await self._handle(client, req)
+        kind = request_kind(req.payload) if isinstance(req.payload, dict) else "unknown"
+        self._metrics.request(kind, status, time.perf_counter() - started)
+
+    async def _handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> int:
+        """The status it was answered with, as over HTTP; acknowledged unless it is a 5xx
+        (Slack sends an unacknowledged envelope again)."""
         payload = req.payload
         if (
             self._fast_lane is not None
@@ -309,7 +346,7 @@ class CheckedSocketModeHandler(AsyncSocketModeHandler):
             started = time.time()
             response = await self._fast_lane.handle(reaction)
             await send_async_response(client, req, response, started)
-            return
+            return response.status
         if not isinstance(payload, dict):
             problem: str | None = f"the payload should be a JSON object, not {_kind(payload)}"
         elif not _within_depth(payload, MAX_DEPTH):
@@ -317,9 +354,13 @@ class CheckedSocketModeHandler(AsyncSocketModeHandler):
         else:
             problem = envelope_problem(payload)
         if problem is None:
-            await super().handle(client, req)  # type: ignore[arg-type]
-            return
+            # As Bolt's own handle() does, keeping the status.
+            started = time.time()
+            answered = await run_async_bolt_app(self.app, req)
+            await send_async_response(client, req, answered, started)
+            return answered.status
         log.warning("refused a malformed %s envelope over Socket Mode: %s", req.type, problem)
         # Acknowledge it all the same: Slack would redeliver an unacknowledged event, and
         # this one can never succeed.
         await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        return 400

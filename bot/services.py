@@ -17,6 +17,7 @@ from bot.feedback_command.execute import FeedbackCommand
 from bot.health import Health
 from bot.keys import Keys
 from bot.logs import Redactor
+from bot.metrics import Metrics
 from bot.permissions import Permissions
 from bot.settings import Settings
 from bot.votes import Votes
@@ -51,3 +52,4 @@ class Services:
     background: Background
     redactor: Redactor
     health: Health
+    metrics: Metrics | None  # None unless FEEDBACK_METRICS=1

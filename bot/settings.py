@@ -31,6 +31,7 @@ EXPECTED: dict[str, str] = {
     "FEEDBACK_ADMINS": "a comma-separated list of Slack user ids (U…) allowed to change settings",
     "FEEDBACK_WORKER": "inline (`feedback-bot run` sends deliveries) or separate (a"
     " `feedback-bot worker` process beside it sends them)",
+    "FEEDBACK_METRICS": "1 to serve Prometheus metrics at /metrics, 0 (the default) not to",
     "FEEDBACK_SECRET_KEY": "a Fernet key (32 url-safe base64 bytes); make one with "
     "`feedback-bot secret-key`",
 }
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     feedback_admins: Annotated[tuple[str, ...], NoDecode] = ()
     feedback_secret_key: SecretStr | None = None
     feedback_worker: Literal["inline", "separate"] = "inline"
+    feedback_metrics: bool = False
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -22,7 +22,15 @@ from bot.answer_admin import (
 )
 from bot.answers import PostError, answer_errors, answer_json
 from bot.domain import Registration
-from bot.inbound import Malformed, envelope_problem, load_json_object, signed_by_slack, slack_body
+from bot.inbound import (
+    Malformed,
+    envelope_problem,
+    load_json_object,
+    request_kind,
+    signed_by_slack,
+    slack_body,
+)
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.services import Services
 from bot.vote_export import VoteFilter
 from handlers.reactions import FastLane
@@ -43,7 +51,8 @@ def build_web_app(
         secret = services.settings.slack_signing_secret
         assert secret is not None
         app.router.add_post(
-            "/slack/events", _slack_events(bolt, secret.get_secret_value(), fast_lane)
+            "/slack/events",
+            _slack_events(bolt, secret.get_secret_value(), fast_lane, services.metrics),
         )
     app.router.add_post("/v1/answers", _answers(services))
     app.router.add_get("/v1/answers", _list_answers(services))
@@ -51,6 +60,8 @@ def build_web_app(
     app.router.add_delete("/v1/answers/{channel}/{ts}", _remove_answer(services))
     app.router.add_get("/v1/votes", _votes(services))
     app.router.add_get("/healthz", _healthz(services))
+    if services.metrics is not None:
+        app.router.add_get("/metrics", _metrics(services.metrics))
     return app
 
 
@@ -58,10 +69,13 @@ def _error(status: int, message: str, **extra: object) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-def _slack_events(bolt: AsyncApp, signing_secret: str, fast_lane: FastLane | None) -> web.Handler:
+def _slack_events(
+    bolt: AsyncApp, signing_secret: str, fast_lane: FastLane | None, metrics: Metrics | None
+) -> web.Handler:
     secret = signing_secret.encode()
 
-    async def handle(request: web.Request) -> web.StreamResponse:
+    async def answer(request: web.Request) -> tuple[str, web.StreamResponse]:
+        """What the request was (for the metrics), and its answer."""
         # Bytes, not text: the signature covers the bytes as sent, and decoding by the
         # declared charset would let an unsigned request choose our codec.
         body = await request.read()
@@ -75,18 +89,19 @@ def _slack_events(bolt: AsyncApp, signing_secret: str, fast_lane: FastLane | Non
             time.time(),
         ):
             log.info("rejected a request to /slack/events with an invalid signature")
-            return _error(401, "invalid signature")
+            return "unsigned", _error(401, "invalid signature")
         if fast_lane is not None and (reaction := fast_lane.take_json(body)) is not None:
             answered = await fast_lane.handle(reaction)
             # Its answers are plain text (empty, or why not): no need for Bolt's converter.
-            return web.Response(status=answered.status, text=answered.body)
+            return reaction.event.type, web.Response(status=answered.status, text=answered.body)
         try:
             payload = slack_body(body, request.content_type)
         except Malformed as e:
-            return _malformed(str(e))
+            return "unknown", _malformed(str(e))
+        kind = request_kind(payload)
         problem = envelope_problem(payload)
         if problem is not None:
-            return _malformed(problem)
+            return kind, _malformed(problem)
         # Bolt takes an already-parsed body only in its socket_mode. Besides, the mode
         # only skips Bolt's own signature check (off anyway: verified above) and makes a
         # copied request keep the parsed body.
@@ -94,7 +109,26 @@ def _slack_events(bolt: AsyncApp, signing_secret: str, fast_lane: FastLane | Non
             body=payload, query=request.query_string, headers=request.headers, mode="socket_mode"
         )
         response = await bolt.async_dispatch(bolt_request)
-        return await to_aiohttp_response(response)
+        return kind, await to_aiohttp_response(response)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if metrics is None:
+            return (await answer(request))[1]
+        started = time.perf_counter()
+        kind, response = await answer(request)
+        metrics.request(kind, response.status, time.perf_counter() - started)
+        return response
+
+    return handle
+
+
+def _metrics(metrics: Metrics) -> web.Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            body = await metrics.render()
+        except StorageError as e:
+            return _error(503, f"feedback-bot cannot read its database right now: {e}")
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     return handle
 
