@@ -22,6 +22,7 @@ from bot.answer_admin import AnswerAdmin, BadQuery, delivery_json, detail_json, 
 from bot.answers import Answers, PostError, answer_errors, answer_json
 from bot.app import DeliveryProcess, FeedbackBot
 from bot.channel_settings import ChannelSettings
+from bot.doctor import diagnose
 from bot.domain import DeliveryState, Registration
 from bot.feedback_command import render
 from bot.feedback_command.grammar import MAX_ID, delivery_id, number
@@ -41,7 +42,13 @@ T = TypeVar("T")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(**_overrides(args))
+        try:
+            settings = load_settings(**_overrides(args))
+        except SettingsError as e:
+            if args.func is not _doctor:
+                raise
+            print(f"✗ settings: {e}\n    → fix it in .env or the environment, then run again")
+            return 1
         if args.existing_db and not Path(settings.feedback_db).exists():
             # Opening would create an empty database: the command would then report on
             # nothing, or change nothing, and the operator would never learn why.
@@ -218,6 +225,13 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("ids", nargs="*", type=_delivery_id)
     retry.set_defaults(func=_deliveries_retry, existing_db=True)
 
+    doctor = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check settings, database, Slack tokens and scopes, provider keys and hosts",
+    )
+    doctor.set_defaults(func=_doctor)
+
     key = sub.add_parser("secret-key", parents=[common], help="print a new FEEDBACK_SECRET_KEY")
     key.set_defaults(func=_secret_key)
     return p
@@ -390,6 +404,11 @@ async def _answers_remove(settings: Settings, args: argparse.Namespace) -> int:
         return _no_answer(args)
     print(json.dumps(removal_json(removal)))
     return 0
+
+
+async def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when every check passes, 1 otherwise."""
+    return 0 if await diagnose(settings, lambda line: print(line, flush=True)) else 1
 
 
 async def _votes_export(settings: Settings, args: argparse.Namespace) -> int:

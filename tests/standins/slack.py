@@ -41,6 +41,16 @@ class SlackStandIn:
     socket_acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     refuse_sockets: bool = False  # Slack's WebSocket endpoint is unreachable
+    # What the bot token was granted, as Slack says in auth.test's X-OAuth-Scopes header.
+    scopes: list[str] = field(
+        default_factory=lambda: [
+            "reactions:read",
+            "chat:write",
+            "chat:write.public",
+            "commands",
+            "users:read",
+        ]
+    )
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -170,7 +180,8 @@ class SlackStandIn:
         if handler is None:
             self.violations.append(f"unexpected method {method}")
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response(await handler(args))
+        headers = {"X-OAuth-Scopes": ",".join(self.scopes)} if method == "auth.test" else None
+        return web.json_response(await handler(args), headers=headers)
 
     def _record_violations(self, method: str, errors: list[str]) -> None:
         self.violations += [f"{method}: {e}" for e in errors]
