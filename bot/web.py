@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from importlib.resources import files
 
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
@@ -60,9 +61,18 @@ def build_web_app(
     app.router.add_delete("/v1/answers/{channel}/{ts}", _remove_answer(services))
     app.router.add_get("/v1/votes", _votes(services))
     app.router.add_get("/healthz", _healthz(services))
+    app.router.add_get("/v1/openapi.json", _openapi)
     if services.metrics is not None:
         app.router.add_get("/metrics", _metrics(services.metrics))
     return app
+
+
+# The HTTP API's description (docs/openapi.json is this file); tests hold the routes to it.
+OPENAPI = files("bot").joinpath("openapi.json").read_bytes()
+
+
+async def _openapi(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=OPENAPI, content_type="application/json")
 
 
 def _error(status: int, message: str, **extra: object) -> web.Response:
