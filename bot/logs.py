@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 # Token shapes worth hiding even when we were never told their value.
 _TOKEN_SHAPES = re.compile(
@@ -77,6 +78,23 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a request it could not even parse (a NUL byte in a header, say) at
+    ERROR with a traceback, after answering it 400 itself. It is the sender's mistake, not
+    ours: one line at INFO says so, and a real error of ours still shows as it was."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = (
+                "answered a malformed HTTP request with 400: %s",
+                (str(error.message).strip() or type(error).__name__,),
+            )
+            record.exc_info = record.exc_text = None
+        return True
+
+
 # Libraries that talk a lot at DEBUG: aiosqlite logs every call to its thread, which
 # drowns what the bot says about itself.
 QUIET_ALWAYS = ("aiosqlite",)
@@ -95,6 +113,9 @@ def setup_logging(level: int, redactor: Redactor, fmt: str = "text") -> None:
     root.setLevel(level)
     for name in QUIET_ALWAYS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequests) for f in server.filters):
+        server.addFilter(MalformedRequests())
     # Chatty libraries stay at WARNING unless we are debugging.
     if level > logging.DEBUG:
         for name in QUIET_UNLESS_DEBUG:
