@@ -22,7 +22,7 @@ from bot.answer_admin import AnswerAdmin, BadQuery, delivery_json, detail_json, 
 from bot.answers import Answers, PostError, answer_errors, answer_json
 from bot.app import DeliveryProcess, FeedbackBot
 from bot.channel_settings import ChannelSettings
-from bot.doctor import diagnose
+from bot.doctor import Check, diagnose
 from bot.domain import DeliveryState, Registration
 from bot.feedback_command import render
 from bot.feedback_command.grammar import MAX_ID, delivery_id, number
@@ -230,6 +230,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="check settings, database, Slack tokens and scopes, provider keys and hosts",
     )
+    doctor.add_argument("--json", action="store_true", help="one JSON object per check")
     doctor.set_defaults(func=_doctor)
 
     key = sub.add_parser("secret-key", parents=[common], help="print a new FEEDBACK_SECRET_KEY")
@@ -408,7 +409,11 @@ async def _answers_remove(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _doctor(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 when every check passes, 1 otherwise."""
-    return 0 if await diagnose(settings, lambda line: print(line, flush=True)) else 1
+
+    def say(check: Check) -> None:
+        print(json.dumps(check.json()) if args.json else check.line(), flush=True)
+
+    return 0 if await diagnose(settings, say) else 1
 
 
 async def _votes_export(settings: Settings, args: argparse.Namespace) -> int:

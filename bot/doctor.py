@@ -32,21 +32,24 @@ class Check:
     detail: str
     fix: str = ""
 
+    def json(self) -> dict[str, object]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix or None}
+
     def line(self) -> str:
         mark = {True: "✓", False: "✗", None: "–"}[self.ok]
         text = f"{mark} {self.name}: {self.detail}"
         return f"{text}\n    → {self.fix}" if self.fix and not self.ok else text
 
 
-async def diagnose(settings: Settings, say: Callable[[str], None]) -> bool:
-    """Run every check, saying each as it ends; True when none failed."""
+async def diagnose(settings: Settings, say: Callable[[Check], None]) -> bool:
+    """Run every check, handing each to `say` as it ends (redacted); True when none failed."""
     redact = Redactor(settings.secrets())
     failed = False
 
     def report(check: Check) -> None:
         nonlocal failed
         failed = failed or check.ok is False
-        say(redact(check.line()))
+        say(Check(check.name, check.ok, redact(check.detail), redact(check.fix)))
 
     mode = "Socket Mode" if settings.socket_mode else "HTTP"
     report(Check("settings", True, f"read ({mode}, database {settings.feedback_db})"))

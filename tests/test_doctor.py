@@ -4,6 +4,7 @@ something is not, exit 0 or 1, and never a secret."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -24,13 +25,14 @@ Standins = tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def doctor(tmp_path: Path, standins: Standins, **env: str) -> tuple[int, str]:
+async def doctor(tmp_path: Path, standins: Standins, *args: str, **env: str) -> tuple[int, str]:
     settings = settings_for(tmp_path / "feedback.db", *standins)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         "doctor",
+        *args,
         env={**_clean_environ(), **env_for(settings), "PYTHONPATH": os.getcwd(), **env},
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
@@ -76,6 +78,10 @@ async def test_all_is_well(tmp_path: Path, standins: Standins) -> None:
         "outbox": "✓",
     }
     assert "✓ Contextual key: from CONTEXTUAL_API_KEY (…" in text
+    code, text = await doctor(tmp_path, standins, "--json")
+    checks = [json.loads(line) for line in text.splitlines()]
+    assert code == 0 and [c["check"] for c in checks][:2] == ["settings", "database"]
+    assert {c["ok"] for c in checks} == {True, None}
 
 
 async def test_each_fault_is_a_cross_with_its_fix(tmp_path: Path, standins: Standins) -> None:
