@@ -1,0 +1,198 @@
+"""`feedback-bot answers add|list|show|remove`: register answers, look them up, remove one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pydantic import ValidationError
+
+from bot.answer_admin import AnswerAdmin, detail_json, removal_json
+from bot.answers import Answers, PostError, answer_errors, answer_json
+from bot.channel_settings import ChannelSettings
+from bot.cli.options import limit, with_store
+from bot.domain import Registration
+from bot.providers import PROVIDERS, CliOption
+from bot.settings import Settings
+from bot.slack_api import web_client
+from bot.validation import describe
+from storage import Store
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    answers = sub.add_parser("answers", help="register AI answers").add_subparsers(
+        required=True, metavar="action"
+    )
+    add_ = answers.add_parser(
+        "add", parents=[common], help="map a Slack message to a provider answer"
+    )
+    add_.add_argument("--json", help="the whole answer as JSON, as POST /v1/answers takes it")
+    add_.add_argument("--channel")
+    add_.add_argument("--ts")
+    add_.add_argument("--provider", choices=list(PROVIDERS))
+    for option in provider_options():
+        if option.item is not None:
+            add_.add_argument(
+                option.option,
+                dest=option.field,
+                action="append",
+                default=[],
+                metavar=option.metavar,
+                help=option.help,
+            )
+        else:
+            add_.add_argument(
+                option.option, dest=option.field, metavar=option.metavar, help=option.help
+            )
+    add_.add_argument("--thread-ts", help="the thread the existing message is in")
+    add_.add_argument(
+        "--post",
+        metavar="TEXT",
+        help="post TEXT as the answer, with feedback buttons, instead of mapping --ts",
+    )
+    add_.add_argument("--post-thread-ts", help="with --post: post in this thread")
+    add_.set_defaults(func=add)
+    ls_answers = answers.add_parser(
+        "list", parents=[common], help="list registered answers, newest first"
+    )
+    ls_answers.add_argument("--channel", help="only this channel's")
+    ls_answers.add_argument("--limit", type=limit, default=50)
+    ls_answers.add_argument("--cursor", help="continue where a --json listing said next_cursor")
+    ls_answers.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls_answers.set_defaults(func=list_answers, existing_db=True)
+    show_ = answers.add_parser(
+        "show", parents=[common], help="an answer's mapping, verdicts and deliveries"
+    )
+    show_.add_argument("channel")
+    show_.add_argument("ts")
+    show_.add_argument("--json", action="store_true", help="as JSON")
+    show_.set_defaults(func=show, existing_db=True)
+    remove_ = answers.add_parser(
+        "remove",
+        parents=[common],
+        help="remove a mapping (votes and history kept; queued deliveries cancelled)",
+    )
+    remove_.add_argument("channel")
+    remove_.add_argument("ts")
+    remove_.set_defaults(func=remove, existing_db=True)
+
+
+def provider_options() -> list[CliOption]:
+    """Every provider's options, in registry order; one option per flag (providers sharing
+    a field name share its option)."""
+    options: dict[str, CliOption] = {}
+    for spec in PROVIDERS.values():
+        for option in spec.cli_options:
+            options.setdefault(option.option, option)
+    return list(options.values())
+
+
+def answer_payload(args: argparse.Namespace) -> object:
+    if args.json:
+        return args.json
+    fields = {"channel": args.channel, "ts": args.ts, "provider": args.provider}
+    fields |= {o.field: getattr(args, o.field) for o in provider_options() if o.item is None}
+    fields["thread_ts"] = args.thread_ts
+    payload: dict[str, object] = {k: v for k, v in fields.items() if v is not None}
+    if args.post is not None:
+        payload["post"] = {"text": args.post, "thread_ts": args.post_thread_ts}
+    for option in provider_options():
+        if option.item is not None and getattr(args, option.field):
+            payload[option.field] = [option.item(raw) for raw in getattr(args, option.field)]
+    return payload
+
+
+async def add(settings: Settings, args: argparse.Namespace) -> int:
+    if args.post is not None:
+        settings.require_slack()
+    store = await Store.open(settings.feedback_db)
+    # Also without --post: a `post` in --json, or the channel's "Was this helpful?" prompt,
+    # needs Slack too.
+    slack = None
+    if settings.slack_bot_token is not None:
+        slack = web_client(settings)
+    try:
+        answers = Answers(store, ChannelSettings(store), slack)
+        try:
+            registered = await answers.register(await answers.validate(answer_payload(args)))
+        except ValidationError as e:
+            print(
+                f"feedback-bot: invalid answer: {describe(answer_errors(e))}",
+                file=sys.stderr,
+            )
+            return 2
+        except PostError as e:
+            print(f"feedback-bot: {e}", file=sys.stderr)
+            return 1
+    finally:
+        await store.close()
+    answer = answer_json(registered.answer)
+    print(json.dumps({"status": registered.outcome.value, "answer": answer}))
+    if registered.outcome is Registration.CONFLICT:
+        where = f"{registered.answer.channel}/{registered.answer.ts}"
+        print(f"feedback-bot: {where} is already mapped to another answer", file=sys.stderr)
+        return 1
+    return 0
+
+
+def no_answer(args: argparse.Namespace) -> int:
+    print(f"feedback-bot: no answer is registered on {args.channel}/{args.ts}", file=sys.stderr)
+    return 1
+
+
+async def list_answers(settings: Settings, args: argparse.Namespace) -> int:
+    page = await with_store(
+        settings, lambda store: AnswerAdmin(store).list(args.channel, args.limit, args.cursor)
+    )
+    if args.json:
+        for a in page.answers:
+            print(json.dumps(answer_json(a)))
+        if page.next_cursor:
+            print(json.dumps({"next_cursor": page.next_cursor}))
+        return 0
+    if not page.answers:
+        print("no answers")
+    for a in page.answers:
+        print(f"{a.channel}/{a.ts}  {a.provider:<10}  {a.target}")
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}")
+    return 0
+
+
+async def show(settings: Settings, args: argparse.Namespace) -> int:
+    detail = await with_store(
+        settings, lambda store: AnswerAdmin(store).show(args.channel, args.ts)
+    )
+    if detail is None:
+        return no_answer(args)
+    body = detail_json(detail)
+    if args.json:
+        print(json.dumps(body))
+        return 0
+    for key, value in body.items():
+        if not isinstance(value, list):
+            print(f"{key}: {value}")
+    for source in detail.answer.sources:
+        print(f"source: {source.content_id} ({source.label})")
+    for v in detail.verdicts:
+        slot = f"source {v.content_id}" if v.content_id else "answer"
+        print(f"verdict ({slot}): {v.status.value}, {v.standing_votes} votes standing")
+    for d in detail.deliveries:
+        print(f"delivery {d.id}: {d.verdict.status.value} {d.state.value} ({d.attempts} tries)")
+    return 0
+
+
+async def remove(settings: Settings, args: argparse.Namespace) -> int:
+    removal = await with_store(
+        settings,
+        lambda store: AnswerAdmin(store).remove(
+            args.channel, args.ts, "feedback-bot answers remove"
+        ),
+    )
+    if removal is None:
+        return no_answer(args)
+    print(json.dumps(removal_json(removal)))
+    return 0

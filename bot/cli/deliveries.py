@@ -1,0 +1,66 @@
+"""`feedback-bot deliveries list|retry`: inspect the outbox, requeue dead deliveries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from bot.answer_admin import delivery_json
+from bot.cli.options import delivery_arg, limit, with_store
+from bot.domain import DeliveryState
+from bot.feedback_command import render
+from bot.settings import Settings
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    deliveries = sub.add_parser("deliveries", help="inspect and retry deliveries").add_subparsers(
+        required=True, metavar="action"
+    )
+    ls = deliveries.add_parser("list", parents=[common], help="list deliveries, newest first")
+    ls.add_argument(
+        "--state", action="append", choices=[s.value for s in DeliveryState], default=[]
+    )
+    ls.add_argument("--limit", type=limit, default=50)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.set_defaults(func=list_deliveries, existing_db=True)
+    retry_ = deliveries.add_parser(
+        "retry", parents=[common], help="requeue dead deliveries (all, or those named)"
+    )
+    retry_.add_argument("ids", nargs="*", type=delivery_arg)
+    retry_.set_defaults(func=retry, existing_db=True)
+
+
+async def list_deliveries(settings: Settings, args: argparse.Namespace) -> int:
+    states = [DeliveryState(s) for s in args.state]
+    rows = await with_store(settings, lambda store: store.list_deliveries(states, args.limit))
+    if args.json:
+        for d in rows:
+            print(json.dumps(delivery_json(d)))
+        return 0
+    if not rows:
+        print("no deliveries")
+        return 0
+    print(
+        f"{'id':>6}  {'state':<10}  {'provider':<10}  {'verdict':<11}  {'tries':>5}  "
+        f"{'created':<19}  message / error"
+    )
+    for d in rows:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created_at))
+        where = f"{d.answer.channel}/{d.answer.ts}" + (f" [{d.content_id}]" if d.content_id else "")
+        print(
+            f"{d.id:>6}  {d.state.value:<10}  {d.answer.provider:<10}  "
+            f"{d.verdict.status.value:<11}  {d.attempts:>5}  {created}  {where}"
+        )
+        if d.last_error:
+            print(f"{'':>6}  └ {d.last_error}")
+    return 0
+
+
+async def retry(settings: Settings, args: argparse.Namespace) -> int:
+    requeued, superseded = await with_store(settings, lambda store: store.retry_dead(args.ids))
+    later = " A running feedback-bot sends them within a second." if requeued else ""
+    print(render.retried(requeued, superseded) + later)
+    return 0

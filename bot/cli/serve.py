@@ -1,0 +1,63 @@
+"""`feedback-bot run` and `feedback-bot worker`: the long-running processes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from bot.app import DeliveryProcess, FeedbackBot
+from bot.logs import Redactor, setup_logging
+from bot.settings import Settings
+
+log = logging.getLogger("bot")
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    # They set up their own logging, sharing the redactor with the bot.
+    run_ = sub.add_parser(
+        "run", parents=[common], help="run the bot (Socket Mode if SLACK_APP_TOKEN is set)"
+    )
+    run_.set_defaults(func=run, own_logging=True)
+    worker_ = sub.add_parser(
+        "worker",
+        parents=[common],
+        help="send deliveries in a process of its own (see FEEDBACK_WORKER)",
+    )
+    worker_.set_defaults(func=worker, existing_db=True, own_logging=True)
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    return await serve(settings, FeedbackBot)
+
+
+async def worker(settings: Settings, args: argparse.Namespace) -> int:
+    return await serve(settings, DeliveryProcess)
+
+
+async def serve(settings: Settings, kind: Callable[..., FeedbackBot | DeliveryProcess]) -> int:
+    """Start the bot (or the worker alone), run until SIGTERM or Ctrl-C, stop it cleanly."""
+    redactor = Redactor(settings.secrets())
+    setup_logging(settings.log_level, redactor, settings.feedback_log_format)
+    process = kind(settings, redactor=redactor)
+    await process.start()
+    try:
+        await until_signalled()
+    finally:
+        await process.stop()
+    return 0
+
+
+async def until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # Through logging, not print: with the output pipe gone (the supervisor died), print
+    # raises and the database thread would keep the process alive.
+    log.info("shutting down")
