@@ -1,22 +1,45 @@
 """A stand-in for Slack's Web API: answers the methods the bot calls, records every call,
-and checks each body is valid Block Kit for its method."""
+and checks each body is valid Block Kit for its method. It keeps the messages of each
+channel (posted by the bot, or put there by a test with add_message) so that the bot can
+read them back with conversations.history and conversations.replies."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import copy
+import functools
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from jsonschema import Draft202012Validator, ValidationError
 
+from bot.doctor import SCOPES as MANIFEST_SCOPES
 from tests.standins.blockkit import check_message, check_view
 
 BOT_USER = "UBOTFB001"
 BOT_ID = "BBOTFB001"
 TEAM = "T0TEST001"
+APP_ID = "A0APP0001"  # the app the bot token belongs to, as Socket Mode's hello says
+
+# What assistants attach to an AI answer; the stand-in holds the bot's own posts to it.
+ANSWER_METADATA_SCHEMA = (
+    Path(__file__).resolve().parents[2] / "docs" / "answer-metadata.schema.json"
+)
+ANSWER_EVENT = "ai_answer_posted"
+
+# The scope each kind of conversation needs for reading its messages, by id prefix.
+HISTORY_SCOPES = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
+MAX_LIMIT = 999
+DEFAULT_LIMIT = 100
 
 
 @dataclass
@@ -36,21 +59,19 @@ class SlackStandIn:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # method -> error to answer with
     delays: dict[str, float] = field(default_factory=dict)  # method -> seconds before answering
+    # method -> how many of its next calls to refuse with HTTP 429 and Retry-After.
+    rate_limited: dict[str, int] = field(default_factory=dict)
+    retry_after: int = 1  # seconds, as the Retry-After header of a refused call says
+    # channel id -> its messages in conversations.history's shape, in the order they came.
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     port: int = 0
     _runner: web.AppRunner | None = None
     socket_acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     refuse_sockets: bool = False  # Slack's WebSocket endpoint is unreachable
-    # What the bot token was granted, as Slack says in auth.test's X-OAuth-Scopes header.
-    scopes: list[str] = field(
-        default_factory=lambda: [
-            "reactions:read",
-            "chat:write",
-            "chat:write.public",
-            "commands",
-            "users:read",
-        ]
-    )
+    # What the bot token was granted, as Slack says in auth.test's X-OAuth-Scopes header:
+    # what manifest.yml asks for (bot/doctor.py holds that list, checked against the file).
+    scopes: list[str] = field(default_factory=lambda: list(MANIFEST_SCOPES))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -71,6 +92,69 @@ class SlackStandIn:
             "is_primary_owner": False,
             "is_bot": False,
         }
+
+    def add_message(
+        self,
+        channel: str,
+        *,
+        text: str = "an answer",
+        ts: str | None = None,
+        app_id: str | None = None,
+        bot_id: str | None = None,
+        user: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Put a message in a channel as if someone (an app, when app_id) had posted it;
+        return its ts. A reply (thread_ts) updates its parent as Slack does."""
+        stored = self.messages.setdefault(channel, [])
+        if ts is None:
+            ts = self._new_ts(channel)
+        elif not _is_ts(ts):
+            raise ValueError(f"not a Slack ts: {ts!r}")
+        elif any(m["ts"] == ts for m in stored):
+            raise ValueError(f"{channel} already has a message {ts}")
+        message: dict[str, Any] = {"type": "message", "ts": ts, "text": text, "team": TEAM}
+        if user is not None:
+            message["user"] = user
+        if app_id is not None or bot_id is not None:
+            message |= {
+                "bot_id": bot_id,
+                "app_id": app_id,
+                "bot_profile": {"id": bot_id, "app_id": app_id, "team_id": TEAM, "deleted": False},
+            }
+        if metadata is not None:
+            message["metadata"] = metadata
+        parent = self._message(channel, thread_ts) if thread_ts is not None else None
+        if parent is not None:
+            # A thread_ts naming a reply means that reply's thread.
+            thread_ts = parent.get("thread_ts", parent["ts"])
+            parent = self._message(channel, thread_ts)
+        if thread_ts is not None and thread_ts != ts:
+            message["thread_ts"] = thread_ts
+            # A reply to a message the stand-in was never shown (tests often make up the
+            # answer's ts) is kept, with no parent to update.
+            if parent is not None:
+                parent["thread_ts"] = thread_ts
+                parent["reply_count"] = parent.get("reply_count", 0) + 1
+                parent["latest_reply"] = max(parent.get("latest_reply", ts), ts, key=Decimal)
+                if "user" in parent:
+                    message["parent_user_id"] = parent["user"]
+        stored.append(message)
+        self._changed.set()
+        return ts
+
+    def _message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
+
+    def _new_ts(self, channel: str) -> str:
+        """A fresh ts, after every message already in the channel (a test may have put one
+        there with a ts of its own, ahead of the clock)."""
+        ts = self._next_ts()
+        latest = max((Decimal(m["ts"]) for m in self.messages.get(channel, [])), default=None)
+        if latest is not None and Decimal(ts) <= latest:
+            ts = f"{latest + Decimal('0.000001'):.6f}"
+        return ts
 
     async def start(self) -> None:
         app = web.Application()
@@ -174,6 +258,14 @@ class SlackStandIn:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        if self.rate_limited.get(method, 0) > 0:
+            # Slack refuses over-limit calls before looking at them: no error of the method's.
+            self.rate_limited[method] -= 1
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(self.retry_after)},
+            )
         if method in self.errors:
             return web.json_response({"ok": False, "error": self.errors[method]})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
@@ -210,8 +302,24 @@ class SlackStandIn:
     async def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require("chat.postMessage", args, "channel")
         self._record_violations("chat.postMessage", check_message(args))
-        ts = self._next_ts()
-        return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"ts": ts}}
+        metadata = _metadata(args.get("metadata"))
+        if metadata is not None:
+            self._record_violations("chat.postMessage", check_metadata(metadata))
+        channel = str(args.get("channel"))
+        ts = self.add_message(
+            channel,
+            text=str(args.get("text") or ""),
+            app_id=APP_ID,
+            bot_id=BOT_ID,
+            user=BOT_USER,
+            metadata=metadata,
+            thread_ts=str(args["thread_ts"]) if args.get("thread_ts") else None,
+        )
+        message = self._message(channel, ts)
+        assert message is not None
+        if args.get("blocks"):
+            message["blocks"] = args["blocks"]
+        return {"ok": True, "channel": channel, "ts": ts, "message": copy.deepcopy(message)}
 
     async def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require("chat.postEphemeral", args, "channel", "user")
@@ -221,7 +329,144 @@ class SlackStandIn:
     async def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require("chat.update", args, "channel", "ts")
         self._record_violations("chat.update", check_message(args))
+        # Keep the stored message as the channel now shows it, for history and replies.
+        message = self._message(str(args.get("channel")), str(args.get("ts")))
+        if message is not None:
+            for key in ("text", "blocks"):
+                if key in args:
+                    message[key] = args[key]
         return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+
+    async def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        method = "conversations.history"
+        refusal = self._check_readable(method, args)
+        if refusal is not None:
+            return refusal
+        window = self._window(method, args)
+        top_level = [
+            m
+            for m in self.messages[str(args["channel"])]
+            if m.get("thread_ts", m["ts"]) == m["ts"] and window(m["ts"])
+        ]
+        newest_first = sorted(top_level, key=lambda m: Decimal(m["ts"]), reverse=True)
+        return self._page(method, args, [], newest_first)
+
+    async def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        method = "conversations.replies"
+        self._require(method, args, "ts")
+        refusal = self._check_readable(method, args)
+        if refusal is not None:
+            return refusal
+        channel = str(args["channel"])
+        asked = self._message(channel, str(args.get("ts")))
+        if asked is None:
+            return {"ok": False, "error": "thread_not_found"}
+        # Any message of a thread names the whole thread; an unthreaded one, itself.
+        root = asked.get("thread_ts", asked["ts"])
+        window = self._window(method, args)
+        parent = self._message(channel, root)
+        replies = [
+            m
+            for m in self.messages[channel]
+            if m.get("thread_ts") == root and m["ts"] != root and window(m["ts"])
+        ]
+        oldest_first = sorted(replies, key=lambda m: Decimal(m["ts"]))
+        return self._page(method, args, [parent] if parent else [], oldest_first)
+
+    def _check_readable(self, method: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """Slack's refusal to read the channel's messages, if it would refuse."""
+        self._require(method, args, "channel")
+        channel = str(args.get("channel") or "")
+        needed = HISTORY_SCOPES.get(channel[:1])
+        if needed is not None and needed not in self.scopes:
+            return {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": needed,
+                "provided": ",".join(self.scopes),
+            }
+        if channel not in self.messages:
+            return {"ok": False, "error": "channel_not_found"}
+        return None
+
+    def _window(self, method: str, args: dict[str, Any]) -> Callable[[str], bool]:
+        """Whether a ts is within oldest..latest; the bounds count only when inclusive."""
+        oldest = self._decimal(method, args, "oldest", Decimal(0))
+        latest = self._decimal(method, args, "latest", Decimal("Infinity"))
+        if self._flag(method, args, "inclusive"):
+            return lambda ts: oldest <= Decimal(ts) <= latest
+        return lambda ts: oldest < Decimal(ts) < latest
+
+    def _page(
+        self,
+        method: str,
+        args: dict[str, Any],
+        head: list[dict[str, Any]],
+        items: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """One page of `head + items`: `head` (a thread's parent) only on the first page.
+        The cursor names the first message of the next page by its ts, so that messages
+        posted while the caller pages neither repeat nor go missing."""
+        limit = self._limit(method, args)
+        start = 0
+        cursor = args.get("cursor")
+        if cursor:
+            try:
+                after = base64.urlsafe_b64decode(str(cursor)).decode().removeprefix("next_ts:")
+                start = next(i for i, m in enumerate(items) if m["ts"] == after)
+            except (binascii.Error, UnicodeDecodeError, StopIteration):
+                return {"ok": False, "error": "invalid_cursor"}
+            head = []
+        page = (head + items[start:])[:limit]
+        rest = items[start + limit - len(head) :]
+        next_cursor = (
+            base64.urlsafe_b64encode(f"next_ts:{rest[0]['ts']}".encode()).decode() if rest else ""
+        )
+        show_metadata = self._flag(method, args, "include_all_metadata")
+        return {
+            "ok": True,
+            "messages": [_shown(m, metadata=show_metadata) for m in page],
+            "has_more": bool(rest),
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _flag(self, method: str, args: dict[str, Any], name: str) -> bool:
+        # slack_sdk sends booleans as 1/0 in a query string; other clients as true/false.
+        value = args.get(name)
+        if isinstance(value, bool) or value is None:
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in ("1", "true"):
+            return True
+        if text not in ("", "0", "false"):
+            self._record_violations(method, [f"{name} is not a boolean: {value!r}"])
+        return False
+
+    def _decimal(self, method: str, args: dict[str, Any], name: str, default: Decimal) -> Decimal:
+        value = args.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            self._record_violations(method, [f"{name} is not a timestamp: {value!r}"])
+            return default
+        return number
+
+    def _limit(self, method: str, args: dict[str, Any]) -> int:
+        value = args.get("limit")
+        if value is None or value == "":
+            return DEFAULT_LIMIT
+        try:
+            limit = int(str(value))
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            self._record_violations(method, [f"limit is not a positive integer: {value!r}"])
+            return DEFAULT_LIMIT
+        return min(limit, MAX_LIMIT)  # Slack caps what it returns, it does not refuse
 
     async def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require("views.open", args, "trigger_id", "view")
@@ -262,3 +507,59 @@ async def _args(request: web.Request) -> dict[str, Any]:
 
 def _maybe_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _metadata(value: Any) -> Any:
+    # slack_sdk sends metadata as a JSON object; a form-encoded post, as a JSON string.
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value  # check_metadata says what is wrong with it
+
+
+def _is_ts(value: str) -> bool:
+    try:
+        return Decimal(value).is_finite()
+    except InvalidOperation:
+        return False
+
+
+def _shown(message: dict[str, Any], *, metadata: bool) -> dict[str, Any]:
+    """A message as a read method returns it: a copy, so that the caller cannot change the
+    store, and without metadata unless the caller asked for all of it."""
+    shown = copy.deepcopy(message)
+    if not metadata:
+        shown.pop("metadata", None)
+    return shown
+
+
+def check_metadata(metadata: Any) -> list[str]:
+    """What is wrong with a message's metadata: Slack's own shape for any event, and
+    docs/answer-metadata.schema.json for an AI answer's."""
+    if not isinstance(metadata, dict):
+        return [f"metadata is not an object: {metadata!r}"]
+    errors = []
+    if not isinstance(metadata.get("event_type"), str):
+        errors.append("metadata.event_type is not a string")
+    if not isinstance(metadata.get("event_payload"), dict):
+        errors.append("metadata.event_payload is not an object")
+    if metadata.get("event_type") == ANSWER_EVENT:
+        errors += [
+            f"metadata{''.join(f'[{p!r}]' for p in e.absolute_path)}: {e.message}"
+            for e in sorted(_answer_validator().iter_errors(metadata), key=_error_place)
+        ]
+    return errors
+
+
+def _error_place(error: ValidationError) -> list[str]:
+    return [str(p) for p in error.absolute_path]
+
+
+@functools.cache
+def _answer_validator() -> Draft202012Validator:
+    # Read when first needed: the stand-in serves everything else without the file.
+    schema = json.loads(ANSWER_METADATA_SCHEMA.read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
