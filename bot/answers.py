@@ -10,9 +10,10 @@ import logging
 import operator
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import reduce
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import aiohttp
 from pydantic import Field, TypeAdapter, ValidationError
@@ -21,7 +22,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import answer_message, prompt_message
 from bot.channel_settings import ChannelSettings
-from bot.domain import Answer, Registration
+from bot.domain import Answer, Provenance, Registration
+from bot.metadata_schema import answer_metadata
 from bot.providers import PROVIDERS
 from bot.registration import AnswerIn, PostIn
 from bot.slack_api import SLACK_TIMEOUT
@@ -73,6 +75,7 @@ def answer_errors(error: ValidationError) -> list[dict[str, Any]]:
 class Registered:
     outcome: Registration
     answer: Answer  # the stored mapping (for a conflict: the one already there)
+    prompt_due: bool = False  # prompt="later": the caller is to post_prompt(answer)
 
 
 class PostError(Exception):
@@ -91,11 +94,18 @@ class Answers:
     """Registers answers: maps existing messages, or posts new ones with feedback controls."""
 
     def __init__(
-        self, store: Store, config: ChannelSettings, slack: AsyncWebClient | None = None
+        self,
+        store: Store,
+        config: ChannelSettings,
+        slack: AsyncWebClient | None = None,
+        on_votes: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._config = config
         self._slack = slack
+        # Registering a message applies the reactions held for it (storage/held.py): the
+        # delivery worker is told, as for any vote.
+        self._on_votes = on_votes
 
     async def validate(self, payload: object) -> AnswerIn:
         """Validate a payload (a dict, or JSON text), filling in the channel's defaults for
@@ -125,18 +135,37 @@ class Answers:
         bot's "Was this helpful?" reply under it."""
         return await self._store.find_answer_for_controls(channel, ts)
 
-    async def register(self, request: AnswerIn) -> Registered:
-        registered = await self._register(request)
+    async def register(
+        self,
+        request: AnswerIn,
+        *,
+        provenance: Provenance | None = None,
+        posted_by_bot: bool = False,
+        replace_unvoted: bool = False,
+        prompt: Literal["now", "later", "no"] = "now",
+    ) -> Registered:
+        """Register the answer (posting it first if the request says `post`).
+
+        `provenance`: it registered itself through message metadata (bot/metadata_registrar.py),
+        which may also `replace_unvoted` (storage/store.py: _register). `prompt`: when the
+        channel has prompts on, post "Was this helpful?" under a new answer now, leave it
+        to the caller ("later": off the ack path) or not at all."""
+        registered = await self._register(
+            request, provenance, posted_by_bot, replace_unvoted, prompt
+        )
         answer = registered.answer
         log.log(
             logging.WARNING if registered.outcome is Registration.CONFLICT else logging.INFO,
-            "registration %s/%s: %s (%s %s%s)",
+            "registration %s/%s: %s (%s %s%s%s)",
             answer.channel,
             answer.ts,
             registered.outcome.value,
             answer.provider,
             answer.target,
             ", posted by the bot" if answer.posted_by_bot else "",
+            f", from the message metadata of app {provenance.app_id} ({provenance.via})"
+            if provenance
+            else "",
             extra={
                 "fields": {
                     "event": "registration",
@@ -146,22 +175,39 @@ class Answers:
                     "target": answer.target,
                     "result": registered.outcome.value,
                     "posted_by_bot": answer.posted_by_bot,
+                    "via": provenance.via if provenance else "api",
+                    "app_id": provenance.app_id if provenance else None,
                 }
             },
         )
         return registered
 
-    async def _register(self, request: AnswerIn) -> Registered:
+    async def _register(
+        self,
+        request: AnswerIn,
+        provenance: Provenance | None,
+        posted_by_bot: bool,
+        replace_unvoted: bool,
+        prompt: Literal["now", "later", "no"],
+    ) -> Registered:
         answer = request.to_answer()
         if request.post is not None:
             return await self._post(answer, request.post)
-        outcome, stored = await self._store.register_answer(answer)
-        if (
-            outcome is Registration.CREATED
+        if posted_by_bot:
+            answer = replace(answer, posted_by_bot=True)
+        outcome, stored, queued = await self._store.register_answer(
+            answer, provenance, replace_unvoted=replace_unvoted
+        )
+        self._queued(queued)
+        due = (
+            prompt != "no"
+            and outcome in (Registration.CREATED, Registration.REPLACED)
+            and not stored.posted_by_bot
             and (await self._config.for_channel(answer.channel)).prompt
-        ):
-            stored = await self._post_prompt(stored)
-        return Registered(outcome, stored)
+        )
+        if due and prompt == "now":
+            return Registered(outcome, await self.post_prompt(stored))
+        return Registered(outcome, stored, prompt_due=due)
 
     async def _post(self, answer: Answer, post: PostIn) -> Registered:
         # Posting the same provider answer twice would make two messages: answer with the
@@ -178,12 +224,17 @@ class Answers:
         try:
             ts = await self._post_message(answer, post)
             posted = replace(answer, ts=ts, thread_ts=post.thread_ts, posted_by_bot=True)
-            outcome, stored = await self._store.register_posted_answer(posted, holder)
+            outcome, stored, queued = await self._store.register_posted_answer(posted, holder)
+            self._queued(queued)
         except BaseException:
             # Whatever went wrong, the next request for this answer may try again.
             await self._store.release_post(answer, holder)
             raise
         return Registered(outcome, stored)
+
+    def _queued(self, queued: bool) -> None:
+        if queued and self._on_votes is not None:
+            self._on_votes()
 
     async def _reserve(self, answer: Answer, holder: str) -> PostReservation:
         """Reserve the post, or wait while another request (in this process or another)
@@ -208,6 +259,8 @@ class Answers:
                     text=fallback,
                     blocks=blocks,
                     thread_ts=post.thread_ts,
+                    # The mapping, written in Slack too: `answers scan` finds it again.
+                    metadata=answer_metadata(replace(answer, thread_ts=post.thread_ts)),
                     unfurl_links=False,
                     unfurl_media=False,
                 )
@@ -223,7 +276,7 @@ class Answers:
             ) from None
         return str(response["ts"])
 
-    async def _post_prompt(self, answer: Answer) -> Answer:
+    async def post_prompt(self, answer: Answer) -> Answer:
         """ "Was this helpful?" under an answer another app posted. A failure here is logged
         as a warning, not raised: the answer is registered and reactions on it still count."""
         where = f"{answer.channel}/{answer.ts}"

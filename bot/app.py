@@ -23,14 +23,16 @@ from bot.feedback_command.execute import FeedbackCommand
 from bot.health import Health
 from bot.inbound import CheckedSocketModeHandler
 from bot.keys import Keys
+from bot.late_lookup import LateLookup
 from bot.logs import Redactor
+from bot.metadata_registrar import MetadataRegistrar
 from bot.metrics import Metrics
 from bot.permissions import Permissions
 from bot.providers import PROVIDERS, Provider
 from bot.registration import AnswerIn
 from bot.services import Identity, Services
 from bot.settings import Settings, SettingsError
-from bot.slack_api import slack_session, web_client
+from bot.slack_api import granted_scopes, slack_session, web_client
 from bot.votes import Votes
 from bot.web import build_web_app
 from bot.workspace import workspace_guard
@@ -89,17 +91,23 @@ class FeedbackBot:
                 backoff=self._backoff,
                 metrics=metrics,
             )
-            channel_settings = ChannelSettings(store)
+            channel_settings = ChannelSettings(store, s.feedback_trusted_apps)
+            answers = Answers(store, channel_settings, slack, on_votes=worker.notify)
+            registrar = MetadataRegistrar(answers, channel_settings, identity.bot_id)
             self.services = Services(
                 settings=s,
                 store=store,
                 channel_settings=channel_settings,
                 keys=keys,
-                answers=Answers(store, channel_settings, slack),
+                answers=answers,
                 answer_admin=AnswerAdmin(store),
+                metadata=registrar,
+                late_lookup=LateLookup(store, slack, registrar),
                 votes=Votes(store, worker, metrics),
                 worker=worker,
-                feedback_command=FeedbackCommand(store, channel_settings, keys, s, worker),
+                feedback_command=FeedbackCommand(
+                    store, channel_settings, keys, s, worker, identity.scopes
+                ),
                 permissions=Permissions(slack, s.feedback_admins),
                 slack=slack,
                 identity=identity,
@@ -119,6 +127,7 @@ class FeedbackBot:
             raise
         if s.feedback_worker == "inline":
             worker.start()
+        await self.services.late_lookup.start()
         for provider in PROVIDERS:
             if self.services.keys.get(provider) is None:
                 log.warning(
@@ -193,6 +202,7 @@ class FeedbackBot:
             await self._runner.cleanup()
         if self.services is not None:
             await self.services.background.drain(grace)
+            await self.services.late_lookup.stop(grace)
             await self.services.worker.stop(grace)
         await self._close_clients()
         if self.services is not None:
@@ -333,7 +343,10 @@ async def _identify(slack: AsyncWebClient) -> Identity:
             " and the network"
         ) from None
     return Identity(
-        team_id=str(me["team_id"]), bot_user_id=str(me["user_id"]), bot_id=str(me["bot_id"])
+        team_id=str(me["team_id"]),
+        bot_user_id=str(me["user_id"]),
+        bot_id=str(me["bot_id"]),
+        scopes=granted_scopes(me),
     )
 
 

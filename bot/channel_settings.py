@@ -6,7 +6,7 @@ built-in default. Every change goes to the audit log.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
@@ -28,6 +28,10 @@ class ChannelOptions:
     reactions: bool = True  # do reactions count as votes?
     reaction_form: bool = False  # do 👎/🚩 reactions offer the "what went wrong?" form?
     prompt: bool = False  # post "Was this helpful?" under answers other apps posted?
+    # Apps whose message metadata registers answers here: FEEDBACK_TRUSTED_APPS, the
+    # workspace's and the channel's, together (trust adds up; it does not override).
+    trusted_apps: frozenset[str] = frozenset()
+    late_lookup: bool = False  # look up unknown reacted messages for trusted metadata?
     origins: Mapping[str, Origin] = field(default_factory=dict)
 
     def origin(self, key: str) -> Origin:
@@ -42,8 +46,9 @@ class ChannelSettings:
     """Reads are cached per channel; a change through `set` clears the cache, so it takes
     effect on the next event without a restart."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, trusted_apps: Iterable[str] = ()) -> None:
         self._store = store
+        self._trusted_default = frozenset(trusted_apps)  # FEEDBACK_TRUSTED_APPS
         self._cache: dict[str, ChannelOptions] = {}
 
     async def for_channel(self, channel: str | None) -> ChannelOptions:
@@ -55,11 +60,15 @@ class ChannelSettings:
         rows = await self._store.config_values(scopes)
         values: dict[str, Any] = {}
         origins: dict[str, Origin] = {}
+        trusted = set(self._trusted_default)
         # Workspace first, so a channel value overrides it.
         for row_scope, key, value in sorted(rows, key=lambda r: r[0] != WORKSPACE):
-            if key in KEYS:
+            if key == "trusted_apps":
+                trusted.update(value)
+            elif key in KEYS:
                 values[key] = value
                 origins[key] = "workspace" if row_scope == WORKSPACE else "channel"
+        values["trusted_apps"] = frozenset(trusted)
         if "emoji" in values:
             values["emoji"] = MappingProxyType(
                 {name: Status(status) for name, status in values["emoji"].items()}
@@ -67,6 +76,18 @@ class ChannelSettings:
         config = ChannelOptions(**values, origins=MappingProxyType(origins))
         self._cache[scope] = config
         return config
+
+    @property
+    def trusted_by_default(self) -> frozenset[str]:
+        """FEEDBACK_TRUSTED_APPS: trusted in every channel; /feedback cannot take it back."""
+        return self._trusted_default
+
+    async def own_value(self, scope: str, key: str) -> Any:
+        """What `scope` itself sets for `key` (None: nothing), not what it inherits."""
+        for _, row_key, value in await self._store.config_values([scope]):
+            if row_key == key:
+                return value
+        return None
 
     async def set(self, scope: str, key: str, value: Any, user: str) -> Any:
         """Set (None: clear) `key` for a channel or the workspace; returns the old value."""

@@ -15,13 +15,20 @@ from slack_sdk.errors import SlackApiError
 from bot.logs import Redactor
 from bot.providers import PROVIDERS
 from bot.settings import Settings
-from bot.slack_api import slack_session, web_client
+from bot.slack_api import granted_scopes, missing_history_scopes, slack_session, web_client
 from storage import StorageError, Store
 from storage.db import DatabaseOpenError, SchemaTooNewError
 from storage.migrations import MIGRATIONS
 
 # The bot scopes manifest.yml asks for (tests/test_doctor.py holds the two together).
-SCOPES = ("reactions:read", "chat:write", "chat:write.public", "commands", "users:read")
+SCOPES = (
+    "reactions:read",
+    "chat:write",
+    "chat:write.public",
+    "commands",
+    "users:read",
+    "metadata.message:read",
+)
 STUCK_AFTER = 15 * 60  # a delivery waiting this long means a provider has been failing
 
 
@@ -107,7 +114,7 @@ async def _slack(
         )
         return
     report(Check("Slack bot token", True, f"<@{me['user_id']}> in workspace {me['team_id']}"))
-    granted = {s.strip() for s in (me.headers.get("x-oauth-scopes") or "").split(",") if s}
+    granted = granted_scopes(me)
     missing = [s for s in SCOPES if s not in granted]
     if missing:
         report(
@@ -121,6 +128,17 @@ async def _slack(
         )
     else:
         report(Check("Slack scopes", True, f"all {len(SCOPES)} of manifest.yml granted"))
+    history = missing_history_scopes(granted)
+    report(
+        Check(
+            "Slack history scopes",
+            None if history else True,
+            f"{', '.join(history)} not granted (optional): `answers scan` and late lookup"
+            " cannot read those channels"
+            if history
+            else "granted: `answers scan` and late lookup can read channels",
+        )
+    )
     if settings.slack_app_token is None:
         report(Check("Slack app token", None, "not set: HTTP mode, no Socket Mode"))
         return

@@ -170,6 +170,16 @@ class Registration(StrEnum):
     CREATED = "created"
     UNCHANGED = "unchanged"
     CONFLICT = "conflict"
+    # Message metadata updated before any vote: the old mapping removed, the new one stored.
+    REPLACED = "replaced"
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a mapping came from when it registered itself through Slack message metadata."""
+
+    via: Literal["metadata", "scan", "lookup"]  # the event, `answers scan`, the late lookup
+    app_id: str | None  # the app that posted the message
 
 
 class DeliveryState(StrEnum):
@@ -223,6 +233,7 @@ class VoteResult:
     standing: Status | None = None  # what the user's vote from this origin says now
     verdict: Verdict | None = None
     delivery_id: int | None = None  # set when the verdict changed and a delivery was queued
+    held: bool = False  # no answer there yet: kept for the late lookup (bot/late_lookup.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,12 @@ from pydantic import (
 
 from bot.domain import Answer
 
-_CHANNEL = re.compile(r"[CGD][A-Z0-9]{2,30}")
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")
 _TS = re.compile(r"\d{9,10}\.\d{6}")
 
 
 def _channel(v: str) -> str:
-    if not _CHANNEL.fullmatch(v):
+    if not CHANNEL_ID.fullmatch(v):
         raise ValueError("must be a Slack channel id such as C0123ABCD")
     return v
 

@@ -16,7 +16,9 @@ from bot.delivery import DeliveryWorker
 from bot.feedback_command.execute import FeedbackCommand
 from bot.health import Health
 from bot.keys import Keys
+from bot.late_lookup import LateLookup
 from bot.logs import Redactor
+from bot.metadata_registrar import MetadataRegistrar
 from bot.metrics import Metrics
 from bot.permissions import Permissions
 from bot.settings import Settings
@@ -31,6 +33,7 @@ class Identity:
     team_id: str
     bot_user_id: str
     bot_id: str
+    scopes: frozenset[str] = frozenset()  # what the bot token was granted
 
 
 @dataclass(slots=True)
@@ -43,6 +46,8 @@ class Services:
     keys: Keys
     answers: Answers
     answer_admin: AnswerAdmin
+    metadata: MetadataRegistrar  # answers that register themselves (message metadata)
+    late_lookup: LateLookup
     votes: Votes
     worker: DeliveryWorker
     feedback_command: FeedbackCommand

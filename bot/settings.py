@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 # What each variable should hold, used to turn a validation error into one clear line.
+# A Slack app id, as the app's Basic Information page shows it.
+APP_ID = re.compile(r"A[A-Z0-9]{2,30}")
+
 EXPECTED: dict[str, str] = {
     "SLACK_BOT_TOKEN": "the bot token (xoxb-…) from your Slack app's OAuth & Permissions page",
     "SLACK_SIGNING_SECRET": "the signing secret from your Slack app's Basic Information page",
@@ -29,6 +32,8 @@ EXPECTED: dict[str, str] = {
     "FEEDBACK_LOG_FORMAT": "text (one line per record) or json (one JSON object per line)",
     "FEEDBACK_PROVIDER_TIMEOUT": "seconds a provider request may take, from 0.1 to 120",
     "FEEDBACK_ADMINS": "a comma-separated list of Slack user ids (U…) allowed to change settings",
+    "FEEDBACK_TRUSTED_APPS": "a comma-separated list of Slack app ids (A…) whose message"
+    " metadata registers answers in every channel",
     "FEEDBACK_WORKER": "inline (`feedback-bot run` sends deliveries) or separate (a"
     " `feedback-bot worker` process beside it sends them)",
     "FEEDBACK_METRICS": "1 to serve Prometheus metrics at /metrics, 0 (the default) not to",
@@ -73,6 +78,7 @@ class Settings(BaseSettings):
     feedback_log_format: Literal["text", "json"] = "text"
     feedback_provider_timeout: float = Field(default=10.0, ge=0.1, le=120.0)
     feedback_admins: Annotated[tuple[str, ...], NoDecode] = ()
+    feedback_trusted_apps: Annotated[tuple[str, ...], NoDecode] = ()
     feedback_secret_key: SecretStr | None = None
     feedback_worker: Literal["inline", "separate"] = "inline"
     feedback_metrics: bool = False
@@ -125,6 +131,17 @@ class Settings(BaseSettings):
             return ids
         return v
 
+    @field_validator("feedback_trusted_apps", mode="before")
+    @classmethod
+    def _trusted_apps(cls, v: object) -> object:
+        if isinstance(v, str):
+            ids = tuple(part.strip() for part in v.split(",") if part.strip())
+            bad = [i for i in ids if not APP_ID.fullmatch(i)]
+            if bad:
+                raise ValueError(f"not a Slack app id: {bad[0]}")
+            return ids
+        return v
+
     @field_validator("feedback_secret_key")
     @classmethod
     def _fernet(cls, v: SecretStr | None) -> SecretStr | None:
@@ -163,10 +180,14 @@ class Settings(BaseSettings):
         ]
         return [v.get_secret_value() for v in values if v is not None]
 
-    def require_slack(self) -> None:
-        """`run` needs Slack credentials; the admin CLI commands do not."""
+    def require_bot_token(self) -> None:
+        """Commands that call Slack's Web API (`answers scan`) need the bot token only."""
         if self.slack_bot_token is None:
             raise SettingsError(_missing("SLACK_BOT_TOKEN"))
+
+    def require_slack(self) -> None:
+        """`run` needs Slack credentials; the admin CLI commands do not."""
+        self.require_bot_token()
         if not self.socket_mode and self.slack_signing_secret is None:
             raise SettingsError(
                 _missing("SLACK_SIGNING_SECRET") + " (or set SLACK_APP_TOKEN for Socket Mode)"

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
@@ -46,13 +47,34 @@ def web_client(
     settings: Settings,
     session: aiohttp.ClientSession | None = None,
     on_error: OnError | None = None,
+    rate_limit_retries: int = 1,
 ) -> AsyncWebClient:
-    """A client with the bot token (empty when SLACK_BOT_TOKEN is unset)."""
+    """A client with the bot token (empty when SLACK_BOT_TOKEN is unset). A call Slack
+    refuses with 429 is made again after Retry-After, `rate_limit_retries` times at most."""
     token = settings.slack_bot_token
-    return CountingWebClient(
+    client = CountingWebClient(
         token=token.get_secret_value() if token is not None else None,
         base_url=settings.slack_api_base,
         session=session,
         timeout=int(SLACK_TIMEOUT),
         on_error=on_error,
     )
+    client.retry_handlers.append(
+        AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)
+    )
+    return client
+
+
+def granted_scopes(auth_test: Any) -> frozenset[str]:
+    """The scopes the token was granted, as Slack says in auth.test's X-OAuth-Scopes header."""
+    header = auth_test.headers.get("x-oauth-scopes") or ""
+    return frozenset(s.strip() for s in header.split(",") if s.strip())
+
+
+# Reading a channel's messages (answers scan, late lookup): channels:history for public
+# channels, groups:history for private ones. Optional: not in manifest.yml.
+HISTORY_SCOPES = ("channels:history", "groups:history")
+
+
+def missing_history_scopes(granted: frozenset[str]) -> list[str]:
+    return [scope for scope in HISTORY_SCOPES if scope not in granted]

@@ -24,12 +24,19 @@ class Votes:
         return result
 
     async def record_on_message(
-        self, channel: str, ts: str, change: VoteChange, *, dedupe_key: str | None = None
+        self,
+        channel: str,
+        ts: str,
+        change: VoteChange,
+        *,
+        dedupe_key: str | None = None,
+        hold: bool = False,
     ) -> tuple[AnswerRef | None, VoteResult]:
         """The same for a change on whatever answer message (channel, ts) holds, found and
-        changed in one call: the reaction path. (None, …) when no answer is there."""
+        changed in one call: the reaction path. (None, …) when no answer is there; with
+        `hold`, the change is then kept for the late lookup (result.held)."""
         answer, result = await self._store.apply_vote_to_message(
-            channel, ts, change, dedupe_key=dedupe_key
+            channel, ts, change, dedupe_key=dedupe_key, hold=hold
         )
         self._recorded(result)
         return answer, result

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import actions, commands, home, reactions, views
+from handlers import actions, commands, home, metadata, reactions, views
 from handlers.errors import on_error
 
 
@@ -15,4 +15,5 @@ def register(app: AsyncApp, services: Services) -> None:
     views.register(app, services)
     commands.register(app, services)
     home.register(app, services)
+    metadata.register(app, services)
     app.error(on_error)

@@ -167,3 +167,21 @@ class HomeOpened(BaseModel):
         tab: str = "home"
 
     event: Event
+
+
+class MetadataEvent(BaseModel):
+    """message_metadata_posted / _updated / _deleted, as Slack documents them."""
+
+    type: Literal["message_metadata_posted", "message_metadata_updated", "message_metadata_deleted"]
+    app_id: str | None = None  # the app that posted the message
+    bot_id: str | None = None
+    channel_id: str
+    message_ts: str
+    metadata: dict[str, Any] | None = None  # posted, updated: what the message says now
+    previous_metadata: dict[str, Any] | None = None  # updated, deleted
+
+
+class MetadataEnvelope(BaseModel):
+    api_app_id: str | None = None  # this app: its own posts come back as events too
+    event_id: str
+    event: MetadataEvent

@@ -106,11 +106,16 @@ async def handle_reaction(services: Services, envelope: ReactionEnvelope) -> Non
         # Withdraw by origin whatever the emoji maps to now: a vote cast under an older
         # emoji map must still be removable.
         change = VoteChange(0, event.user, origin, "withdraw")
+    hold = services.late_lookup.wants(item.channel, item.ts, config)
     answer, result = await services.votes.record_on_message(
-        item.channel, item.ts, change, dedupe_key=envelope.event_id
+        item.channel, item.ts, change, dedupe_key=envelope.event_id, hold=hold
     )
     if answer is None:
-        log.debug("ignored a reaction on %s/%s: not a registered answer", item.channel, item.ts)
+        if result.held:
+            log.debug("held a reaction on %s/%s: looking the message up", item.channel, item.ts)
+            services.late_lookup.request(item.channel, item.ts)
+        elif not result.duplicate:
+            log.debug("ignored a reaction on %s/%s: not a registered answer", item.channel, item.ts)
         return
     if result.duplicate:
         log.info("ignored event %s: already processed", envelope.event_id)

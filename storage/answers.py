@@ -14,9 +14,9 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from bot.domain import Answer, Registration, Source
+from bot.domain import Answer, Provenance, Registration, Source
 from storage.db import transaction
-from storage.models import PostReservation, PostState
+from storage.models import MetadataRegistration, PostReservation, PostState
 
 # The columns answer_from_row reads, with the sources in one JSON array; the outbox selects
 # them with each delivery.
@@ -54,21 +54,19 @@ def find_answer_for_controls(db: sqlite3.Connection, channel: str, ts: str) -> A
     return answer_from_row(row) if row else None
 
 
-def register_answer(db: sqlite3.Connection, answer: Answer) -> tuple[Registration, Answer]:
-    """Map a Slack message to a provider target; the same mapping twice is a no-op."""
-    with transaction(db):
-        return _register_answer(db, answer)
-
-
-def _register_answer(db: sqlite3.Connection, answer: Answer) -> tuple[Registration, Answer]:
+def add_answer(
+    db: sqlite3.Connection, answer: Answer, provenance: Provenance | None = None
+) -> tuple[Registration, Answer]:
+    """Map a Slack message to a provider target; the same mapping twice is a no-op. Runs
+    inside the caller's transaction (storage/store.py: _register)."""
     existing = find_answer(db, answer.channel, answer.ts)
     if existing is not None:
         same = existing.same_mapping(answer)
         return (Registration.UNCHANGED if same else Registration.CONFLICT), existing
     cur = db.execute(
         "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
-        " request_id, org, grp, posted_by_bot, thread_ts, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " request_id, org, grp, posted_by_bot, thread_ts, created_at, registered_via,"
+        " registered_by_app) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             answer.channel,
             answer.ts,
@@ -81,6 +79,8 @@ def _register_answer(db: sqlite3.Connection, answer: Answer) -> tuple[Registrati
             int(answer.posted_by_bot),
             answer.thread_ts,
             time.time(),
+            provenance.via if provenance else None,
+            provenance.app_id if provenance else None,
         ),
     )
     answer_id = int(cur.lastrowid or 0)
@@ -89,6 +89,23 @@ def _register_answer(db: sqlite3.Connection, answer: Answer) -> tuple[Registrati
         [(answer_id, i, s.content_id, s.label) for i, s in enumerate(answer.sources)],
     )
     return Registration.CREATED, replace(answer, id=answer_id)
+
+
+def last_via_metadata(db: sqlite3.Connection) -> MetadataRegistration | None:
+    """The newest answer that registered itself through message metadata."""
+    row = db.execute(
+        "SELECT channel, ts, created_at, registered_via, registered_by_app FROM answers"
+        " WHERE registered_via IS NOT NULL ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return MetadataRegistration(
+        row["channel"],
+        row["ts"],
+        row["created_at"],
+        row["registered_via"],
+        row["registered_by_app"],
+    )
 
 
 def list_answers(
@@ -168,17 +185,7 @@ def reserve_post(
 def release_post(db: sqlite3.Connection, answer: Answer, holder: str) -> None:
     """Give up a reservation (the post failed), if `holder` still has it."""
     with transaction(db):
-        _drop_reservation(db, answer, holder)
-
-
-def register_posted_answer(
-    db: sqlite3.Connection, answer: Answer, holder: str
-) -> tuple[Registration, Answer]:
-    """Register the message the bot just posted and, in the same transaction, drop the
-    reservation: anyone waiting on it then finds the message, never a gap."""
-    with transaction(db):
-        _drop_reservation(db, answer, holder)
-        return _register_answer(db, answer)
+        drop_reservation(db, answer, holder)
 
 
 def _find_posted(db: sqlite3.Connection, answer: Answer) -> Answer | None:
@@ -199,7 +206,7 @@ def _post_key(answer: Answer) -> tuple[str, str, str]:
     return answer.channel, answer.provider, answer.target
 
 
-def _drop_reservation(db: sqlite3.Connection, answer: Answer, holder: str) -> None:
+def drop_reservation(db: sqlite3.Connection, answer: Answer, holder: str) -> None:
     # Only the holder's own: an expired reservation may have been taken over meanwhile.
     db.execute(
         "DELETE FROM post_reservations WHERE channel = ? AND provider = ? AND target = ?"

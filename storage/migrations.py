@@ -191,4 +191,27 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX answers_aquilax ON answers (request_id) WHERE request_id IS NOT NULL;
     CREATE INDEX answers_channel ON answers (channel, id) WHERE removed_at IS NULL;
     """,
+    # 8: answers can register themselves through Slack message metadata. Each answer
+    # records where its mapping came from ('metadata' event, 'scan' of a channel's history,
+    # late 'lookup'; NULL: the HTTP API, the CLI or the bot's own post) and which app posted
+    # it, so that /feedback status can say when metadata last registered one. A reaction on
+    # a message not known yet is held while the bot looks the message up (late lookup), so
+    # that a crash meanwhile loses nothing; the registration of that message applies it.
+    """
+    ALTER TABLE answers ADD COLUMN registered_via TEXT;
+    ALTER TABLE answers ADD COLUMN registered_by_app TEXT;
+    CREATE INDEX answers_via_metadata ON answers (id) WHERE registered_via IS NOT NULL;
+    CREATE TABLE held_reactions (
+        id          INTEGER PRIMARY KEY,
+        channel     TEXT NOT NULL,
+        ts          TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        origin      TEXT NOT NULL,
+        action      TEXT NOT NULL CHECK (action IN ('add', 'withdraw')),
+        status      TEXT,
+        event_id    TEXT,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX held_reactions_message ON held_reactions (channel, ts, id);
+    """,
 )

@@ -27,6 +27,17 @@ class PostReservation:
 
 
 @dataclass(frozen=True, slots=True)
+class MetadataRegistration:
+    """The newest answer registered through message metadata, for /feedback status."""
+
+    channel: str
+    ts: str
+    at: float
+    via: str  # 'metadata' (the event), 'scan' or 'lookup'
+    app_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     at: float
     user: str

@@ -7,6 +7,7 @@ runs the function of the same name in the module of its aggregate:
     storage/config.py    channel and workspace settings, and the audit log
     storage/keys.py      provider keys (encrypted)
     storage/events.py    processed Slack event ids, and the health probe
+    storage/held.py      reactions held while the late lookup finds their message
 
 Each public method is one unit of work: a plain function over the sqlite3 connection, run as
 a single call on aiosqlite's connection thread (see `storage.db.run`). A transaction is
@@ -32,16 +33,25 @@ from bot.domain import (
     AnswerRef,
     Delivery,
     DeliveryState,
+    Provenance,
     Registration,
     SlotVerdict,
     StoredVote,
     VoteChange,
     VoteResult,
 )
-from storage import answers, config, events, keys, outbox, votes
+from storage import answers, config, events, held, keys, outbox, votes
 from storage.db import connect, run, transaction
 from storage.group_commit import GroupCommit
-from storage.models import AuditEntry, Claim, DeliveryCounts, Finished, PostReservation
+from storage.held import HeldMessage
+from storage.models import (
+    AuditEntry,
+    Claim,
+    DeliveryCounts,
+    Finished,
+    MetadataRegistration,
+    PostReservation,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -66,6 +76,41 @@ def _remove_answer(db: sqlite3.Connection, channel: str, ts: str, reason: str) -
             return None
         cancelled = outbox.cancel_pending(db, answer.id, reason, now)
         return Removal(answer, votes.count_votes(db, answer.id), cancelled)
+
+
+def _register(
+    db: sqlite3.Connection,
+    answer: Answer,
+    provenance: Provenance | None = None,
+    *,
+    holder: str | None = None,
+    replace_unvoted: bool = False,
+) -> tuple[Registration, Answer, bool]:
+    """One unit across three aggregates: map the message (dropping the bot's post
+    reservation, `holder`, so that anyone waiting finds the message, never a gap) and apply
+    the reactions held for it (storage/held.py), oldest first; True when that queued a
+    delivery.
+
+    `replace_unvoted` (message metadata updated): a different mapping already there that
+    no vote has touched is removed and the new one stored (REPLACED); with votes, it stays
+    (CONFLICT): votes are history."""
+    now = time.time()
+    with transaction(db):
+        if holder is not None:
+            answers.drop_reservation(db, answer, holder)
+        outcome, stored = answers.add_answer(db, answer, provenance)
+        if (
+            outcome is Registration.CONFLICT
+            and replace_unvoted
+            and votes.count_votes(db, stored.id) == 0
+        ):
+            answers.mark_removed(db, answer.channel, answer.ts, now)
+            _, stored = answers.add_answer(db, answer, provenance)
+            outcome = Registration.REPLACED
+        queued = False
+        for change in held.take_held(db, stored.id, stored.channel, stored.ts):
+            queued = votes.change_vote(db, change, now).delivery_id is not None or queued
+        return outcome, stored, queued
 
 
 class Store:
@@ -119,11 +164,20 @@ class Store:
 
     async def register_posted_answer(
         self, answer: Answer, holder: str
-    ) -> tuple[Registration, Answer]:
-        return await self._run(answers.register_posted_answer, answer, holder)
+    ) -> tuple[Registration, Answer, bool]:
+        return await self._run(_register, answer, holder=holder)
 
-    async def register_answer(self, answer: Answer) -> tuple[Registration, Answer]:
-        return await self._run(answers.register_answer, answer)
+    async def register_answer(
+        self,
+        answer: Answer,
+        provenance: Provenance | None = None,
+        *,
+        replace_unvoted: bool = False,
+    ) -> tuple[Registration, Answer, bool]:
+        return await self._run(_register, answer, provenance, replace_unvoted=replace_unvoted)
+
+    async def last_via_metadata(self) -> MetadataRegistration | None:
+        return await self._run(answers.last_via_metadata)
 
     async def set_prompt_ts(self, answer_id: int, prompt_ts: str) -> None:
         await self._run(answers.set_prompt_ts, answer_id, prompt_ts)
@@ -142,11 +196,25 @@ class Store:
         return await self._run_grouped(votes.apply_vote, change, dedupe_key=dedupe_key)
 
     async def apply_vote_to_message(
-        self, channel: str, ts: str, change: VoteChange, *, dedupe_key: str | None = None
+        self,
+        channel: str,
+        ts: str,
+        change: VoteChange,
+        *,
+        dedupe_key: str | None = None,
+        hold: bool = False,
     ) -> tuple[AnswerRef | None, VoteResult]:
         return await self._run_grouped(
-            votes.apply_vote_to_message, channel, ts, change, dedupe_key=dedupe_key
+            votes.apply_vote_to_message, channel, ts, change, dedupe_key=dedupe_key, hold=hold
         )
+
+    # ---------------------------------------------------------------- storage/held.py
+
+    async def held_messages(self) -> list[HeldMessage]:
+        return await self._run(held.held_messages)
+
+    async def drop_held(self, channel: str, ts: str) -> int:
+        return await self._run(held.drop_held, channel, ts)
 
     async def get_vote(self, vote_id: int) -> StoredVote | None:
         return await self._run(votes.get_vote, vote_id)

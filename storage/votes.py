@@ -25,6 +25,7 @@ from bot.domain import (
     next_standing,
     verdict,
 )
+from storage import held
 from storage.db import transaction
 from storage.events import mark_processed
 from storage.outbox import verdict_from_row
@@ -44,33 +45,32 @@ def apply_vote(
     with transaction(db):
         if dedupe_key is not None and not mark_processed(db, dedupe_key, now):
             return VoteResult(duplicate=True)
-        row = db.execute(
-            "SELECT id, status FROM votes WHERE answer_id = ? AND content_id = ?"
-            " AND user_id = ? AND origin = ? AND withdrawn_at IS NULL",
-            (change.answer_id, change.content_id, change.user, change.origin),
-        ).fetchone()
-        current = Status(row["status"]) if row else None
-        target = next_standing(change.action, current, change.status)
-        if target == current:
-            return VoteResult(vote_id=row["id"] if row else None, standing=current)
-        if row is not None:
-            db.execute("UPDATE votes SET withdrawn_at = ? WHERE id = ?", (now, row["id"]))
-        vote_id = None
-        if target is not None:
-            vote_id = db.execute(
-                "INSERT INTO votes (answer_id, content_id, user_id, origin, status, cast_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    change.answer_id,
-                    change.content_id,
-                    change.user,
-                    change.origin,
-                    target.value,
-                    now,
-                ),
-            ).lastrowid
-        new, delivery_id = queue_verdict_change(db, change.answer_id, change.content_id, now)
-        return VoteResult(vote_id=vote_id, standing=target, verdict=new, delivery_id=delivery_id)
+        return change_vote(db, change, now)
+
+
+def change_vote(db: sqlite3.Connection, change: VoteChange, now: float) -> VoteResult:
+    """`apply_vote` inside the caller's transaction (held reactions are applied so, with
+    the registration that found their answer)."""
+    row = db.execute(
+        "SELECT id, status FROM votes WHERE answer_id = ? AND content_id = ?"
+        " AND user_id = ? AND origin = ? AND withdrawn_at IS NULL",
+        (change.answer_id, change.content_id, change.user, change.origin),
+    ).fetchone()
+    current = Status(row["status"]) if row else None
+    target = next_standing(change.action, current, change.status)
+    if target == current:
+        return VoteResult(vote_id=row["id"] if row else None, standing=current)
+    if row is not None:
+        db.execute("UPDATE votes SET withdrawn_at = ? WHERE id = ?", (now, row["id"]))
+    vote_id = None
+    if target is not None:
+        vote_id = db.execute(
+            "INSERT INTO votes (answer_id, content_id, user_id, origin, status, cast_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (change.answer_id, change.content_id, change.user, change.origin, target.value, now),
+        ).lastrowid
+    new, delivery_id = queue_verdict_change(db, change.answer_id, change.content_id, now)
+    return VoteResult(vote_id=vote_id, standing=target, verdict=new, delivery_id=delivery_id)
 
 
 def apply_vote_to_message(
@@ -80,17 +80,27 @@ def apply_vote_to_message(
     change: VoteChange,
     *,
     dedupe_key: str | None = None,
+    hold: bool = False,
 ) -> tuple[AnswerRef | None, VoteResult]:
     """The reaction path in one call: find the answer on message (channel, ts) and apply
     `change` to it (its answer_id is filled in). No answer there: nothing is written,
-    and no write lock is taken, which matters as most reactions are on other messages.
-    Only the answer's id and thread are read: its sources cost more than the vote."""
+    and no write lock is taken, which matters as most reactions are on other messages;
+    unless `hold`, when the reaction is kept for the late lookup (storage/held.py), with
+    its event marked processed, in one transaction. Only the answer's id and thread are
+    read: its sources cost more than the vote."""
     row = db.execute(
         "SELECT id, thread_ts FROM answers WHERE channel = ? AND ts = ? AND removed_at IS NULL",
         (channel, ts),
     ).fetchone()
     if row is None:
-        return None, VoteResult()
+        if not hold:
+            return None, VoteResult()
+        now = time.time()
+        with transaction(db):
+            if dedupe_key is not None and not mark_processed(db, dedupe_key, now):
+                return None, VoteResult(duplicate=True)
+            held.hold(db, channel, ts, change, dedupe_key, now)
+        return None, VoteResult(held=True)
     answer = AnswerRef(row["id"], row["thread_ts"])
     return answer, apply_vote(db, replace(change, answer_id=answer.id), dedupe_key=dedupe_key)
 

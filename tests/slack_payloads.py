@@ -191,3 +191,52 @@ def slash_command(
         "response_url": response_url,
         "trigger_id": f"{next(_action_ts)}.1234567890.fedcba9876543210",
     }
+
+
+ASSISTANT_APP = "A0ASSIST01"  # another app in the workspace: the team's AI assistant
+ASSISTANT_BOT = "B0ASSIST01"
+
+
+def answer_metadata(provider: str = "contextual", **payload: Any) -> dict[str, Any]:
+    """Answer metadata as an assistant attaches it (docs/answer-metadata.schema.json)."""
+    ids: dict[str, Any] = (
+        {"agent_id": new_uuid(), "message_id": new_uuid()}
+        if provider == "contextual"
+        else {
+            "request_id": new_uuid(),
+            "org": "65dd3e835a669e3347654200",
+            "group": "67e86d036e9921509f730483",
+        }
+    )
+    return {
+        "event_type": "ai_answer_posted",
+        "event_payload": {"schema_version": 1, "provider": provider, **ids, **payload},
+    }
+
+
+def metadata_event(
+    kind: str,
+    ts: str,
+    metadata: dict[str, Any] | None,
+    *,
+    previous: dict[str, Any] | None = None,
+    app_id: str = ASSISTANT_APP,
+    channel: str = CHANNEL,
+) -> dict[str, Any]:
+    """message_metadata_posted / _updated / _deleted, in the shapes of Slack's docs."""
+    event: dict[str, Any] = {
+        "type": f"message_metadata_{kind}",
+        "app_id": app_id,
+        "bot_id": ASSISTANT_BOT if app_id == ASSISTANT_APP else "B0OTHER001",
+        "user_id": "U0AIBOT001",
+        "team_id": TEAM,
+        "channel_id": channel,
+        "message_ts": ts,
+    }
+    if kind in ("posted", "updated"):
+        event["metadata"] = metadata
+    if kind in ("updated", "deleted"):
+        event["previous_metadata"] = previous
+    if kind == "deleted":
+        event["deleted_ts"] = f"{time.time():.6f}"
+    return event

@@ -68,6 +68,7 @@ async def test_all_is_well(tmp_path: Path, standins: Standins) -> None:
         "settings": "✓",
         "database": "✓",
         "Slack bot token": "✓",
+        "Slack history scopes": "–",
         "Slack scopes": "✓",
         "Slack app token": "–",
         "Contextual key": "✓",
@@ -94,7 +95,7 @@ async def test_each_fault_is_a_cross_with_its_fix(tmp_path: Path, standins: Stan
         "aquilax", Fernet(stored_under).encrypt(b"ax-key-entered-in-slack"), "lack", "U1"
     )
     # And a dead delivery.
-    _, answer = await store.register_answer(
+    _, answer, _ = await store.register_answer(
         Answer(
             channel="C0DOCTOR1",
             ts="1700000000.000100",

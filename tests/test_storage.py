@@ -51,7 +51,7 @@ async def test_concurrent_votes_never_interleave(tmp_path: Path) -> None:
     per change of verdict."""
     store = await Store.open(tmp_path / "f.db")
     try:
-        _, answer = await store.register_answer(
+        _, answer, _ = await store.register_answer(
             Answer(
                 channel="C0AAAAAAA",
                 ts="1700000000.000100",
@@ -77,7 +77,7 @@ async def test_concurrent_votes_never_interleave(tmp_path: Path) -> None:
 
 
 async def _answer_with_vote(store: Store, status: Status, user: str = "U0001") -> Answer:
-    _, answer = await store.register_answer(
+    _, answer, _ = await store.register_answer(
         Answer(
             channel="C0AAAAAAA",
             ts="1700000000.000200",
@@ -179,7 +179,7 @@ async def test_migration_7_keeps_every_row_and_frees_removed_messages(tmp_path: 
             )
         removal = await store.remove_answer("C0AAAAAAA", "1700000000.000100", "test")
         assert removal is not None and removal.votes_kept == 1
-        outcome, fresh = await store.register_answer(
+        outcome, fresh, _ = await store.register_answer(
             Answer(
                 channel="C0AAAAAAA",
                 ts="1700000000.000100",

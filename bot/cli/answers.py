@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import time
 
+import aiohttp
 from pydantic import ValidationError
+from slack_sdk.errors import SlackApiError
 
 from bot.answer_admin import AnswerAdmin, detail_json, removal_json
+from bot.answer_scan import ScanError, scan
 from bot.answers import Answers, PostError, answer_errors, answer_json
 from bot.channel_settings import ChannelSettings
 from bot.cli.options import limit, with_store
 from bot.domain import Registration
+from bot.metadata_registrar import MetadataRegistrar
 from bot.providers import PROVIDERS, CliOption
+from bot.registration import CHANNEL_ID
 from bot.settings import Settings
-from bot.slack_api import web_client
+from bot.slack_api import slack_session, web_client
 from bot.validation import describe
 from storage import Store
 
@@ -78,6 +85,20 @@ def register(
     remove_.add_argument("channel")
     remove_.add_argument("ts")
     remove_.set_defaults(func=remove, existing_db=True)
+    scan_ = answers.add_parser(
+        "scan",
+        parents=[common],
+        help="register the answers a channel's messages carry in their metadata (recovery)",
+    )
+    scan_.add_argument("--channel", required=True, type=channel_arg, help="the channel id")
+    scan_.add_argument(
+        "--since",
+        type=since_arg,
+        metavar="AGE",
+        help="only messages newer than AGE: 7d, 12h, 30m (default: the whole history)",
+    )
+    scan_.add_argument("--json", action="store_true", help="the counts as one JSON object")
+    scan_.set_defaults(func=scan_channel)
 
 
 def provider_options() -> list[CliOption]:
@@ -115,7 +136,7 @@ async def add(settings: Settings, args: argparse.Namespace) -> int:
     if settings.slack_bot_token is not None:
         slack = web_client(settings)
     try:
-        answers = Answers(store, ChannelSettings(store), slack)
+        answers = Answers(store, ChannelSettings(store, settings.feedback_trusted_apps), slack)
         try:
             registered = await answers.register(await answers.validate(answer_payload(args)))
         except ValidationError as e:
@@ -196,3 +217,69 @@ async def remove(settings: Settings, args: argparse.Namespace) -> int:
         return no_answer(args)
     print(json.dumps(removal_json(removal)))
     return 0
+
+
+_AGE = re.compile(r"([0-9]{1,6})([dhm])")
+_UNIT = {"d": 86400, "h": 3600, "m": 60}
+
+
+def since_arg(raw: str) -> float:
+    """`7d`, `12h` or `30m` as a Unix time that long ago."""
+    match = _AGE.fullmatch(raw.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"`{raw}` is not an age such as 7d, 12h or 30m")
+    return time.time() - int(match[1]) * _UNIT[match[2]]
+
+
+def channel_arg(raw: str) -> str:
+    value = raw.strip()
+    if not CHANNEL_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"`{raw}` is not a Slack channel id such as C0123ABCD")
+    return value
+
+
+async def scan_channel(settings: Settings, args: argparse.Namespace) -> int:
+    settings.require_bot_token()
+    async with slack_session() as session:
+        # Patient with Slack's rate limits: a long history is many pages.
+        slack = web_client(settings, session, rate_limit_retries=10)
+        try:
+            me = await slack.auth_test()
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as e:
+            print(
+                f"feedback-bot: cannot use Slack ({_reason(e)}): run `feedback-bot doctor`",
+                file=sys.stderr,
+            )
+            return 1
+        store = await Store.open(settings.feedback_db)
+        try:
+            channels = ChannelSettings(store, settings.feedback_trusted_apps)
+            answers = Answers(store, channels, slack)
+            registrar = MetadataRegistrar(answers, channels, str(me["bot_id"]))
+            counts = await scan(slack, registrar, args.channel, args.since)
+        except ScanError as e:
+            print(f"feedback-bot: {e}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+    if args.json:
+        print(json.dumps({"channel": args.channel, **counts.json()}))
+        return 0
+    print(f"{args.channel}: {counts.messages} messages read, {counts.found} with answer metadata")
+    print(f"  registered     {counts.registered}")
+    print(f"  already known  {counts.known}")
+    print(f"  conflicts      {counts.conflicts}  (mapped to another answer: left as they are)")
+    print(f"  invalid        {counts.invalid}  (the log says why)")
+    print(f"  untrusted      {counts.untrusted}", end="")
+    if counts.untrusted_apps:
+        apps = ", ".join(sorted(counts.untrusted_apps))
+        print(f"  (from {apps}: `/feedback trust add <app id>` to count them)")
+    else:
+        print()
+    return 0
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error", "unknown_error"))
+    return type(error).__name__

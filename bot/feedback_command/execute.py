@@ -18,6 +18,7 @@ from bot.feedback_command.invocations import (
     ForgetKey,
     Invocation,
     ListEmoji,
+    ListTrusted,
     RemoveEmoji,
     Reset,
     Retry,
@@ -28,10 +29,12 @@ from bot.feedback_command.invocations import (
     ShowStats,
     ShowStatus,
     Switch,
+    Trust,
 )
 from bot.keys import Keys
 from bot.providers import PROVIDERS
 from bot.settings import Settings
+from bot.slack_api import missing_history_scopes
 from storage import Store
 
 
@@ -59,12 +62,14 @@ class FeedbackCommand:
         keys: Keys,
         settings: Settings,
         worker: DeliveryWorker,
+        scopes: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store
         self._config = config
         self._keys = keys
         self._settings = settings
         self._worker = worker
+        self._scopes = scopes  # what the bot token was granted, at start-up
 
     async def run(self, inv: Invocation, user: str, channel: str) -> str:
         scope = WORKSPACE if inv.workspace else channel
@@ -92,13 +97,48 @@ class FeedbackCommand:
                 return await self.emoji(inv, scope, where, user)
             case Switch(setting=setting, on=on):
                 await self._config.set(scope, SWITCHES[setting], on, user)
-                return render.switched(setting, on, where)
+                reply = render.switched(setting, on, where)
+                if setting == "late-lookup" and on:
+                    config = await self._config.for_channel(None if inv.workspace else channel)
+                    reply += render.late_lookup_needs(
+                        missing_history_scopes(self._scopes), bool(config.trusted_apps)
+                    )
+                return reply
+            case ListTrusted():
+                config = await self._config.for_channel(None if inv.workspace else channel)
+                return render.trusted_listed(
+                    config.trusted_apps, self._config.trusted_by_default, where
+                )
+            case Trust():
+                return await self.trust(inv, scope, where, user)
             case Reset(setting=setting):
                 return await self.reset(setting, scope, where, user)
             case ForgetKey(provider=provider):
                 await self._keys.set(provider, None, user)
                 return render.key_forgotten(provider)
         raise UsageError(f"There is no `{inv.name}` sub-command.")  # pragma: no cover
+
+    async def trust(self, inv: Trust, scope: str, where: str, user: str) -> str:
+        own = set(await self._config.own_value(scope, "trusted_apps") or ())
+        if inv.trusted:
+            if inv.app_id in own:
+                return render.already_trusted(inv.app_id, where)
+            await self._config.set(scope, "trusted_apps", sorted(own | {inv.app_id}), user)
+            return render.trusted(inv.app_id, where)
+        if inv.app_id not in own:
+            workspace = await self._config.own_value(WORKSPACE, "trusted_apps") or ()
+            raise UsageError(
+                render.not_trusted_here(
+                    inv.app_id,
+                    where,
+                    by_default=inv.app_id in self._config.trusted_by_default,
+                    by_workspace=scope != WORKSPACE and inv.app_id in workspace,
+                ),
+                "trust",
+            )
+        rest = sorted(own - {inv.app_id})
+        await self._config.set(scope, "trusted_apps", rest or None, user)
+        return render.distrusted(inv.app_id, where)
 
     async def status(self, channel: str | None) -> str:
         config = await self._config.for_channel(channel)
@@ -110,7 +150,8 @@ class FeedbackCommand:
             last = await self._store.last_delivered_at(spec.name)
             key = self._keys.status(spec.name).describe()
             providers.append(render.ProviderLine(spec.label, key, reach, last))
-        return render.status_report(channel, config, providers, counts)
+        last = await self._store.last_via_metadata()
+        return render.status_report(channel, config, providers, counts, last)
 
     async def stats(self, channel: str | None, days: int) -> str:
         counts = await self._store.vote_stats(channel, time.time() - days * 86400)

@@ -15,6 +15,7 @@ from bot.feedback_command.invocations import (
     Help,
     Invocation,
     ListEmoji,
+    ListTrusted,
     RemoveEmoji,
     Reset,
     Retry,
@@ -26,8 +27,10 @@ from bot.feedback_command.invocations import (
     ShowStats,
     ShowStatus,
     Switch,
+    Trust,
 )
 from bot.providers import PROVIDERS
+from bot.settings import APP_ID
 
 USAGE: Mapping[str, str] = {
     "help": "/feedback help",
@@ -42,9 +45,10 @@ USAGE: Mapping[str, str] = {
     "reactions": "/feedback reactions on|off [--workspace]",
     "form": "/feedback form on|off [--workspace]",
     "prompt": "/feedback prompt on|off [--workspace]",
-    "reset": "/feedback reset provider|agent|aquilax|emoji|reactions|form|prompt"
-    + "".join(f"|{name}-key" for name in PROVIDERS)
-    + " [--workspace]",
+    "trust": "/feedback trust add <app id> | trust remove <app id> | trust list [--workspace]",
+    "late-lookup": "/feedback late-lookup on|off [--workspace]",
+    "reset": "/feedback reset provider|agent|aquilax|emoji|reactions|form|prompt|trust"
+    "|late-lookup" + "".join(f"|{name}-key" for name in PROVIDERS) + " [--workspace]",
     "retry": "/feedback retry [delivery id …]",
     "setup": "/feedback setup",
 }
@@ -57,10 +61,17 @@ RESETTABLE: Mapping[str, tuple[str, ...]] = {
     "reactions": ("reactions",),
     "form": ("reaction_form",),
     "prompt": ("prompt",),
+    "trust": ("trusted_apps",),
+    "late-lookup": ("late_lookup",),
 }
 KEY_RESETS = {f"{name}-key": name for name in PROVIDERS}
 # The on|off sub-commands and the configuration key each one sets.
-SWITCHES = {"reactions": "reactions", "form": "reaction_form", "prompt": "prompt"}
+SWITCHES = {
+    "reactions": "reactions",
+    "form": "reaction_form",
+    "prompt": "prompt",
+    "late-lookup": "late_lookup",
+}
 EMOJI_NAME = re.compile(r"^:?[a-z0-9_+'\-]+(::skin-tone-[2-6])?:?$")
 AQUILAX_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 MAX_DAYS = 365
@@ -197,6 +208,20 @@ def _retry(args: tuple[str, ...], workspace: bool) -> Retry:
     return Retry(ids=tuple(delivery_id(a) for a in args), workspace=workspace)
 
 
+def _trust(args: tuple[str, ...], workspace: bool) -> ListTrusted | Trust:
+    action = args[0].lower() if args else ""
+    if action == "list" and len(args) == 1:
+        return ListTrusted(workspace=workspace)
+    if action in ("add", "remove") and len(args) == 2:
+        app_id = args[1].upper()
+        if not APP_ID.fullmatch(app_id):
+            raise ValueError(
+                f"`{args[1]}` is not a Slack app id (A… on the app's Basic Information page)"
+            )
+        return Trust(app_id, action == "add", workspace=workspace)
+    raise ValueError("expects `add <app id>`, `remove <app id>` or `list`")
+
+
 def _reset(args: tuple[str, ...], workspace: bool) -> Reset | ForgetKey:
     what = args[0].lower() if len(args) == 1 else ""
     if what in KEY_RESETS:
@@ -218,6 +243,8 @@ _SUB_COMMANDS: Mapping[str, _Build] = {
     "reactions": _switch("reactions"),
     "form": _switch("form"),
     "prompt": _switch("prompt"),
+    "late-lookup": _switch("late-lookup"),
+    "trust": _trust,
     "stats": _stats,
     "retry": _retry,
     "reset": _reset,

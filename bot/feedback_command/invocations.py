@@ -93,7 +93,7 @@ class RemoveEmoji(_Invocation):
 
 @dataclass(frozen=True, slots=True)
 class Switch(_Invocation):
-    """`reactions`, `form` or `prompt` on|off."""
+    """`reactions`, `form`, `prompt` or `late-lookup` on|off."""
 
     setting: str  # a key of SWITCHES
     on: bool
@@ -101,6 +101,21 @@ class Switch(_Invocation):
     @property
     def name(self) -> str:  # type: ignore[override]
         return self.setting
+
+
+@dataclass(frozen=True, slots=True)
+class ListTrusted(_Invocation):
+    name = "trust"
+    changes = False
+
+
+@dataclass(frozen=True, slots=True)
+class Trust(_Invocation):
+    """`trust add|remove <app id>`: whose message metadata registers answers."""
+
+    name = "trust"
+    app_id: str
+    trusted: bool  # add: True, remove: False
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +146,8 @@ Invocation = (
     | AddEmoji
     | RemoveEmoji
     | Switch
+    | ListTrusted
+    | Trust
     | Reset
     | ForgetKey
 )

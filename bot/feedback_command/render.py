@@ -13,6 +13,7 @@ from bot.channel_settings import ChannelOptions
 from bot.domain import VOTE_STATUSES, Delivery, Status
 from bot.providers import PROVIDERS
 from storage import DeliveryCounts
+from storage.models import MetadataRegistration
 
 NOT_ALLOWED = (
     "Only workspace admins and owners (and the users in FEEDBACK_ADMINS) can change"
@@ -64,10 +65,25 @@ def status_report(
     config: ChannelOptions,
     providers: Sequence[ProviderLine],
     counts: DeliveryCounts,
+    last_metadata: MetadataRegistration | None = None,
 ) -> str:
     title = f"<#{channel}>" if channel else "the workspace defaults"
     lines = [f"*feedback-bot status for {title}*"]
     lines += [f"• {line}" for line in _config_lines(config)]
+    lines.append("*Answers that register themselves* (Slack message metadata)")
+    lines.append(f"• Trusted apps: {_apps(config.trusted_apps)}")
+    lines.append(
+        f"• Late lookup of unknown reacted messages: {_on_off(config.late_lookup)}"
+        f" _({config.origin('late_lookup')})_"
+    )
+    if last_metadata is None:
+        lines.append("• Last registration from metadata: never")
+    else:
+        last = last_metadata
+        lines.append(
+            f"• Last registration from metadata: {_ago(last.at)}, app `{last.app_id or '?'}`"
+            f" ({_VIA[last.via]}), <#{last.channel}> `{last.ts}`"
+        )
     lines.append("*Providers*")
     for p in providers:
         lines.append(
@@ -141,7 +157,71 @@ def _config_lines(config: ChannelOptions) -> list[str]:
     ]
 
 
+_VIA = {
+    "metadata": "metadata event",
+    "scan": "`answers scan`",
+    "lookup": "late lookup",
+}
+
+
+def _apps(apps: frozenset[str]) -> str:
+    if not apps:
+        return "none (no app's metadata registers answers here: `/feedback trust add <app id>`)"
+    return ", ".join(f"`{a}`" for a in sorted(apps))
+
+
 # ------------------------------------------------------------------ confirmations
+
+
+def trusted(app_id: str, where: str) -> str:
+    return (
+        f"Answer metadata from app `{app_id}` now registers answers in {where}. Its answers"
+        " are sent to the providers with your keys: trust only your own assistants."
+    )
+
+
+def already_trusted(app_id: str, where: str) -> str:
+    return f"App `{app_id}` is already trusted in {where}."
+
+
+def distrusted(app_id: str, where: str) -> str:
+    return (
+        f"Answer metadata from app `{app_id}` no longer registers answers in {where}."
+        " Answers it registered before stay."
+    )
+
+
+def not_trusted_here(app_id: str, where: str, *, by_default: bool, by_workspace: bool) -> str:
+    if by_default:
+        return (
+            f"App `{app_id}` is trusted by FEEDBACK_TRUSTED_APPS in the bot's environment:"
+            " remove it there."
+        )
+    if by_workspace:
+        return f"App `{app_id}` is trusted for the whole workspace: add `--workspace`."
+    return f"App `{app_id}` is not trusted in {where}."
+
+
+def trusted_listed(apps: frozenset[str], by_default: frozenset[str], where: str) -> str:
+    if not apps:
+        return f"No app is trusted in {where}: {_apps(apps)}"
+    lines = [f"Apps whose answer metadata registers answers in {where}:"]
+    for app in sorted(apps):
+        note = " _(FEEDBACK_TRUSTED_APPS)_" if app in by_default else ""
+        lines.append(f"• `{app}`{note}")
+    return "\n".join(lines)
+
+
+def late_lookup_needs(missing_scopes: Sequence[str], has_trusted: bool) -> str:
+    notes = []
+    if missing_scopes:
+        notes.append(
+            f"It needs the {' and '.join(missing_scopes)} scope(s), which the bot was not"
+            " granted: add them under OAuth & Permissions and reinstall the app."
+        )
+    if not has_trusted:
+        notes.append("No app is trusted here yet: `/feedback trust add <app id>`.")
+    return "".join(f"\n{n}" for n in notes)
 
 
 def retried(requeued: int, superseded: int) -> str:
@@ -185,6 +265,14 @@ def switched(name: str, on: bool, where: str) -> str:
     if name == "form":
         verb = "now offer" if on else "no longer offer"
         return f"👎 and 🚩 reactions in {where} {verb} the “what went wrong?” form."
+    if name == "late-lookup":
+        return f"Reactions on messages in {where} that are not registered answers" + (
+            " are now held while the bot looks the message up in Slack (one Web API call"
+            " per such message); if a trusted app's answer metadata is on it, the answer"
+            " is registered and the reactions count."
+            if on
+            else " are ignored again, without a lookup."
+        )
     verb = "now get" if on else "no longer get"
     return f"Answers other apps post in {where} {verb} a “Was this helpful?” reply."
 

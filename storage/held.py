@@ -1,0 +1,88 @@
+"""Held reactions: reactions on a message that is not a registered answer yet, kept while
+the bot looks the message up in Slack (late lookup, bot/late_lookup.py). Whatever then
+registers the message applies them, in the order they came, in the registration's own
+transaction (storage/store.py: _register); a message that turns out not to be an answer drops
+them.
+
+Each public function is one unit of work over the sqlite3 connection, run as one call on its
+thread by the `Store` facade; `hold` and `take_held` run inside their caller's transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from bot.domain import Status, VoteChange
+from storage.db import transaction
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    channel: str
+    ts: str
+    reactions: int
+    first_at: float
+
+
+def hold(
+    db: sqlite3.Connection,
+    channel: str,
+    ts: str,
+    change: VoteChange,
+    event_id: str | None,
+    now: float,
+) -> None:
+    db.execute(
+        "INSERT INTO held_reactions (channel, ts, user_id, origin, action, status, event_id,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            channel,
+            ts,
+            change.user,
+            change.origin,
+            change.action,
+            change.status.value if change.status else None,
+            event_id,
+            now,
+        ),
+    )
+
+
+def take_held(db: sqlite3.Connection, answer_id: int, channel: str, ts: str) -> list[VoteChange]:
+    """The reactions held for message (channel, ts), oldest first, as changes to the answer
+    now there; they are forgotten (the caller applies them in the same transaction)."""
+    rows = db.execute(
+        "SELECT user_id, origin, action, status FROM held_reactions"
+        " WHERE channel = ? AND ts = ? ORDER BY id",
+        (channel, ts),
+    ).fetchall()
+    if rows:
+        db.execute("DELETE FROM held_reactions WHERE channel = ? AND ts = ?", (channel, ts))
+    return [
+        VoteChange(
+            answer_id,
+            r["user_id"],
+            r["origin"],
+            r["action"],
+            Status(r["status"]) if r["status"] else None,
+        )
+        for r in rows
+    ]
+
+
+def held_messages(db: sqlite3.Connection) -> list[HeldMessage]:
+    """Every message with reactions held, oldest first (what a restarted bot looks up)."""
+    rows = db.execute(
+        "SELECT channel, ts, count(*) AS n, min(received_at) AS first_at FROM held_reactions"
+        " GROUP BY channel, ts ORDER BY first_at"
+    ).fetchall()
+    return [HeldMessage(r["channel"], r["ts"], r["n"], r["first_at"]) for r in rows]
+
+
+def drop_held(db: sqlite3.Connection, channel: str, ts: str) -> int:
+    """Forget the reactions held for a message that is not an answer; how many there were."""
+    with transaction(db):
+        return db.execute(
+            "DELETE FROM held_reactions WHERE channel = ? AND ts = ?", (channel, ts)
+        ).rowcount
