@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metadata_registrar import MetadataRegistrar, Outcome
 from bot.metadata_schema import as_posted, is_answer_metadata
+from storage import StorageError
 
 PAGE = 200  # messages per history page (Slack allows up to 999; it advises 200)
 
@@ -36,6 +38,7 @@ class ScanCounts:
     conflicts: int = 0  # already registered to another answer: left as it is
     untrusted: int = 0  # from an app nobody trusted: ignored
     invalid: int = 0  # metadata that does not make an answer (the log says why)
+    removed: int = 0  # an admin removed the answer there: left removed
     untrusted_apps: set[str] = field(default_factory=set)
 
     def count(self, outcome: Outcome, app_id: str | None) -> None:
@@ -52,6 +55,8 @@ class ScanCounts:
                 self.untrusted_apps.add(app_id or "?")
             case Outcome.INVALID:
                 self.invalid += 1
+            case Outcome.REMOVED:
+                self.removed += 1
 
     def json(self) -> dict[str, Any]:
         return {
@@ -62,6 +67,7 @@ class ScanCounts:
             "conflicts": self.conflicts,
             "untrusted": self.untrusted,
             "invalid": self.invalid,
+            "removed": self.removed,
             "untrusted_apps": sorted(self.untrusted_apps),
         }
 
@@ -74,13 +80,29 @@ async def scan(
 ) -> ScanCounts:
     """Register the answers of `channel` posted since `oldest` (a Unix time; None: all)."""
     counts = ScanCounts()
-    async for message in _messages(slack, channel, oldest):
-        counts.messages += 1
-        if not is_answer_metadata(message.get("metadata")):
-            continue
-        posted = as_posted(message, channel)
-        result = await registrar.register(posted, "scan")
-        counts.count(result.outcome, posted.app_id)
+    seen: set[str] = set()  # a reply also sent to the channel shows in both listings
+    try:
+        async for message in _messages(slack, channel, oldest):
+            if message.get("ts") in seen:
+                continue
+            seen.add(str(message.get("ts")))
+            counts.messages += 1
+            if not is_answer_metadata(message.get("metadata")):
+                continue
+            posted = as_posted(message, channel)
+            result = await registrar.register(posted, "scan")
+            counts.count(result.outcome, posted.app_id)
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as e:
+        raise ScanError(
+            f"could not reach Slack ({type(e).__name__}) after {counts.messages} messages"
+            f" ({counts.registered} answers registered): run the scan again; what it"
+            " registered is kept and counted as already known"
+        ) from None
+    except StorageError as e:
+        raise ScanError(
+            f"the database refused a registration after {counts.messages} messages ({e}):"
+            " fix it and run the scan again"
+        ) from None
     return counts
 
 
@@ -124,9 +146,8 @@ async def _pages(
 def _refusal(method: str, channel: str, response: Any) -> str:
     error = str(response.get("error", "unknown_error"))
     if error == "missing_scope":
-        needed = response.get("needed") or (
-            "groups:history" if channel.startswith("G") else "channels:history"
-        )
+        # Slack names the scope; private channels have C ids too, so the id cannot tell.
+        needed = response.get("needed") or "channels:history (groups:history if it is private)"
         return (
             f"Slack refused {method} (missing_scope): add the {needed} scope to the app's bot"
             " scopes (OAuth & Permissions; groups:history for private channels, channels:history"

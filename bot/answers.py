@@ -146,10 +146,11 @@ class Answers:
     ) -> Registered:
         """Register the answer (posting it first if the request says `post`).
 
-        `provenance`: it registered itself through message metadata (bot/metadata_registrar.py),
-        which may also `replace_unvoted` (storage/store.py: _register). `prompt`: when the
-        channel has prompts on, post "Was this helpful?" under a new answer now, leave it
-        to the caller ("later": off the ack path) or not at all."""
+        `provenance`: it registered itself through message metadata
+        (bot/metadata_registrar.py); an update of that metadata may `replace_unvoted`
+        (storage/composite.py: register). `prompt`: when the channel has prompts on, post
+        "Was this helpful?" under a new answer now, leave it to the caller ("later": off
+        the ack path) or not at all."""
         registered = await self._register(
             request, provenance, posted_by_bot, replace_unvoted, prompt
         )
@@ -201,7 +202,7 @@ class Answers:
         self._queued(queued)
         due = (
             prompt != "no"
-            and outcome in (Registration.CREATED, Registration.REPLACED)
+            and outcome is Registration.CREATED
             and not stored.posted_by_bot
             and (await self._config.for_channel(answer.channel)).prompt
         )

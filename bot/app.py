@@ -94,6 +94,8 @@ class FeedbackBot:
             channel_settings = ChannelSettings(store, s.feedback_trusted_apps)
             answers = Answers(store, channel_settings, slack, on_votes=worker.notify)
             registrar = MetadataRegistrar(answers, channel_settings, identity.bot_id)
+            late_lookup = LateLookup(store, slack, registrar, on_votes=worker.notify)
+            channel_settings.on_change(late_lookup.forget_misses)
             self.services = Services(
                 settings=s,
                 store=store,
@@ -102,7 +104,7 @@ class FeedbackBot:
                 answers=answers,
                 answer_admin=AnswerAdmin(store),
                 metadata=registrar,
-                late_lookup=LateLookup(store, slack, registrar),
+                late_lookup=late_lookup,
                 votes=Votes(store, worker, metrics),
                 worker=worker,
                 feedback_command=FeedbackCommand(
@@ -323,9 +325,16 @@ async def _delivery_worker(
         concurrency=concurrency,
         backoff=backoff,
         redact=redactor,
-        watch_other_writers=watch_other_writers,
+        # SQLite tells other processes' commits by data_version; PostgreSQL by NOTIFY.
+        watch_other_writers=watch_other_writers and store.kind == "sqlite",
         metrics=metrics,
     )
+    try:
+        # Whichever replica queues a delivery, every worker wakes (PostgreSQL).
+        await store.subscribe_deliveries(worker.notify)
+    except BaseException:
+        await http.close()
+        raise
     return http, keys, worker
 
 

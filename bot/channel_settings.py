@@ -6,7 +6,7 @@ built-in default. Every change goes to the audit log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
@@ -50,6 +50,11 @@ class ChannelSettings:
         self._store = store
         self._trusted_default = frozenset(trusted_apps)  # FEEDBACK_TRUSTED_APPS
         self._cache: dict[str, ChannelOptions] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every change (what others derived from settings is stale)."""
+        self._listeners.append(listener)
 
     async def for_channel(self, channel: str | None) -> ChannelOptions:
         scope = channel or WORKSPACE
@@ -97,4 +102,6 @@ class ChannelSettings:
             value = {name: Status(status).value for name, status in value.items()}
         old = await self._store.set_config(scope, key, value, user)
         self._cache.clear()
+        for listener in self._listeners:
+            listener()
         return old

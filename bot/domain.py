@@ -172,6 +172,8 @@ class Registration(StrEnum):
     CONFLICT = "conflict"
     # Message metadata updated before any vote: the old mapping removed, the new one stored.
     REPLACED = "replaced"
+    # Message metadata on a message whose answer an admin removed: it stays removed.
+    REMOVED = "removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,9 @@ class Provenance:
 
     via: Literal["metadata", "scan", "lookup"]  # the event, `answers scan`, the late lookup
     app_id: str | None  # the app that posted the message
+    # When Slack says the metadata was posted or last updated (the event's event_ts): an
+    # update older than the mapping's own never replaces it (Slack does not keep order).
+    metadata_ts: float | None = None
 
 
 class DeliveryState(StrEnum):

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -24,7 +25,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.channel_settings import ChannelOptions
-from bot.metadata_registrar import MetadataRegistrar
+from bot.metadata_registrar import MetadataRegistrar, Outcome
 from bot.metadata_schema import as_posted, is_answer_metadata
 from storage import StorageError, Store
 
@@ -36,7 +37,9 @@ RETRY_FIRST = 2.0  # a lookup Slack could not answer is tried again after 2 s, 4
 RETRY_MAX = 300.0
 GIVE_UP_AFTER = 86400.0  # reactions held this long are dropped (with a warning)
 # Slack's answers that no retry will change: the reactions are dropped.
+# (A token Slack refuses is not among them: the reactions wait while an admin fixes it.)
 _PERMANENT = {"missing_scope", "not_in_channel", "channel_not_found", "thread_not_found"}
+_NOT_THERE = {"thread_not_found"}  # the message is gone: nothing to tell an admin
 _SCOPE_HINT = (
     "add the channels:history scope (groups:history for private channels) under OAuth &"
     " Permissions and reinstall the app, or turn late lookup off (/feedback late-lookup off)"
@@ -46,16 +49,24 @@ Key = tuple[str, str]
 
 
 class LateLookup:
-    def __init__(self, store: Store, slack: AsyncWebClient, registrar: MetadataRegistrar) -> None:
+    def __init__(
+        self,
+        store: Store,
+        slack: AsyncWebClient,
+        registrar: MetadataRegistrar,
+        on_votes: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
         self._slack = slack
         self._registrar = registrar
+        self._on_votes = on_votes  # held reactions applied: the delivery worker is told
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
         self._retries: dict[Key, float] = {}  # the next pause for a message Slack failed on
         self._misses: OrderedDict[Key, float] = OrderedDict()  # message -> until when
         self._task: asyncio.Task[None] | None = None
         self._waits: set[asyncio.Task[None]] = set()  # retries waiting their turn
+        self._waiting: set[Key] = set()  # the messages those retries are for
         self._warned: set[str] = set()
 
     def wants(self, channel: str, ts: str, config: ChannelOptions) -> bool:
@@ -71,9 +82,13 @@ class LateLookup:
         del self._misses[(channel, ts)]
         return True
 
+    def forget_misses(self) -> None:
+        """Trust or late lookup changed: what was no answer may be one now."""
+        self._misses.clear()
+
     def request(self, channel: str, ts: str) -> None:
         key = (channel, ts)
-        if key not in self._queued:
+        if key not in self._queued and key not in self._waiting:
             self._queued.add(key)
             self._queue.put_nowait(key)
 
@@ -93,8 +108,8 @@ class LateLookup:
         await asyncio.wait({self._task}, timeout=grace)
 
     async def idle(self) -> bool:
-        """Nothing queued or being looked up (tests wait for this)."""
-        return not self._queued
+        """Nothing queued, being looked up or waiting for a retry (tests wait for this)."""
+        return not self._queued and not self._waiting
 
     async def _run(self) -> None:
         while True:
@@ -115,9 +130,12 @@ class LateLookup:
             error = str(e.response.get("error", "unknown_error"))
             if error not in _PERMANENT:
                 log.warning("Slack refused the late lookup of %s (%s): trying again", where, error)
-                self._retry_later((channel, ts))
+                self._retry_later((channel, ts), _retry_after(e))
                 return
-            self._warn_once(error, where)
+            if error in _NOT_THERE:
+                log.debug("late lookup of %s: the message is gone (%s)", where, error)
+            else:
+                self._warn_once(error, where)
             message = None
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as e:
             log.warning(
@@ -128,7 +146,7 @@ class LateLookup:
         self._retries.pop((channel, ts), None)
         if message is not None and is_answer_metadata(message.get("metadata")):
             result = await self._registrar.register(as_posted(message, channel), "lookup")
-            if result.answer is not None:
+            if result.answer is not None and result.outcome is not Outcome.REMOVED:
                 log.info(
                     "late lookup: %s is an answer (%s); its held reactions are counted",
                     where,
@@ -157,7 +175,9 @@ class LateLookup:
         return None
 
     async def _miss(self, channel: str, ts: str) -> None:
-        dropped = await self._store.drop_held(channel, ts)
+        dropped, queued = await self._store.drop_held(channel, ts)
+        if queued and self._on_votes is not None:
+            self._on_votes()  # registered meanwhile: its held reactions were counted
         log.debug(
             "late lookup: %s/%s is no trusted answer; %d held reaction(s) dropped",
             channel,
@@ -169,38 +189,42 @@ class LateLookup:
         while len(self._misses) > MISSES_KEPT:
             self._misses.popitem(last=False)
 
-    def _retry_later(self, key: Key) -> None:
+    def _retry_later(self, key: Key, after: float | None = None) -> None:
         pause = self._retries.get(key, RETRY_FIRST)
         self._retries[key] = min(pause * 2, RETRY_MAX)
-        task = asyncio.create_task(self._again(key, pause), name=f"late lookup retry {key}")
+        self._waiting.add(key)
+        wait = after if after is not None else pause
+        task = asyncio.create_task(self._again(key, wait), name=f"late lookup retry {key}")
         self._waits.add(task)
         task.add_done_callback(self._waits.discard)
 
     async def _again(self, key: Key, pause: float) -> None:
         await asyncio.sleep(pause)
         try:
-            held = {(m.channel, m.ts): m for m in await self._store.held_messages()}
+            message = await self._store.held_message(*key)
+            if message is not None and time.time() - message.first_at > GIVE_UP_AFTER:
+                dropped, _ = await self._store.drop_held(*key)
+                log.warning(
+                    "late lookup: gave up on %s/%s after a day of failures; %d held"
+                    " reaction(s) dropped",
+                    *key,
+                    dropped,
+                )
+                message = None
         except StorageError as e:
             log.warning("cannot read the held reactions (%s): trying again", e)
+            self._waiting.discard(key)
             self._retry_later(key)
             return
-        message = held.get(key)
+        self._waiting.discard(key)
         if message is None:
-            return  # registered meanwhile (the API, an event): nothing left to look up
-        if time.time() - message.first_at > GIVE_UP_AFTER:
-            log.warning(
-                "late lookup: gave up on %s/%s after a day of failures; %d held reaction(s)"
-                " dropped",
-                *key,
-                message.reactions,
-            )
-            await self._store.drop_held(*key)
+            # Registered meanwhile (the API, an event), or given up: nothing left to do.
             self._retries.pop(key, None)
             return
         self.request(*key)
 
     def _warn_once(self, error: str, where: str) -> None:
-        hint = _SCOPE_HINT if error == "missing_scope" else "check the bot is in the channel"
+        hint = _SCOPE_HINT if error == "missing_scope" else "invite the bot to the channel"
         if error in self._warned:
             log.debug("late lookup of %s refused (%s)", where, error)
             return
@@ -212,3 +236,12 @@ class LateLookup:
             error,
             hint,
         )
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    """Slack's Retry-After on a 429 (slack_sdk's own retry already waited once)."""
+    raw = (error.response.headers or {}).get("Retry-After") if error.response else None
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None

@@ -21,6 +21,7 @@ from bot.answers import Answers, answer_errors
 from bot.channel_settings import ChannelSettings
 from bot.domain import Answer, Provenance, Registration
 from bot.metadata_schema import MetadataError, PostedMetadata, registration_payload
+from bot.registration import AnswerIn
 from bot.validation import describe
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"
     CONFLICT = "conflict"
     REPLACED = "replaced"
+    REMOVED = "removed"  # an admin removed the answer on that message: it stays removed
     UNTRUSTED = "untrusted"
     INVALID = "invalid"
 
@@ -47,6 +49,7 @@ _OUTCOMES = {
     Registration.UNCHANGED: Outcome.UNCHANGED,
     Registration.CONFLICT: Outcome.CONFLICT,
     Registration.REPLACED: Outcome.REPLACED,
+    Registration.REMOVED: Outcome.REMOVED,
 }
 
 
@@ -79,6 +82,9 @@ class MetadataRegistrar:
         replace_unvoted: bool = False,
         prompt: Literal["now", "later", "no"] = "no",
     ) -> SelfRegistration:
+        """Register the answer `posted` describes. `replace_unvoted`
+        (message_metadata_updated): a different mapping there is replaced if no vote has
+        touched it and this metadata is newer (storage/composite.py: register)."""
         where = f"{posted.channel}/{posted.ts}"
         if not await self.trusts(posted):
             log.debug(
@@ -90,10 +96,7 @@ class MetadataRegistrar:
             return SelfRegistration(Outcome.UNTRUSTED)
         app = posted.app_id or "?"
         try:
-            data = registration_payload(
-                posted.metadata, posted.channel, posted.ts, posted.thread_ts
-            )
-            request = await self._answers.validate(data)
+            request = await self._request(posted, posted.metadata)
         except MetadataError as e:
             return self._refused(where, app, str(e))
         except ValidationError as e:
@@ -101,14 +104,27 @@ class MetadataRegistrar:
         own = self.is_own(posted)
         registered = await self._answers.register(
             request,
-            provenance=Provenance(via, posted.app_id),
+            provenance=Provenance(via, posted.app_id, posted.metadata_ts),
             posted_by_bot=own,
             replace_unvoted=replace_unvoted,
             prompt="no" if own else prompt,
         )
+        if registered.outcome is Registration.REMOVED:
+            log.info(
+                "answer metadata on %s from app %s not registered: an admin removed the answer"
+                " on that message (`feedback-bot answers add` registers it again)",
+                where,
+                app,
+            )
         return SelfRegistration(
             _OUTCOMES[registered.outcome], registered.answer, registered.prompt_due
         )
+
+    async def _request(self, posted: PostedMetadata, metadata: object) -> AnswerIn:
+        data = registration_payload(
+            metadata, posted.channel, posted.ts, posted.thread_ts, thread_known=posted.thread_known
+        )
+        return await self._answers.validate(data)
 
     def _refused(self, where: str, app: str, reason: str) -> SelfRegistration:
         log.warning(

@@ -37,10 +37,14 @@ def is_answer_metadata(metadata: object) -> bool:
 
 
 def registration_payload(
-    metadata: object, channel: str, ts: str, thread_ts: str | None
+    metadata: object, channel: str, ts: str, thread_ts: str | None, *, thread_known: bool
 ) -> dict[str, Any]:
     """What POST /v1/answers would take for the message (channel, ts) carrying `metadata`.
-    Raises MetadataError when the metadata is not ours or not of a version we know."""
+    Raises MetadataError when the metadata is not ours or not of a version we know.
+
+    Where the message is comes from the message: with `thread_known` (a message read from
+    the history), its own thread_ts, whatever the payload says; an event does not say, so
+    the payload's thread_ts, if any, stands."""
     if not isinstance(metadata, dict) or metadata.get("event_type") != EVENT_TYPE:
         raise MetadataError(f"event_type: must be {EVENT_TYPE!r}")
     payload = metadata.get("event_payload")
@@ -48,7 +52,7 @@ def registration_payload(
         raise MetadataError("event_payload: must be an object")
     payload = dict(payload)
     version = payload.pop("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # True == 1 in Python
         raise MetadataError(
             f"event_payload.schema_version: {version!r} is not a version this feedback-bot"
             f" knows (it reads {SCHEMA_VERSION}); upgrade feedback-bot"
@@ -58,9 +62,10 @@ def registration_payload(
             raise MetadataError(
                 f"event_payload.{key}: not allowed; the message itself says where the answer is"
             )
-    payload.setdefault("thread_ts", thread_ts if thread_ts and thread_ts != ts else None)
-    if payload["thread_ts"] is None:
-        del payload["thread_ts"]
+    if thread_known:
+        payload.pop("thread_ts", None)
+        if thread_ts and thread_ts != ts:
+            payload["thread_ts"] = thread_ts
     return {"channel": channel, "ts": ts, **payload}
 
 
@@ -74,6 +79,8 @@ class PostedMetadata:
     app_id: str | None  # the app that posted it
     bot_id: str | None
     metadata: object
+    thread_known: bool = True  # False for an event, which does not say the thread
+    metadata_ts: float | None = None  # an event's event_ts: when Slack says it was written
 
 
 def as_posted(message: dict[str, Any], channel: str) -> PostedMetadata:

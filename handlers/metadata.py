@@ -48,10 +48,12 @@ async def handle_metadata(services: Services, envelope: MetadataEnvelope) -> Non
     posted = PostedMetadata(
         channel=event.channel_id,
         ts=event.message_ts,
-        thread_ts=None,  # the event does not say; the payload may (thread_ts)
+        thread_ts=None,
         app_id=event.app_id,
         bot_id=event.bot_id,
         metadata=event.metadata,
+        thread_known=False,  # the event does not say; the payload may (thread_ts)
+        metadata_ts=_seconds(event.event_ts),
     )
     updated = event.type == "message_metadata_updated"
     result = await services.metadata.register(
@@ -59,9 +61,10 @@ async def handle_metadata(services: Services, envelope: MetadataEnvelope) -> Non
     )
     if result.outcome is Outcome.CONFLICT and updated:
         log.warning(
-            "the answer metadata on %s changed after votes were cast on it: the registered"
-            " mapping stays (votes are history); `feedback-bot answers remove %s %s` and"
-            " register it again to change it",
+            "the answer metadata on %s changed, but the registered mapping stays: votes were"
+            " cast on it (votes are history), or it is not the one the metadata held before"
+            " (an update that came late); `feedback-bot answers remove %s %s` and register"
+            " it again to change it",
             where,
             event.channel_id,
             event.message_ts,
@@ -70,3 +73,10 @@ async def handle_metadata(services: Services, envelope: MetadataEnvelope) -> Non
         services.background.spawn(
             services.answers.post_prompt(result.answer), f"prompt under {where}"
         )
+
+
+def _seconds(ts: str | None) -> float | None:
+    try:
+        return float(ts) if ts else None
+    except ValueError:
+        return None

@@ -177,8 +177,11 @@ class MetadataEvent(BaseModel):
     bot_id: str | None = None
     channel_id: str
     message_ts: str
-    metadata: dict[str, Any] | None = None  # posted, updated: what the message says now
-    previous_metadata: dict[str, Any] | None = None  # updated, deleted
+    event_ts: str | None = None  # when the metadata was posted, updated or deleted
+    # What the message says now (posted, updated) and said before (updated, deleted): any
+    # shape, as any app may post any metadata; bot/metadata_schema.py reads ours.
+    metadata: Any = None
+    previous_metadata: Any = None
 
 
 class MetadataEnvelope(BaseModel):

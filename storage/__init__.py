@@ -1,5 +1,5 @@
-"""SQLite storage through aiosqlite: schema, migrations, and one module of queries per
-aggregate behind the `Store` facade."""
+"""Storage: SQLite through aiosqlite (the default) or PostgreSQL through asyncpg; schema,
+migrations, and one module of queries per aggregate and backend behind the `Store` facade."""
 
 from storage.db import StorageError
 from storage.models import (
@@ -9,8 +9,9 @@ from storage.models import (
     Finished,
     PostReservation,
     PostState,
+    Removal,
 )
-from storage.store import Removal, Store
+from storage.store import Store
 
 __all__ = [
     "AuditEntry",

@@ -66,7 +66,7 @@ def add_answer(
     cur = db.execute(
         "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
         " request_id, org, grp, posted_by_bot, thread_ts, created_at, registered_via,"
-        " registered_by_app) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " registered_by_app, metadata_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             answer.channel,
             answer.ts,
@@ -81,6 +81,7 @@ def add_answer(
             time.time(),
             provenance.via if provenance else None,
             provenance.app_id if provenance else None,
+            provenance.metadata_ts if provenance else None,
         ),
     )
     answer_id = int(cur.lastrowid or 0)
@@ -138,6 +139,36 @@ def mark_removed(db: sqlite3.Connection, channel: str, ts: str, now: float) -> A
     if answer is not None:
         db.execute("UPDATE answers SET removed_at = ? WHERE id = ?", (now, answer.id))
     return answer
+
+
+def metadata_ts(db: sqlite3.Connection, answer_id: int) -> float | None:
+    """When the metadata the answer's mapping came from was posted or last updated."""
+    row = db.execute("SELECT metadata_ts FROM answers WHERE id = ?", (answer_id,)).fetchone()
+    return row[0] if row else None
+
+
+def removed_answer(db: sqlite3.Connection, channel: str, ts: str) -> Answer | None:
+    """The newest answer removed from message (channel, ts), if there is one."""
+    row = db.execute(
+        f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.channel = ? AND a.ts = ?"
+        " AND a.removed_at IS NOT NULL ORDER BY a.id DESC LIMIT 1",
+        (channel, ts),
+    ).fetchone()
+    return answer_from_row(row) if row else None
+
+
+def was_removed(db: sqlite3.Connection, channel: str, ts: str) -> bool:
+    """An admin removed the answer on this message, and none is registered there now."""
+    return find_answer(db, channel, ts) is None and removed_answer(db, channel, ts) is not None
+
+
+def carry_prompt(db: sqlite3.Connection, old: Answer, new: Answer) -> Answer:
+    """Give `new` the prompt `old` (now removed) had. Inside the caller's transaction."""
+    if old.prompt_ts is None:
+        return new
+    db.execute("UPDATE answers SET prompt_ts = NULL WHERE id = ?", (old.id,))
+    db.execute("UPDATE answers SET prompt_ts = ? WHERE id = ?", (old.prompt_ts, new.id))
+    return replace(new, prompt_ts=old.prompt_ts)
 
 
 def set_prompt_ts(db: sqlite3.Connection, answer_id: int, prompt_ts: str) -> None:

@@ -5,7 +5,8 @@ transaction (storage/store.py: _register); a message that turns out not to be an
 them.
 
 Each public function is one unit of work over the sqlite3 connection, run as one call on its
-thread by the `Store` facade; `hold` and `take_held` run inside their caller's transaction.
+thread by the `Store` facade; `hold`, `take_held` and `drop` run inside their caller's
+transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import sqlite3
 from dataclasses import dataclass
 
 from bot.domain import Status, VoteChange
-from storage.db import transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,23 +49,29 @@ def hold(
     )
 
 
-def take_held(db: sqlite3.Connection, answer_id: int, channel: str, ts: str) -> list[VoteChange]:
+def take_held(
+    db: sqlite3.Connection, answer_id: int, channel: str, ts: str
+) -> list[tuple[VoteChange, float]]:
     """The reactions held for message (channel, ts), oldest first, as changes to the answer
-    now there; they are forgotten (the caller applies them in the same transaction)."""
+    now there, each with when it came; they are forgotten (the caller applies them in the
+    same transaction)."""
     rows = db.execute(
-        "SELECT user_id, origin, action, status FROM held_reactions"
+        "SELECT user_id, origin, action, status, received_at FROM held_reactions"
         " WHERE channel = ? AND ts = ? ORDER BY id",
         (channel, ts),
     ).fetchall()
     if rows:
         db.execute("DELETE FROM held_reactions WHERE channel = ? AND ts = ?", (channel, ts))
     return [
-        VoteChange(
-            answer_id,
-            r["user_id"],
-            r["origin"],
-            r["action"],
-            Status(r["status"]) if r["status"] else None,
+        (
+            VoteChange(
+                answer_id,
+                r["user_id"],
+                r["origin"],
+                r["action"],
+                Status(r["status"]) if r["status"] else None,
+            ),
+            float(r["received_at"]),
         )
         for r in rows
     ]
@@ -80,9 +86,19 @@ def held_messages(db: sqlite3.Connection) -> list[HeldMessage]:
     return [HeldMessage(r["channel"], r["ts"], r["n"], r["first_at"]) for r in rows]
 
 
-def drop_held(db: sqlite3.Connection, channel: str, ts: str) -> int:
-    """Forget the reactions held for a message that is not an answer; how many there were."""
-    with transaction(db):
-        return db.execute(
-            "DELETE FROM held_reactions WHERE channel = ? AND ts = ?", (channel, ts)
-        ).rowcount
+def held_message(db: sqlite3.Connection, channel: str, ts: str) -> HeldMessage | None:
+    """The reactions held for one message, if any (a retried lookup asks)."""
+    row = db.execute(
+        "SELECT count(*) AS n, min(received_at) AS first_at FROM held_reactions"
+        " WHERE channel = ? AND ts = ?",
+        (channel, ts),
+    ).fetchone()
+    return HeldMessage(channel, ts, row["n"], row["first_at"]) if row["n"] else None
+
+
+def drop(db: sqlite3.Connection, channel: str, ts: str) -> int:
+    """Forget the reactions held for a message; how many there were. Runs inside the
+    caller's transaction (storage/composite.py: drop_held)."""
+    return db.execute(
+        "DELETE FROM held_reactions WHERE channel = ? AND ts = ?", (channel, ts)
+    ).rowcount

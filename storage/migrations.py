@@ -200,6 +200,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE answers ADD COLUMN registered_via TEXT;
     ALTER TABLE answers ADD COLUMN registered_by_app TEXT;
+    ALTER TABLE answers ADD COLUMN metadata_ts REAL;
     CREATE INDEX answers_via_metadata ON answers (id) WHERE registered_via IS NOT NULL;
     CREATE TABLE held_reactions (
         id          INTEGER PRIMARY KEY,

@@ -75,3 +75,12 @@ class DeliveryCounts:
     dead: int
     oldest_pending_at: float | None
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What removing an answer did: the mapping, the votes kept, the sends cancelled."""
+
+    answer: Answer
+    votes_kept: int
+    deliveries_cancelled: int

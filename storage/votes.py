@@ -48,9 +48,11 @@ def apply_vote(
         return change_vote(db, change, now)
 
 
-def change_vote(db: sqlite3.Connection, change: VoteChange, now: float) -> VoteResult:
+def change_vote(
+    db: sqlite3.Connection, change: VoteChange, now: float, cast_at: float | None = None
+) -> VoteResult:
     """`apply_vote` inside the caller's transaction (held reactions are applied so, with
-    the registration that found their answer)."""
+    the registration that found their answer; `cast_at` is then when the reaction came)."""
     row = db.execute(
         "SELECT id, status FROM votes WHERE answer_id = ? AND content_id = ?"
         " AND user_id = ? AND origin = ? AND withdrawn_at IS NULL",
@@ -67,7 +69,14 @@ def change_vote(db: sqlite3.Connection, change: VoteChange, now: float) -> VoteR
         vote_id = db.execute(
             "INSERT INTO votes (answer_id, content_id, user_id, origin, status, cast_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (change.answer_id, change.content_id, change.user, change.origin, target.value, now),
+            (
+                change.answer_id,
+                change.content_id,
+                change.user,
+                change.origin,
+                target.value,
+                now if cast_at is None else cast_at,
+            ),
         ).lastrowid
     new, delivery_id = queue_verdict_change(db, change.answer_id, change.content_id, now)
     return VoteResult(vote_id=vote_id, standing=target, verdict=new, delivery_id=delivery_id)
@@ -88,21 +97,42 @@ def apply_vote_to_message(
     unless `hold`, when the reaction is kept for the late lookup (storage/held.py), with
     its event marked processed, in one transaction. Only the answer's id and thread are
     read: its sources cost more than the vote."""
-    row = db.execute(
-        "SELECT id, thread_ts FROM answers WHERE channel = ? AND ts = ? AND removed_at IS NULL",
-        (channel, ts),
-    ).fetchone()
-    if row is None:
-        if not hold:
-            return None, VoteResult()
+    answer = _answer_on(db, channel, ts)
+    if answer is None and hold:
         now = time.time()
         with transaction(db):
             if dedupe_key is not None and not mark_processed(db, dedupe_key, now):
                 return None, VoteResult(duplicate=True)
+            # Looked at again under the write lock: another process may have registered the
+            # message meanwhile, and a reaction held for an answer would wait for nothing.
+            answer = _answer_on(db, channel, ts)
+            if answer is not None:
+                return answer, change_vote(db, replace(change, answer_id=answer.id), now)
+            if _is_a_prompt(db, channel, ts):
+                return None, VoteResult()  # the bot's own "Was this helpful?" reply
             held.hold(db, channel, ts, change, dedupe_key, now)
         return None, VoteResult(held=True)
-    answer = AnswerRef(row["id"], row["thread_ts"])
+    if answer is None:
+        return None, VoteResult()
     return answer, apply_vote(db, replace(change, answer_id=answer.id), dedupe_key=dedupe_key)
+
+
+def _answer_on(db: sqlite3.Connection, channel: str, ts: str) -> AnswerRef | None:
+    row = db.execute(
+        "SELECT id, thread_ts FROM answers WHERE channel = ? AND ts = ? AND removed_at IS NULL",
+        (channel, ts),
+    ).fetchone()
+    return AnswerRef(row["id"], row["thread_ts"]) if row else None
+
+
+def _is_a_prompt(db: sqlite3.Connection, channel: str, ts: str) -> bool:
+    return (
+        db.execute(
+            "SELECT 1 FROM answers WHERE channel = ? AND prompt_ts = ? AND removed_at IS NULL",
+            (channel, ts),
+        ).fetchone()
+        is not None
+    )
 
 
 def get_vote(db: sqlite3.Connection, vote_id: int) -> StoredVote | None:

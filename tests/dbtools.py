@@ -3,7 +3,9 @@ API deliberately does not offer."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,21 +13,31 @@ from typing import Any, TypeVar
 
 from storage import Store
 from storage.db import run
+from storage.sqlite_backend import SqliteBackend
 
 T = TypeVar("T")
 
 
 async def query(store: Store, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run `sql` on the store's own connection (one call on its thread, in turn with the
-    bot's transactions) and return its rows. Meant for reads; a test may also use it for a
-    write it expects the schema to refuse."""
-    return await run(store._db, lambda db: [tuple(r) for r in db.execute(sql, params)])
+    """Run `sql` (with `?` placeholders, on either backend) on the store's own database and
+    return its rows. On SQLite it runs on the store's connection and thread, in turn with
+    the bot's transactions. Meant for reads; a test may also use it for a write it expects
+    the schema to refuse."""
+    backend = store._b
+    if isinstance(backend, SqliteBackend):
+        return await run(backend.db, lambda db: [tuple(r) for r in db.execute(sql, params)])
+    numbers = itertools.count(1)
+    numbered = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+    async with backend.pool.acquire() as conn:
+        return [tuple(r) for r in await conn.fetch(numbered, *params)]
 
 
 async def on_connection(store: Store, work: Callable[[sqlite3.Connection], T]) -> T:
     """Run `work` on the store's own connection and thread: for tests that break the
     database under a running bot (fill it up, say) through SQLite itself."""
-    return await run(store._db, work)
+    backend = store._b
+    assert isinstance(backend, SqliteBackend), "an SQLite-only test"
+    return await run(backend.db, work)
 
 
 def replace_under(path: Path, aside: Path) -> None:

@@ -68,12 +68,20 @@ async def test_scan_registers_the_trusted_answers_of_history_and_threads(
     known = answer_metadata()
     known_ts = by_assistant(slack, known)
     conflicting_ts = by_assistant(slack, answer_metadata())
-    # Registered before the scan: one the same, one mapped to another answer.
+    wrong = answer_metadata()
+    removed_ts = by_assistant(slack, wrong)
+    # Registered before the scan: one the same, one mapped to another answer, and one an
+    # admin removed (the scan leaves it removed).
     store = await Store.open(db)
     answers = Answers(store, ChannelSettings(store))
-    for ts, metadata in ((known_ts, known), (conflicting_ts, answer_metadata())):
-        payload = registration_payload(metadata, CHANNEL, ts, None)
+    for ts, metadata in (
+        (known_ts, known),
+        (conflicting_ts, answer_metadata()),
+        (removed_ts, wrong),
+    ):
+        payload = registration_payload(metadata, CHANNEL, ts, None, thread_known=True)
         await answers.register(await answers.validate(payload))
+    assert await store.remove_answer(CHANNEL, removed_ts, "a wrong mapping") is not None
     await store.close()
     slack.rate_limited["conversations.history"] = 1  # the first page is refused once
 
@@ -87,13 +95,14 @@ async def test_scan_registers_the_trusted_answers_of_history_and_threads(
     counts = json.loads(out)
     assert counts == {
         "channel": CHANNEL,
-        "messages": 3 + 3 + FILLER + 6,  # answers, a thread of three, chatter, the rest
-        "found": 4 + 1 + 1 + 1 + 2,
+        "messages": 3 + 3 + FILLER + 7,  # answers, a thread of three, chatter, the rest
+        "found": 4 + 1 + 1 + 1 + 2 + 1,
         "registered": 4 + 1,
         "already_known": 1,
         "conflicts": 1,
         "untrusted": 1,
         "invalid": 1,
+        "removed": 1,
         "untrusted_apps": ["A0OTHER001"],
     }
     assert time.monotonic() - started >= slack.retry_after  # it waited as Slack asked

@@ -109,12 +109,12 @@ async def test_a_failing_unit_rolls_back_alone(tmp_path: Path) -> None:
 
             return work
 
-        first = asyncio.ensure_future(store._votes.run(slow))
+        first = asyncio.ensure_future(store._b._votes.run(slow))
         await asyncio.sleep(0.05)
         batch = [
-            asyncio.ensure_future(store._votes.run(insert("A"))),  # type: ignore[arg-type]
-            asyncio.ensure_future(store._votes.run(insert("B", fail=True))),  # type: ignore[arg-type]
-            asyncio.ensure_future(store._votes.run(insert("C"))),  # type: ignore[arg-type]
+            asyncio.ensure_future(store._b._votes.run(insert("A"))),  # type: ignore[arg-type]
+            asyncio.ensure_future(store._b._votes.run(insert("B", fail=True))),  # type: ignore[arg-type]
+            asyncio.ensure_future(store._b._votes.run(insert("C"))),  # type: ignore[arg-type]
         ]
         await asyncio.sleep(0.05)
         gate.set()
@@ -191,7 +191,7 @@ async def test_the_batch_error_reaches_callers_as_storage_error(tmp_path: Path) 
                 db.execute("INSERT INTO no_such_table VALUES (1)")
 
         with pytest.raises(StorageError, match="no such table"):
-            await store._votes.run(broken)
+            await store._b._votes.run(broken)
         _, result = await store.apply_vote_to_message(CHANNEL, TS, _thumbs_up("U0001"))
         assert result.standing is Status.THUMBS_UP  # and the next batch is fine
     finally:

@@ -145,7 +145,8 @@ async def test_slack_failing_keeps_the_reaction_held_until_it_answers(h: Harness
     h.slack_api.errors["conversations.history"] = "internal_error"
     await h.slack.react(ALICE, "+1", ts)
     await h.slack_api.wait_for("conversations.history")
-    await looked_up(h)
+    assert h.bot.services is not None
+    assert not await h.bot.services.late_lookup.idle()  # a retry waits its turn
     assert [(r[1], r[2]) for r in await held(h)] == [(ts, ALICE)]
     del h.slack_api.errors["conversations.history"]
     await h.contextual.wait_for(1, timeout=10)  # the retry, 2 s later
@@ -184,3 +185,18 @@ async def test_a_lookup_cut_off_by_sigkill_counts_the_reaction_after_restart(
     assert await query(store, "SELECT user_id, status FROM votes") == [(ALICE, "thumbs_up")]
     await store.close()
     assert await again.terminate() == 0
+
+
+async def test_an_answer_an_admin_removed_stays_removed(h: Harness) -> None:
+    await h.feedback(ADMIN, "late-lookup on")
+    metadata = answer_metadata()
+    ts = by_assistant(h, metadata)
+    await h.slack.react(ALICE, "+1", ts)
+    await h.contextual.wait_for(1)
+    assert await h.store.remove_answer(CHANNEL, ts, "a wrong mapping") is not None
+    await h.slack.react(BOB, "-1", ts)
+    await looked_up(h)
+    assert await h.store.find_answer(CHANNEL, ts) is None
+    assert await held(h) == []
+    await h.settled()
+    assert h.contextual.statuses() == ["thumbs_up"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,7 @@ async def test_updated_metadata_replaces_an_unvoted_mapping_and_never_a_voted_on
     await h.contextual.wait_for(1)
     with caplog.at_level(logging.WARNING):
         await h.slack.event(metadata_event("updated", ts, third, previous=second))
-    assert "changed after votes were cast on it" in caplog.text
+    assert "the registered mapping stays: votes were cast on it" in caplog.text
     answer = await h.store.find_answer(CHANNEL, ts)
     assert answer is not None and answer.message_id == second["event_payload"]["message_id"]
 
@@ -178,6 +179,17 @@ async def test_updated_metadata_replaces_an_unvoted_mapping_and_never_a_voted_on
     await h.slack.unreact(ALICE, "+1", ts)
     await h.contextual.wait_for(2)
     assert [r.body["feedback"] for r in h.contextual.received if r.body] == ["thumbs_up", "removed"]
+
+    # An update that comes late (Slack does not promise the order) does not undo a newer one.
+    ts = new_ts()
+    now = time.time()
+    await posted(h, ts, first)
+    for metadata, previous, at in ((third, second, now + 2), (second, first, now + 1)):
+        event = metadata_event("updated", ts, metadata, previous=previous)
+        event["event_ts"] = f"{at:.6f}"
+        await h.slack.event(event)
+    answer = await h.store.find_answer(CHANNEL, ts)
+    assert answer is not None and answer.message_id == third["event_payload"]["message_id"]
 
     # An update that makes a message an answer registers it.
     ts = new_ts()

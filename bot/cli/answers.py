@@ -270,6 +270,7 @@ async def scan_channel(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  already known  {counts.known}")
     print(f"  conflicts      {counts.conflicts}  (mapped to another answer: left as they are)")
     print(f"  invalid        {counts.invalid}  (the log says why)")
+    print(f"  removed        {counts.removed}  (removed by an admin: left removed)")
     print(f"  untrusted      {counts.untrusted}", end="")
     if counts.untrusted_apps:
         apps = ", ".join(sorted(counts.untrusted_apps))

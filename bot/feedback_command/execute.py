@@ -138,7 +138,7 @@ class FeedbackCommand:
             )
         rest = sorted(own - {inv.app_id})
         await self._config.set(scope, "trusted_apps", rest or None, user)
-        return render.distrusted(inv.app_id, where)
+        return render.distrusted(inv.app_id, where, workspace=scope == WORKSPACE)
 
     async def status(self, channel: str | None) -> str:
         config = await self._config.for_channel(channel)

@@ -184,11 +184,14 @@ def already_trusted(app_id: str, where: str) -> str:
     return f"App `{app_id}` is already trusted in {where}."
 
 
-def distrusted(app_id: str, where: str) -> str:
-    return (
+def distrusted(app_id: str, where: str, *, workspace: bool) -> str:
+    reply = (
         f"Answer metadata from app `{app_id}` no longer registers answers in {where}."
         " Answers it registered before stay."
     )
+    if workspace:
+        reply += " Channels that trust it themselves still do (`/feedback trust list` there)."
+    return reply
 
 
 def not_trusted_here(app_id: str, where: str, *, by_default: bool, by_workspace: bool) -> str:
