@@ -22,6 +22,9 @@ COPY handlers ./handlers
 COPY storage ./storage
 # The README's first command: its install step here, its start as CMD below.
 RUN python3 -m venv .venv && .venv/bin/pip install -q -e .
+# Optional extras: `docker build --build-arg EXTRAS=postgres .` for FEEDBACK_DB=postgresql://…
+ARG EXTRAS=""
+RUN if [ -n "$EXTRAS" ]; then .venv/bin/pip install -q -e ".[$EXTRAS]"; fi
 
 USER feedback
 VOLUME ["/data"]

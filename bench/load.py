@@ -115,18 +115,20 @@ class Result:
         self.latencies.append(time.perf_counter() - started)
 
 
-async def closed_loop(url: str, shots: Sequence[Shot], concurrency: int) -> Result:
-    """`concurrency` requests always in flight, until every shot is sent."""
+async def closed_loop(url: str | Sequence[str], shots: Sequence[Shot], concurrency: int) -> Result:
+    """`concurrency` requests always in flight, until every shot is sent. Several URLs (the
+    replicas behind a load balancer): the requests in flight are spread evenly over them."""
+    urls = [url] if isinstance(url, str) else list(url)
     queue = iter([(s, _headers(s.body)) for s in shots])  # signing is Slack's work: untimed
     result = Result()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
 
-        async def worker() -> None:
+        async def worker(target: str) -> None:
             for shot, headers in queue:
-                await result.send(http, url, shot, headers)
+                await result.send(http, target, shot, headers)
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(urls[n % len(urls)]) for n in range(concurrency)))
         result.wall = time.perf_counter() - started
     return result
 

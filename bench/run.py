@@ -20,6 +20,7 @@ import shutil
 import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,9 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 from bench import dataset, load
 from bench.socket_standin import SocketModeStandIn
+from storage.postgres import transfer
+from tests import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "xoxb-0000000000-0000000000-benchbenchbenchbenchbench"
@@ -238,7 +242,7 @@ class Bench:
         assert self.standin is not None
         return f"http://127.0.0.1:{self.standin.port}"
 
-    def env(self, db: Path) -> dict[str, str]:
+    def env(self, db: Path | str) -> dict[str, str]:
         return {
             "PATH": os.environ.get("PATH", ""),
             "SLACK_BOT_TOKEN": BOT_TOKEN,
@@ -255,7 +259,7 @@ class Bench:
 
     async def bot(
         self,
-        db: Path,
+        db: Path | str,
         name: str,
         socket: SocketModeStandIn | None = None,
         worker: str = "inline",
@@ -327,9 +331,20 @@ class Bench:
 
     # -------------------------------------------------------------- the figures
 
-    async def outbox_empty(self, db: Path, timeout: float = 300) -> None:
+    async def outbox_empty(self, db: Path | str, timeout: float = 300) -> None:
         """Until every delivery has left (read from this process: the bot's CPU is not spent
         on it)."""
+        if str(db).startswith("postgresql://"):
+            conn_pg = await asyncpg.connect(str(db))
+            try:
+                async with asyncio.timeout(timeout):
+                    while await conn_pg.fetchval(  # noqa: ASYNC110 - polls another process
+                        "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+                    ):
+                        await asyncio.sleep(0.02)
+            finally:
+                await conn_pg.close()
+            return
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
             async with asyncio.timeout(timeout):
@@ -560,6 +575,61 @@ class Bench:
             "peak_rss_mb": rss,
         }
 
+    async def postgres(self) -> dict[str, Any]:
+        """5. The HTTP load of section 1 on PostgreSQL, one replica and two behind a
+        round-robin balancer, beside SQLite's one bot; each in turn, `rounds` times. CPU is
+        every replica's until the outbox is empty."""
+        try:
+            server = postgres.start()
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            return {"skipped": f"no PostgreSQL server here ({e})"}
+        s = self.sizes
+        base, _ = await self.database(s.small_answers, "small")
+        answers = [dataset.answer(i) for i in range(1, s.small_answers + 1)]
+        shots = load.mixed(answers, s.events)
+        await postgres.prepare_template(server)
+
+        async def one(kind: str, replicas: int, n: int) -> dict[str, Any]:
+            if kind == "sqlite":
+                where: str = str(self.work / f"pg-sqlite-{n}.db")
+                shutil.copyfile(base, where)
+            else:
+                where = await postgres.new_database(server)
+                await transfer.copy(str(base), where)
+            bots = [await self.bot(where, f"{kind}-{replicas}-{n}-{i}") for i in range(replicas)]
+            cpu = [b.cpu_seconds() for b in bots]
+            result = await load.closed_loop(
+                [f"http://127.0.0.1:{b.port}/slack/events" for b in bots], shots, s.concurrency
+            )
+            await self.outbox_empty(where)
+            spent = sum(b.cpu_seconds() - c for b, c in zip(bots, cpu, strict=True))
+            for b in bots:
+                await b.stop()
+            return {
+                "events": len(shots),
+                "events_per_s": result.rate,
+                "ack_p99_ms": load.percentile(result.latencies, 99) * 1e3,
+                "cpu_ms_per_event": spent / len(shots) * 1e3,
+                "errors": result.errors,
+            }
+
+        setups = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)]
+        rounds: list[dict[str, dict[str, Any]]] = []
+        try:
+            for n in range(s.rounds):
+                order = setups if n % 2 == 0 else list(reversed(setups))
+                rounds.append({f"{k}-{r}": await one(k, r, n) for k, r in order})
+        finally:
+            server.stop()
+        out: dict[str, Any] = {"rounds": s.rounds}
+        for kind, replicas in setups:
+            label = f"{kind}-{replicas}"
+            out[label] = {
+                key: statistics.median(r[label][key] for r in rounds)
+                for key in ("events_per_s", "ack_p99_ms", "cpu_ms_per_event")
+            } | {"errors": sum(r[label]["errors"] for r in rounds), "replicas": replicas}
+        return out
+
     async def run(self, sections: list[str]) -> dict[str, Any]:
         self.standin = await Proc(
             [sys.executable, "-m", "bench.standin"],
@@ -583,6 +653,7 @@ SECTIONS = (
     "reaction_to_provider",
     "scale",
     "drain",
+    "postgres",
 )
 
 # ------------------------------------------------------------------ report
@@ -709,6 +780,24 @@ def report(r: dict[str, Any]) -> str:
             ),
             ("   peak RSS MB", f"{d['peak_rss_mb']}"),
         ]
+    if "postgres" in r:
+        pg = r["postgres"]
+        if "skipped" in pg:
+            rows.append(("5. PostgreSQL", pg["skipped"]))
+        else:
+            for label, name in (
+                ("sqlite-1", "SQLite, 1 bot"),
+                ("postgresql-1", "PostgreSQL, 1 replica"),
+                ("postgresql-2", "PostgreSQL, 2 replicas"),
+            ):
+                x = pg[label]
+                rows.append(
+                    (
+                        f"5. {name}: events/s | ack p99 ms | CPU ms/event",
+                        f"{x['events_per_s']:.0f} | {x['ack_p99_ms']:.1f} | {x['cpu_ms_per_event']:.3f}",
+                    )
+                )
+                errors += x["errors"]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines.append(f"{'non-200 responses (or unacked envelopes)':<{width}}  {errors}")

@@ -24,7 +24,8 @@ EXPECTED: dict[str, str] = {
     "CONTEXTUAL_BASE_URL": "the Contextual AI API base URL, e.g. https://api.contextual.ai/v1",
     "AQUILAX_API_KEY": "your AquilaX personal access token",
     "AQUILAX_BASE_URL": "the AquilaX base URL, e.g. https://aquilax.ai",
-    "FEEDBACK_DB": "the path of the SQLite database file, e.g. ./feedback.db",
+    "FEEDBACK_DB": "the path of the SQLite database file, e.g. ./feedback.db, or a PostgreSQL"
+    " URL, postgresql://user:password@host:5432/dbname",
     "FEEDBACK_HOST": "the address to listen on, e.g. 0.0.0.0",
     "FEEDBACK_PORT": "a TCP port number from 0 to 65535 (0 picks a free one)",
     "FEEDBACK_API_TOKEN": "a shared secret of at least 16 characters for POST /v1/answers",

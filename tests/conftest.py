@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import subprocess
+import warnings
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +14,7 @@ import pytest
 from bot.app import FeedbackBot
 from bot.delivery import Backoff
 from bot.settings import Settings
+from tests import postgres
 from tests.credentials import (
     API_TOKEN,
     APP_TOKEN,
@@ -49,7 +54,7 @@ async def standins() -> AsyncIterator[tuple[SlackStandIn, ProviderStandIn, Provi
 
 
 def settings_for(
-    db: Path,
+    db: Path | str,
     slack: SlackStandIn,
     contextual: ProviderStandIn,
     aquilax: ProviderStandIn,
@@ -86,6 +91,64 @@ def env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
+BACKENDS = ["sqlite", "postgresql"]
+POSTGRES_URL = "FEEDBACK_TEST_POSTGRES"  # a server to use, as postgresql://user@host:port/db
+POSTGRES_REQUIRED = "FEEDBACK_TEST_POSTGRES_REQUIRED"  # 1 (CI): no server is a failure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: the test breaks SQLite itself (its file, its pragmas)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Tests that break the SQLite file run once, on SQLite; the rest run on both backends.
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_postgres = params is not None and params.params.get("database") == "postgresql"
+        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Server | None]:
+    """The PostgreSQL server the postgresql half of the suite uses: FEEDBACK_TEST_POSTGRES,
+    or a throwaway one started here (tests/postgres.py), with a template database already
+    migrated so that each test's own database is a cheap copy."""
+    url = os.environ.get(POSTGRES_URL)
+    server: postgres.Server | None = None
+    try:
+        server = postgres.Server(url) if url else postgres.start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        if os.environ.get(POSTGRES_REQUIRED) == "1":
+            raise
+        warnings.warn(f"PostgreSQL tests skipped: {e}", stacklevel=1)
+        yield None
+        return
+    asyncio.run(postgres.prepare_template(server))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: postgres.Server | None
+) -> str:
+    """Where the bot keeps its data in this test: an SQLite file, or a fresh PostgreSQL
+    database. Every test that runs the bot runs once on each."""
+    if request.param == "sqlite":
+        return str(tmp_path / "feedback.db")
+    if postgres_server is None:
+        pytest.skip("no PostgreSQL server (install postgresql, or set FEEDBACK_TEST_POSTGRES)")
+    return await postgres.new_database(postgres_server)
+
+
 @pytest.fixture
 def bot_overrides() -> dict[str, Any]:
     """Override in a test module to change the bot's settings."""
@@ -94,12 +157,12 @@ def bot_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 async def harness(
-    tmp_path: Path,
+    database: str,
     standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
     bot_overrides: dict[str, Any],
 ) -> AsyncIterator[Harness]:
     slack, contextual, aquilax = standins
-    settings = settings_for(tmp_path / "feedback.db", slack, contextual, aquilax, **bot_overrides)
+    settings = settings_for(database, slack, contextual, aquilax, **bot_overrides)
     bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=PROVIDER_TIMEOUT)
     await bot.start()
     try:
@@ -114,11 +177,11 @@ async def harness(
 
 @pytest.fixture
 async def world(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+    tmp_path: Path, database: str, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
 ) -> AsyncIterator[World]:
     """For tests that run `feedback-bot run` processes (see tests/process.py)."""
     async with httpx.AsyncClient(timeout=10) as http:
-        world = World(tmp_path, *standins, http)
+        world = World(tmp_path, *standins, http, database=database)
         try:
             yield world
         finally:
@@ -128,11 +191,11 @@ async def world(
 
 @pytest.fixture
 async def socket_bot(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+    database: str, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
 ) -> AsyncIterator[FeedbackBot]:
     """The bot in Socket Mode: events over the stand-in's WebSocket, no /slack/events."""
     settings = settings_for(
-        tmp_path / "feedback.db", *standins, slack_app_token=APP_TOKEN, slack_signing_secret=None
+        database, *standins, slack_app_token=APP_TOKEN, slack_signing_secret=None
     )
     bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=PROVIDER_TIMEOUT)
     await bot.start()

@@ -123,6 +123,7 @@ class World:
     http: httpx.AsyncClient
     bots: list[BotProcess] = field(default_factory=list)
     provider_timeout: float = PROCESS_PROVIDER_TIMEOUT
+    database: str | None = None  # FEEDBACK_DB (None: feedback.db in tmp)
 
     def __post_init__(self) -> None:
         self.set_provider_timeout(self.provider_timeout)
@@ -134,8 +135,8 @@ class World:
         self.contextual.timeout = self.aquilax.timeout = seconds
 
     @property
-    def db(self) -> Path:
-        return self.tmp / "feedback.db"
+    def db(self) -> str:
+        return self.database or str(self.tmp / "feedback.db")
 
     def env(self, **overrides: str) -> dict[str, str]:
         from tests.conftest import env_for, settings_for

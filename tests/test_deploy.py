@@ -117,6 +117,7 @@ def test_the_readmes_first_command_installs_once(tmp_path: Path) -> None:
     assert out.returncode == 2 and "SLACK_BOT_TOKEN is not set" in out.stderr
 
 
+@pytest.mark.sqlite_only  # it breaks the SQLite file itself
 @pytest.mark.parametrize("healthy", [True, False])
 async def test_the_dockerfiles_health_check_follows_healthz(
     harness: Harness, healthy: bool, tmp_path: Path

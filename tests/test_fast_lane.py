@@ -105,6 +105,7 @@ async def test_concurrent_reactions_are_stored_before_their_acks(harness: Harnes
     assert h.contextual.statuses() == ["thumbs_up"]
 
 
+@pytest.mark.sqlite_only  # it breaks the SQLite file itself
 async def test_a_batch_refused_at_commit_is_503_for_each_event_and_its_retries_count(
     harness: Harness, tmp_path: Path
 ) -> None:
@@ -131,6 +132,7 @@ async def test_a_batch_refused_at_commit_is_503_for_each_event_and_its_retries_c
     assert await query(h.store, "SELECT count(*) FROM votes") == [(8,)]
 
 
+@pytest.mark.sqlite_only  # it breaks the SQLite file itself
 async def test_socket_mode_reactions_take_the_fast_lane_and_a_refused_write_is_not_acked(
     socket_bot: FeedbackBot,
     standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
@@ -164,6 +166,7 @@ async def test_socket_mode_reactions_take_the_fast_lane_and_a_refused_write_is_n
     }
 
 
+@pytest.mark.sqlite_only  # it breaks the SQLite file itself
 async def test_a_database_failure_while_pruning_event_ids_does_not_stop_the_worker(
     harness: Harness, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 import httpx
+import pytest
 
 from bot.app import FeedbackBot
 from tests.credentials import API_TOKEN
@@ -55,6 +56,7 @@ def free_the_disk(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE ballast")
 
 
+@pytest.mark.sqlite_only  # it breaks the SQLite file itself
 async def test_a_full_disk_gets_5xx_and_an_unhealthy_report_never_a_false_200(
     harness: Harness,
 ) -> None:
@@ -105,6 +107,7 @@ async def test_a_full_disk_gets_5xx_and_an_unhealthy_report_never_a_false_200(
     assert status == 200, report
 
 
+@pytest.mark.sqlite_only  # it breaks the SQLite file itself
 async def test_a_deleted_database_file_is_reported_and_no_write_is_acknowledged(
     world: World,
 ) -> None:

@@ -76,7 +76,8 @@ async def test_retries_the_queue_and_slack_errors_show(harness: Harness) -> None
     await h.slack.react(ALICE, "+1", a["ts"])
 
     async def queued() -> bool:
-        return (await h.store.delivery_counts()).pending == 1
+        counts = await h.store.delivery_counts()
+        return counts.pending == 1 and counts.last_error is not None  # the send failed
 
     await wait_until(queued)
     h.slack_api.errors["chat.postMessage"] = "not_in_channel"

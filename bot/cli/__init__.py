@@ -19,9 +19,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from bot.answer_admin import BadQuery
-from bot.cli import answers, checks, deliveries, serve, votes
+from bot.cli import answers, checks, deliveries, migrate, serve, votes
 from bot.logs import Redactor, setup_logging
 from bot.settings import EXPECTED, SettingsError, load_settings
+from storage.backend import is_postgres
 from storage.db import DatabaseOpenError, SchemaTooNewError
 
 
@@ -35,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             print(f"✗ settings: {e}\n    → fix it in .env or the environment, then run again")
             return 1
-        if args.existing_db and not Path(settings.feedback_db).exists():
+        db = settings.feedback_db
+        if args.existing_db and not is_postgres(db) and not Path(db).exists():
             # Opening would create an empty database: the command would then report on
             # nothing, or change nothing, and the operator would never learn why.
             print(
@@ -102,7 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     # Every command takes these, and says which database it uses.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--db", metavar="PATH", help="the SQLite database file (instead of FEEDBACK_DB)"
+        "--db",
+        metavar="PATH",
+        help="the SQLite database file, or a postgresql:// URL (instead of FEEDBACK_DB)",
     )
     common.add_argument(
         "--env-file",
@@ -113,6 +117,6 @@ def _parser() -> argparse.ArgumentParser:
     # Commands that only read or change what is there refuse to create an empty database.
     common.set_defaults(existing_db=False, own_logging=False, settings_errors_are_checks=False)
     sub = p.add_subparsers(required=True, metavar="command")
-    for group in (serve, answers, votes, deliveries, checks):
+    for group in (serve, answers, votes, deliveries, checks, migrate):
         group.register(sub, common)
     return p

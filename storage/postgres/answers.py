@@ -1,0 +1,281 @@
+"""Answers and post reservations on PostgreSQL: the units of storage/answers.py (the rules
+are in its docstrings), async over an asyncpg connection in the facade's transaction.
+
+What differs: replicas are not serialised as SQLite's writers are, so registering relies on
+the partial unique index (ON CONFLICT … DO NOTHING, then read the winner's row), removing
+locks the answer row, and a reservation is decided with its row locked.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+
+from bot.domain import Answer, Provenance, Registration
+from storage.answers import answer_from_row
+from storage.models import MetadataRegistration, PostReservation, PostState
+
+# storage/answers.py's columns, with the sources aggregated the PostgreSQL way.
+ANSWER_COLUMNS = """
+    a.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org, a.grp,
+    a.posted_by_bot, a.thread_ts, a.prompt_ts,
+    (SELECT coalesce(json_agg(json_build_array(s.content_id, s.label) ORDER BY s.position),
+                     '[]'::json)::text
+       FROM answer_sources s WHERE s.answer_id = a.id) AS sources
+"""
+
+
+async def find_answer(conn: asyncpg.Connection, channel: str, ts: str) -> Answer | None:
+    row = await conn.fetchrow(
+        f"SELECT {ANSWER_COLUMNS} FROM answers a"
+        " WHERE a.channel = $1 AND a.ts = $2 AND a.removed_at IS NULL",
+        channel,
+        ts,
+    )
+    return answer_from_row(row) if row else None
+
+
+async def find_answer_for_controls(
+    conn: asyncpg.Connection, channel: str, ts: str
+) -> Answer | None:
+    """storage.answers.find_answer_for_controls (the answer itself first)."""
+    answer = await find_answer(conn, channel, ts)
+    if answer is not None:
+        return answer
+    row = await conn.fetchrow(
+        f"SELECT {ANSWER_COLUMNS} FROM answers a"
+        " WHERE a.channel = $1 AND a.prompt_ts = $2 AND a.removed_at IS NULL",
+        channel,
+        ts,
+    )
+    return answer_from_row(row) if row else None
+
+
+async def add_answer(
+    conn: asyncpg.Connection, answer: Answer, provenance: Provenance | None = None
+) -> tuple[Registration, Answer]:
+    """storage.answers.add_answer. Another replica may register the same message between
+    our look and our insert: the insert then does nothing (it waits for that replica's
+    transaction first), and we answer from the row it stored."""
+    while True:
+        existing = await find_answer(conn, answer.channel, answer.ts)
+        if existing is not None:
+            same = existing.same_mapping(answer)
+            return (Registration.UNCHANGED if same else Registration.CONFLICT), existing
+        answer_id = await conn.fetchval(
+            "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
+            " request_id, org, grp, posted_by_bot, thread_ts, created_at, registered_via,"
+            " registered_by_app, metadata_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+            " $11, $12, $13, $14)"
+            " ON CONFLICT (channel, ts) WHERE removed_at IS NULL DO NOTHING RETURNING id",
+            answer.channel,
+            answer.ts,
+            answer.provider,
+            answer.agent_id,
+            answer.message_id,
+            answer.request_id,
+            answer.org,
+            answer.group,
+            int(answer.posted_by_bot),
+            answer.thread_ts,
+            time.time(),
+            provenance.via if provenance else None,
+            provenance.app_id if provenance else None,
+            provenance.metadata_ts if provenance else None,
+        )
+        if answer_id is not None:
+            break
+        # Nothing inserted: the row that won is committed now, and the next look sees it
+        # (unless it was removed meanwhile: then we try again).
+    if answer.sources:
+        await conn.executemany(
+            "INSERT INTO answer_sources (answer_id, position, content_id, label)"
+            " VALUES ($1, $2, $3, $4)",
+            [(answer_id, i, s.content_id, s.label) for i, s in enumerate(answer.sources)],
+        )
+    return Registration.CREATED, replace(answer, id=int(answer_id))
+
+
+async def last_via_metadata(conn: asyncpg.Connection) -> MetadataRegistration | None:
+    row = await conn.fetchrow(
+        "SELECT channel, ts, created_at, registered_via, registered_by_app FROM answers"
+        " WHERE registered_via IS NOT NULL ORDER BY id DESC LIMIT 1"
+    )
+    if row is None:
+        return None
+    return MetadataRegistration(
+        row["channel"],
+        row["ts"],
+        row["created_at"],
+        row["registered_via"],
+        row["registered_by_app"],
+    )
+
+
+async def list_answers(
+    conn: asyncpg.Connection, channel: str | None, limit: int, before_id: int | None
+) -> tuple[list[Answer], int | None]:
+    """storage.answers.list_answers."""
+    where = ["a.removed_at IS NULL"]
+    params: list[Any] = []
+    if channel is not None:
+        params.append(channel)
+        where.append(f"a.channel = ${len(params)}")
+    if before_id is not None:
+        params.append(before_id)
+        where.append(f"a.id < ${len(params)}")
+    params.append(limit + 1)
+    rows = await conn.fetch(
+        f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE {' AND '.join(where)}"
+        f" ORDER BY a.id DESC LIMIT ${len(params)}",
+        *params,
+    )
+    answers = [answer_from_row(r) for r in rows[:limit]]
+    return answers, (answers[-1].id if len(rows) > limit else None)
+
+
+async def mark_removed(
+    conn: asyncpg.Connection, channel: str, ts: str, now: float
+) -> Answer | None:
+    """storage.answers.mark_removed. The answer row is locked (FOR UPDATE) as it is read,
+    so that votes on it wait, and a replica removing it at the same time finds none."""
+    row = await conn.fetchrow(
+        f"SELECT {ANSWER_COLUMNS} FROM answers a"
+        " WHERE a.channel = $1 AND a.ts = $2 AND a.removed_at IS NULL FOR UPDATE OF a",
+        channel,
+        ts,
+    )
+    if row is None:
+        return None
+    await conn.execute("UPDATE answers SET removed_at = $1 WHERE id = $2", now, row["id"])
+    return answer_from_row(row)
+
+
+async def metadata_ts(conn: asyncpg.Connection, answer_id: int) -> float | None:
+    value = await conn.fetchval("SELECT metadata_ts FROM answers WHERE id = $1", answer_id)
+    return float(value) if value is not None else None
+
+
+async def removed_answer(conn: asyncpg.Connection, channel: str, ts: str) -> Answer | None:
+    row = await conn.fetchrow(
+        f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.channel = $1 AND a.ts = $2"
+        " AND a.removed_at IS NOT NULL ORDER BY a.id DESC LIMIT 1",
+        channel,
+        ts,
+    )
+    return answer_from_row(row) if row else None
+
+
+async def was_removed(conn: asyncpg.Connection, channel: str, ts: str) -> bool:
+    return (
+        await find_answer(conn, channel, ts) is None
+        and await removed_answer(conn, channel, ts) is not None
+    )
+
+
+async def carry_prompt(conn: asyncpg.Connection, old: Answer, new: Answer) -> Answer:
+    """storage.answers.carry_prompt, inside the caller's transaction."""
+    if old.prompt_ts is None:
+        return new
+    await conn.execute("UPDATE answers SET prompt_ts = NULL WHERE id = $1", old.id)
+    await conn.execute("UPDATE answers SET prompt_ts = $1 WHERE id = $2", old.prompt_ts, new.id)
+    return replace(new, prompt_ts=old.prompt_ts)
+
+
+async def set_prompt_ts(conn: asyncpg.Connection, answer_id: int, prompt_ts: str) -> None:
+    await conn.execute("UPDATE answers SET prompt_ts = $1 WHERE id = $2", prompt_ts, answer_id)
+
+
+# ---------------------------------------------------------------- post reservations
+
+
+async def reserve_post(
+    conn: asyncpg.Connection, answer: Answer, holder: str, ttl: float
+) -> PostReservation:
+    """storage.answers.reserve_post, decided with the reservation row locked: it is
+    inserted if absent (a replica inserting it too waits for us), else locked FOR UPDATE.
+    With the lock held, the posted answer is looked for again: a replica that posted and
+    registered it since our first look dropped its reservation in that transaction."""
+    key = _post_key(answer)
+    now = time.time()
+    posted = await _find_posted(conn, answer)
+    if posted is not None:
+        return PostReservation(PostState.POSTED, posted)
+    # The expired rows of other posts are housekeeping: skip those another transaction
+    # holds rather than wait (two of these waiting on each other's rows would deadlock).
+    await conn.execute(
+        "DELETE FROM post_reservations p USING (SELECT channel, provider, target"
+        " FROM post_reservations WHERE expires_at <= $1 FOR UPDATE SKIP LOCKED) e"
+        " WHERE (p.channel, p.provider, p.target) = (e.channel, e.provider, e.target)",
+        now,
+    )
+    while True:
+        inserted = await conn.fetchval(
+            "INSERT INTO post_reservations (channel, provider, target, holder, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel, provider, target) DO NOTHING"
+            " RETURNING true",
+            *key,
+            holder,
+            now + ttl,
+        )
+        if inserted:
+            row = None
+            break
+        row = await conn.fetchrow(
+            "SELECT holder, expires_at FROM post_reservations"
+            " WHERE channel = $1 AND provider = $2 AND target = $3 FOR UPDATE",
+            *key,
+        )
+        if row is not None:
+            break
+        # Released between the two statements: insert it again.
+    posted = await _find_posted(conn, answer)
+    if posted is not None:
+        if inserted:
+            await drop_reservation(conn, answer, holder)
+        return PostReservation(PostState.POSTED, posted)
+    if row is not None:
+        # An expired one (left by a crashed holder) is taken over, as SQLite's clean-up
+        # before its look would have deleted it.
+        if row["holder"] != holder and row["expires_at"] > now:
+            return PostReservation(PostState.BUSY, expires_at=float(row["expires_at"]))
+        await conn.execute(
+            "UPDATE post_reservations SET holder = $4, expires_at = $5"
+            " WHERE channel = $1 AND provider = $2 AND target = $3",
+            *key,
+            holder,
+            now + ttl,
+        )
+    return PostReservation(PostState.RESERVED, expires_at=now + ttl)
+
+
+async def release_post(conn: asyncpg.Connection, answer: Answer, holder: str) -> None:
+    await drop_reservation(conn, answer, holder)
+
+
+async def _find_posted(conn: asyncpg.Connection, answer: Answer) -> Answer | None:
+    column = "message_id" if answer.provider == "contextual" else "request_id"
+    row = await conn.fetchrow(
+        f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.{column} = $1"
+        " AND a.channel = $2 AND a.posted_by_bot = 1 AND a.removed_at IS NULL"
+        " ORDER BY a.id LIMIT 1",
+        answer.target,
+        answer.channel,
+    )
+    return answer_from_row(row) if row else None
+
+
+def _post_key(answer: Answer) -> tuple[str, str, str]:
+    return answer.channel, answer.provider, answer.target
+
+
+async def drop_reservation(conn: asyncpg.Connection, answer: Answer, holder: str) -> None:
+    await conn.execute(
+        "DELETE FROM post_reservations WHERE channel = $1 AND provider = $2 AND target = $3"
+        " AND holder = $4",
+        *_post_key(answer),
+        holder,
+    )

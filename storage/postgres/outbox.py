@@ -1,0 +1,333 @@
+"""The delivery outbox on PostgreSQL: the units of storage/outbox.py (the rules that keep a
+slot in order are in its docstrings), async over an asyncpg connection in the facade's
+transaction.
+
+What differs: SQLite's BEGIN IMMEDIATE made one claimer, and one writer, at a time. Here
+claims take an advisory lock (CLAIM_LOCK: one claimer at a time across replicas) and the
+rows they claim FOR UPDATE … SKIP LOCKED (a row a vote is settling right now waits for the
+next turn). A unit that decides a row's next state from what else its slot holds locks the
+rows it will write first, in id order (so that two such units cannot deadlock), and only
+then reads: a vote settling the slot meanwhile (storage/postgres/votes.py locks the slot's
+rows it reads) is waited for and seen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from bot.domain import Delivery, DeliveryState
+from storage.models import Claim, DeliveryCounts, Finished
+from storage.outbox import _delivery
+from storage.postgres.answers import ANSWER_COLUMNS
+from storage.postgres.db import CLAIM_LOCK, count
+
+__all__ = [
+    "cancel_pending",
+    "claim_due",
+    "delivery_counts",
+    "finish_and_claim",
+    "last_delivered_at",
+    "list_deliveries",
+    "release",
+    "retry_dead",
+]
+
+# storage/outbox.py's columns (the aliases `_delivery` reads; `id` is the answer's).
+_DELIVERY_COLUMNS = f"""
+    d.id AS delivery_id, d.content_id, d.status, d.explanation, d.category, d.state,
+    d.attempts, d.next_attempt_at, d.created_at, d.last_error, d.provider_ref, {ANSWER_COLUMNS}
+"""
+
+
+async def finish_and_claim(
+    conn: asyncpg.Connection,
+    finished: Sequence[Finished],
+    now: float,
+    limit: int,
+    *,
+    owner: str,
+    lease: float,
+) -> Claim:
+    """storage.outbox.finish_and_claim, under CLAIM_LOCK. The sending rows this turn may
+    write (its finished sends, its leases to renew, the expired leases) are locked first, in
+    id order."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
+    renew_before = now + lease * 2 / 3  # renewed once a third of the lease has run
+    await conn.execute(
+        "SELECT id FROM deliveries WHERE state = 'sending'"
+        " AND ((claimed_by = $1 AND (id = ANY($2::bigint[]) OR lease_until < $3::float8))"
+        "  OR lease_until <= $4::float8)"
+        " ORDER BY id FOR UPDATE",
+        owner,
+        [f.delivery_id for f in finished],
+        renew_before,
+        now,
+    )
+    superseded, lost = await _record_finished(conn, finished, now, owner)
+    await conn.execute(
+        "UPDATE deliveries SET lease_until = $1::float8 WHERE state = 'sending'"
+        " AND claimed_by = $2 AND lease_until < $3::float8",
+        now + lease,
+        owner,
+        renew_before,
+    )
+    recovered = await _recover_expired(conn, now)
+    rows = await claim_due(conn, now, limit, owner, now + lease) if limit > 0 else []
+    later = await conn.fetchval(
+        "SELECT min(next_attempt_at) FROM deliveries"
+        " WHERE state = 'pending' AND next_attempt_at > $1::float8",
+        now,
+    )
+    claimed = [_delivery(r, state=DeliveryState.SENDING, attempts_delta=1) for r in rows]
+    return Claim(claimed, later, frozenset(superseded), recovered, frozenset(lost))
+
+
+async def claim_due(
+    conn: asyncpg.Connection, now: float, limit: int, owner: str, lease_until: float
+) -> list[asyncpg.Record]:
+    """storage.outbox.claim_due. Runs inside finish_and_claim, under CLAIM_LOCK: claimers
+    take turns, and each turn's statements see the claims committed before it. Rows locked
+    by a vote settling their slot are skipped this turn."""
+    rows = await conn.fetch(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
+        " JOIN answers a ON a.id = d.answer_id AND a.removed_at IS NULL"
+        " WHERE d.state = 'pending' AND d.next_attempt_at <= $1::float8"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.answer_id = d.answer_id"
+        "   AND s.content_id = d.content_id AND (s.state = 'sending'"
+        "   OR (s.id > d.id AND s.state != 'superseded')))"
+        " ORDER BY d.next_attempt_at, d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
+        now,
+        limit,
+    )
+    if rows:
+        await conn.execute(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, claimed_by = $1,"
+            " lease_until = $2::float8, sent_at = $3::float8, updated_at = $3::float8"
+            " WHERE id = ANY($4::bigint[])",
+            owner,
+            lease_until,
+            now,
+            [r["delivery_id"] for r in rows],
+        )
+    return rows
+
+
+async def _record_finished(
+    conn: asyncpg.Connection, finished: Sequence[Finished], now: float, owner: str
+) -> tuple[set[int], set[int]]:
+    """storage.outbox._record_finished; the rows are locked by the caller."""
+    superseded: set[int] = set()
+    lost: set[int] = set()
+    for f in finished:
+        state, at, error = f.state, f.retry_at, f.error
+        if state is DeliveryState.PENDING and await _answer_removed(conn, f.delivery_id):
+            state, error = DeliveryState.SKIPPED, "the answer was removed while it was sent"
+        elif state is DeliveryState.PENDING and await _newer_row_exists(conn, f.delivery_id):
+            state = DeliveryState.SUPERSEDED
+            superseded.add(f.delivery_id)
+        status = await conn.execute(
+            "UPDATE deliveries SET state = $1, last_error = $2, provider_ref = $3,"
+            " next_attempt_at = CASE WHEN $4::float8 > 0 THEN $4::float8"
+            " ELSE next_attempt_at END,"
+            " claimed_by = NULL, lease_until = NULL, updated_at = $5::float8"
+            " WHERE id = $6 AND state = 'sending' AND claimed_by = $7",
+            state.value,
+            error,
+            f.ref,
+            at,
+            now,
+            f.delivery_id,
+            owner,
+        )
+        if count(status) == 0:
+            lost.add(f.delivery_id)
+            superseded.discard(f.delivery_id)
+    return superseded, lost
+
+
+async def _answer_removed(conn: asyncpg.Connection, delivery_id: int) -> bool:
+    removed = await conn.fetchval(
+        "SELECT a.removed_at IS NOT NULL FROM deliveries d JOIN answers a ON a.id = d.answer_id"
+        " WHERE d.id = $1",
+        delivery_id,
+    )
+    return bool(removed)
+
+
+async def _recover_expired(conn: asyncpg.Connection, now: float) -> int:
+    """storage.outbox._recover_expired; the rows are locked by the caller."""
+    expired = await conn.fetch(
+        "SELECT id FROM deliveries WHERE state = 'sending' AND lease_until <= $1::float8", now
+    )
+    for (delivery_id,) in expired:
+        state, why = "pending", "cut off mid-send (its sender stopped)"
+        if await _answer_removed(conn, delivery_id):
+            state, why = "skipped", "the answer was removed while it was sent"
+        elif await _newer_row_exists(conn, delivery_id):
+            state = "superseded"
+        await conn.execute(
+            "UPDATE deliveries SET state = $1, next_attempt_at = $2::float8, claimed_by = NULL,"
+            " lease_until = NULL, updated_at = $2::float8,"
+            " last_error = CASE WHEN $1 = 'skipped' THEN $3 ELSE coalesce(last_error, $3) END"
+            " WHERE id = $4",
+            state,
+            now,
+            why,
+            delivery_id,
+        )
+    return len(expired)
+
+
+async def release(conn: asyncpg.Connection, owner: str, lease: float) -> int:
+    """storage.outbox.release (SQLite's scalar min() is LEAST here). The rows are locked in
+    id order first, as finish_and_claim locks them."""
+    await conn.execute(
+        "SELECT id FROM deliveries WHERE state = 'sending' AND claimed_by = $1"
+        " ORDER BY id FOR UPDATE",
+        owner,
+    )
+    return count(
+        await conn.execute(
+            "UPDATE deliveries SET lease_until = LEAST(lease_until, sent_at + $1::float8)"
+            " WHERE state = 'sending' AND claimed_by = $2",
+            lease,
+            owner,
+        )
+    )
+
+
+async def list_deliveries(
+    conn: asyncpg.Connection,
+    states: Sequence[DeliveryState] = (),
+    limit: int = 50,
+    answer_id: int | None = None,
+) -> list[Delivery]:
+    conditions = []
+    params: list[Any] = []
+    if states:
+        params.append([s.value for s in states])
+        conditions.append(f"d.state = ANY(${len(params)}::text[])")
+    if answer_id is not None:
+        params.append(answer_id)
+        conditions.append(f"d.answer_id = ${len(params)}")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    params.append(limit)
+    rows = await conn.fetch(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
+        f" JOIN answers a ON a.id = d.answer_id {where} ORDER BY d.id DESC LIMIT ${len(params)}",
+        *params,
+    )
+    return [_delivery(r) for r in rows]
+
+
+async def cancel_pending(conn: asyncpg.Connection, answer_id: int, reason: str, now: float) -> int:
+    """storage.outbox.cancel_pending. The caller holds the answer row's lock. The answer's
+    pending and sending rows are locked first, in id order: a send finishing meanwhile
+    (which may put its row back in the queue) is waited for, and its row cancelled too."""
+    await conn.execute(
+        "SELECT id FROM deliveries WHERE answer_id = $1 AND state IN ('pending', 'sending')"
+        " ORDER BY id FOR UPDATE",
+        answer_id,
+    )
+    return count(
+        await conn.execute(
+            "UPDATE deliveries SET state = 'skipped', last_error = $1, updated_at = $2::float8"
+            " WHERE answer_id = $3 AND state = 'pending'",
+            reason,
+            now,
+            answer_id,
+        )
+    )
+
+
+async def retry_dead(conn: asyncpg.Connection, ids: Sequence[int] = ()) -> tuple[int, int]:
+    """storage.outbox.retry_dead. Requeueing settles a slot, so the answers of the dead rows
+    are locked first (in id order), as a vote locks its answer: a vote queueing a newer
+    verdict meanwhile is waited for, then supersedes the requeued row or is seen here."""
+    now = time.time()
+    where = "state = 'dead'"
+    params: list[Any] = []
+    if ids:
+        where += " AND id = ANY($1::bigint[])"
+        params = [list(ids)]
+    candidates = await conn.fetch(
+        f"SELECT id, answer_id FROM deliveries WHERE {where} ORDER BY id", *params
+    )
+    if not candidates:
+        return 0, 0
+    await conn.execute(
+        "SELECT id FROM answers WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+        sorted({r["answer_id"] for r in candidates}),
+    )
+    dead = [
+        int(r[0])
+        for r in await conn.fetch(
+            "SELECT id FROM deliveries WHERE state = 'dead' AND id = ANY($1::bigint[]) ORDER BY id",
+            [r["id"] for r in candidates],
+        )
+    ]
+    requeued = superseded = 0
+    for delivery_id in dead:
+        if await _newer_row_exists(conn, delivery_id):
+            state, superseded = "superseded", superseded + 1
+        else:
+            state, requeued = "pending", requeued + 1
+        await conn.execute(
+            "UPDATE deliveries SET state = $1, attempts = 0, next_attempt_at = $2::float8,"
+            " updated_at = $2::float8 WHERE id = $3",
+            state,
+            now,
+            delivery_id,
+        )
+    return requeued, superseded
+
+
+async def _newer_row_exists(conn: asyncpg.Connection, delivery_id: int) -> bool:
+    exists = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM deliveries n, deliveries d WHERE d.id = $1"
+        " AND n.answer_id = d.answer_id AND n.content_id = d.content_id AND n.id > d.id"
+        " AND n.state != 'superseded')",
+        delivery_id,
+    )
+    return bool(exists)
+
+
+async def delivery_counts(conn: asyncpg.Connection) -> DeliveryCounts:
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending'),"
+        " (SELECT count(*) FROM deliveries WHERE state = 'sending'),"
+        " (SELECT count(*) FROM deliveries WHERE state = 'dead'),"
+        " (SELECT min(created_at) FROM deliveries WHERE state = 'pending')"
+    )
+    # Ties broken as SQLite's plan breaks them (newest row first; the dead row first).
+    err = await conn.fetchrow(
+        "SELECT last_error FROM ("
+        " (SELECT last_error, updated_at, 0 AS k FROM deliveries WHERE state = 'dead'"
+        "   ORDER BY id DESC LIMIT 1)"
+        " UNION ALL"
+        " (SELECT last_error, updated_at, 1 FROM deliveries"
+        "   WHERE state = 'pending' AND last_error IS NOT NULL"
+        "   ORDER BY next_attempt_at DESC, id DESC LIMIT 1)"
+        ") AS e ORDER BY updated_at DESC, k LIMIT 1"
+    )
+    return DeliveryCounts(
+        pending=int(row[0]),
+        sending=int(row[1]),
+        dead=int(row[2]),
+        oldest_pending_at=float(row[3]) if row[3] is not None else None,
+        last_error=err[0] if err else None,
+    )
+
+
+async def last_delivered_at(conn: asyncpg.Connection, provider: str) -> float | None:
+    """storage.outbox.last_delivered_at."""
+    updated = await conn.fetchval(
+        "SELECT d.updated_at FROM deliveries d JOIN answers a ON a.id = d.answer_id"
+        " WHERE d.state = 'delivered' AND a.provider = $1 ORDER BY d.id DESC LIMIT 1",
+        provider,
+    )
+    return float(updated) if updated is not None else None
