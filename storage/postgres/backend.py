@@ -4,6 +4,7 @@ its own."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,9 @@ class PostgresBackend:
         self.location = shown
         self._dsn = dsn
         self._listener: asyncpg.Connection | None = None
+        self._wakes: list[Callable[[], None]] = []
+        self._relisten: asyncio.Task[None] | None = None
+        self._closing = False
 
     @classmethod
     async def open(cls, url: str) -> PostgresBackend:
@@ -59,19 +63,49 @@ class PostgresBackend:
 
     async def subscribe_deliveries(self, wake: Callable[[], None]) -> None:
         """LISTEN on a connection outside the pool (a pooled one goes back to others). If it
-        drops, the workers still poll; the next start listens again."""
+        drops (the server restarted, say), it is opened again; the workers poll meanwhile."""
+        self._wakes.append(wake)
         if self._listener is None:
-            self._listener = await asyncpg.connect(self._dsn)
-            self._listener.add_termination_listener(self._lost)
-        await self._listener.add_listener(DELIVERIES_CHANNEL, lambda *_: wake())
+            await self._listen()
+        else:
+            await self._listener.add_listener(DELIVERIES_CHANNEL, self._heard)
+
+    async def _listen(self) -> None:
+        listener = await asyncpg.connect(self._dsn)
+        await listener.add_listener(DELIVERIES_CHANNEL, self._heard)
+        listener.add_termination_listener(self._lost)
+        self._listener = listener
+
+    def _heard(self, *_: object) -> None:
+        for wake in self._wakes:
+            wake()
 
     def _lost(self, _conn: object) -> None:
+        if self._closing:
+            return
+        self._listener = None
         log.warning(
-            "the PostgreSQL connection that hears new deliveries closed: workers fall back to"
-            " polling until feedback-bot restarts"
+            "the PostgreSQL connection that hears new deliveries closed: reconnecting (the"
+            " workers poll meanwhile)"
         )
+        self._relisten = asyncio.create_task(self._reconnect(), name="postgres listen")
+
+    async def _reconnect(self) -> None:
+        pause = 0.5
+        while not self._closing and self._listener is None:
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                log.debug("cannot LISTEN yet (%s); trying again in %.1f s", e, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+        for wake in self._wakes:
+            wake()  # whatever was queued while nobody listened
 
     async def close(self) -> None:
+        self._closing = True
+        if self._relisten is not None:
+            self._relisten.cancel()
         if self._listener is not None:
             listener, self._listener = self._listener, None
             listener.remove_termination_listener(self._lost)

@@ -120,7 +120,15 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
             yield conn
     except asyncpg.IntegrityConstraintViolationError:
         raise
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
+    except (
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        # A pooled connection the server closed under us can fail this way before the
+        # pool notices; the pool drops it on release.
+        asyncpg.exceptions.InternalClientError,
+        TimeoutError,
+    ) as e:
         raise StorageError(f"database error: {_reason(e)}") from None
 
 
