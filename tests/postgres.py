@@ -68,6 +68,26 @@ class Server:
         )
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def cpu_seconds(self) -> float:
+        """CPU the server has used so far: the postmaster and its live children, and the
+        children that have exited (the benchmark counts the database's share of a vote)."""
+        if self.folder is None:
+            return 0.0
+        postmaster = int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(stat.split("/")[2]), int(fields[1])
+            if pid == postmaster:
+                total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            elif ppid == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
     def database_url(self, name: str) -> str:
         return self.url.rsplit("/", 1)[0] + f"/{name}"
 

@@ -4,9 +4,14 @@ SQLite counterparts (a full disk, a deleted file) are in tests/test_health.py.""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
+from storage import Store
+from storage.db import SchemaTooNewError
+from storage.migrations import MIGRATIONS
 from tests import postgres
 from tests.dbtools import query
 from tests.harness import Harness, wait_until
@@ -50,3 +55,30 @@ async def test_a_database_that_refuses_connections_gets_503s_and_recovers(
     await wait_until(healthy, timeout=10)
     await h.contextual.wait_for(1)
     assert await query(h.store, "SELECT user_id FROM votes") == [(ALICE,)]
+
+
+async def test_replicas_starting_together_migrate_once(
+    postgres_server: postgres.Server | None,
+) -> None:
+    if postgres_server is None:
+        pytest.skip("no PostgreSQL server")
+    name = postgres.new_database_name()
+    admin = await asyncpg.connect(postgres_server.url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")  # empty: nothing migrated yet
+    finally:
+        await admin.close()
+    url = postgres_server.database_url(name)
+    stores = await asyncio.gather(*(Store.open(url) for _ in range(4)))
+    try:
+        [(versions, version)] = await query(
+            stores[0], "SELECT count(*), max(version) FROM schema_version"
+        )
+        assert (versions, version) == (1, len(MIGRATIONS))
+        # A database newer than this feedback-bot is refused, in words.
+        await query(stores[0], "UPDATE schema_version SET version = version + 1")
+    finally:
+        for store in stores:
+            await store.close()
+    with pytest.raises(SchemaTooNewError, match="upgrade feedback-bot"):
+        await Store.open(url)

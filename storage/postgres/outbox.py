@@ -54,28 +54,45 @@ async def finish_and_claim(
 ) -> Claim:
     """storage.outbox.finish_and_claim, under CLAIM_LOCK. The sending rows this turn may
     write (its finished sends, its leases to renew, the expired leases) are locked first, in
-    id order."""
+    id order, and only those are written. Before that, their answers are locked FOR KEY
+    SHARE: a row written twice in one transaction (a retry or a recovered send claimed
+    again at once) has its foreign key checked again, which waits for a vote holding the
+    answer FOR UPDATE; taken here, before any row lock, that wait cannot close a cycle
+    with a vote waiting on our rows."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
     renew_before = now + lease * 2 / 3  # renewed once a third of the lease has run
-    await conn.execute(
-        "SELECT id FROM deliveries WHERE state = 'sending'"
-        " AND ((claimed_by = $1 AND (id = ANY($2::bigint[]) OR lease_until < $3::float8))"
-        "  OR lease_until <= $4::float8)"
-        " ORDER BY id FOR UPDATE",
-        owner,
-        [f.delivery_id for f in finished],
-        renew_before,
-        now,
+    touched = (
+        "state = 'sending' AND ((claimed_by = $1 AND (id = ANY($2::bigint[])"
+        " OR lease_until < $3::float8)) OR lease_until <= $4::float8)"
     )
+    args = (owner, [f.delivery_id for f in finished], renew_before, now)
+    answer_ids = [
+        r[0]
+        for r in await conn.fetch(
+            f"SELECT id FROM answers WHERE id IN (SELECT answer_id FROM deliveries"
+            f" WHERE {touched}) ORDER BY id FOR KEY SHARE",
+            *args,
+        )
+    ]
+    locked = [
+        r[0]
+        for r in await conn.fetch(
+            f"SELECT id FROM deliveries WHERE {touched} AND answer_id = ANY($5::bigint[])"
+            " ORDER BY id FOR UPDATE",
+            *args,
+            answer_ids,
+        )
+    ]
     superseded, lost = await _record_finished(conn, finished, now, owner)
     await conn.execute(
-        "UPDATE deliveries SET lease_until = $1::float8 WHERE state = 'sending'"
-        " AND claimed_by = $2 AND lease_until < $3::float8",
+        "UPDATE deliveries SET lease_until = $1::float8 WHERE id = ANY($4::bigint[])"
+        " AND state = 'sending' AND claimed_by = $2 AND lease_until < $3::float8",
         now + lease,
         owner,
         renew_before,
+        locked,
     )
-    recovered = await _recover_expired(conn, now)
+    recovered = await _recover_expired(conn, now, locked)
     rows = await claim_due(conn, now, limit, owner, now + lease) if limit > 0 else []
     later = await conn.fetchval(
         "SELECT min(next_attempt_at) FROM deliveries"
@@ -158,10 +175,13 @@ async def _answer_removed(conn: asyncpg.Connection, delivery_id: int) -> bool:
     return bool(removed)
 
 
-async def _recover_expired(conn: asyncpg.Connection, now: float) -> int:
-    """storage.outbox._recover_expired; the rows are locked by the caller."""
+async def _recover_expired(conn: asyncpg.Connection, now: float, locked: list[int]) -> int:
+    """storage.outbox._recover_expired, over the rows the caller locked."""
     expired = await conn.fetch(
-        "SELECT id FROM deliveries WHERE state = 'sending' AND lease_until <= $1::float8", now
+        "SELECT id FROM deliveries WHERE id = ANY($2::bigint[]) AND state = 'sending'"
+        " AND lease_until <= $1::float8 ORDER BY id",
+        now,
+        locked,
     )
     for (delivery_id,) in expired:
         state, why = "pending", "cut off mid-send (its sender stopped)"
@@ -260,7 +280,7 @@ async def retry_dead(conn: asyncpg.Connection, ids: Sequence[int] = ()) -> tuple
     if not candidates:
         return 0, 0
     await conn.execute(
-        "SELECT id FROM answers WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+        "SELECT id FROM answers WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE",
         sorted({r["answer_id"] for r in candidates}),
     )
     dead = [

@@ -55,7 +55,7 @@ _HELD = ("sending", "delivered", "skipped")
 
 
 async def _lock_answer(conn: asyncpg.Connection, answer_id: int) -> None:
-    await conn.execute("SELECT id FROM answers WHERE id = $1 FOR UPDATE", answer_id)
+    await conn.execute("SELECT id FROM answers WHERE id = $1 FOR NO KEY UPDATE", answer_id)
 
 
 async def apply_vote(
@@ -145,7 +145,7 @@ async def _answer_on(conn: asyncpg.Connection, channel: str, ts: str) -> AnswerR
     it find nothing, as SQLite would after the removal."""
     row = await conn.fetchrow(
         "SELECT id, thread_ts FROM answers WHERE channel = $1 AND ts = $2"
-        " AND removed_at IS NULL FOR UPDATE",
+        " AND removed_at IS NULL FOR NO KEY UPDATE",
         channel,
         ts,
     )
@@ -189,7 +189,7 @@ async def explain_vote(
     now = time.time()
     await conn.execute(
         "SELECT a.id FROM votes v JOIN answers a ON a.id = v.answer_id WHERE v.id = $1"
-        " FOR UPDATE OF a",
+        " FOR NO KEY UPDATE OF a",
         vote_id,
     )
     row = await conn.fetchrow(
