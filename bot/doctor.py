@@ -17,6 +17,7 @@ from bot.providers import PROVIDERS
 from bot.settings import Settings
 from bot.slack_api import granted_scopes, missing_history_scopes, slack_session, web_client
 from storage import StorageError, Store
+from storage.backend import displayed
 from storage.db import DatabaseOpenError, SchemaTooNewError
 from storage.migrations import MIGRATIONS
 
@@ -59,7 +60,8 @@ async def diagnose(settings: Settings, say: Callable[[Check], None]) -> bool:
         say(Check(check.name, check.ok, redact(check.detail), redact(check.fix)))
 
     mode = "Socket Mode" if settings.socket_mode else "HTTP"
-    report(Check("settings", True, f"read ({mode}, database {settings.feedback_db})"))
+    database = displayed(settings.feedback_db)
+    report(Check("settings", True, f"read ({mode}, database {database})"))
     store = await _database(settings, report)
     async with slack_session() as session:
         await _slack(settings, session, report)
@@ -76,9 +78,9 @@ async def diagnose(settings: Settings, say: Callable[[Check], None]) -> bool:
 
 
 async def _database(settings: Settings, report: Callable[[Check], None]) -> Store | None:
-    path = settings.feedback_db
+    path = displayed(settings.feedback_db)
     try:
-        store = await Store.open(path)
+        store = await Store.open(settings.feedback_db)
     except (DatabaseOpenError, SchemaTooNewError) as e:
         report(Check("database", False, str(e), "set FEEDBACK_DB to a file feedback-bot can write"))
         return None

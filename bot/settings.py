@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -179,7 +180,10 @@ class Settings(BaseSettings):
             self.feedback_api_token,
             self.feedback_secret_key,
         ]
-        return [v.get_secret_value() for v in values if v is not None]
+        secrets = [v.get_secret_value() for v in values if v is not None]
+        # A PostgreSQL URL's password (FEEDBACK_DB=postgresql://user:password@host/db).
+        password = urlsplit(self.feedback_db).password if "://" in self.feedback_db else None
+        return [*secrets, password] if password else secrets
 
     def require_bot_token(self) -> None:
         """Commands that call Slack's Web API (`answers scan`) need the bot token only."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from storage.db import DatabaseOpenError
 
@@ -49,6 +50,19 @@ class Backend(Protocol):
 
 def is_postgres(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
+
+
+def displayed(location: str) -> str:
+    """FEEDBACK_DB fit for a log or an error: a URL's password masked, however short."""
+    if not is_postgres(location):
+        return location
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def open_backend(location: str) -> Backend:

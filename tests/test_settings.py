@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.logs import Redactor
 from bot.settings import SettingsError, load_settings
+from storage.backend import displayed
 from tests.credentials import BOT_TOKEN, SIGNING_SECRET
 from tests.process import _clean_environ
 
@@ -85,3 +87,16 @@ def test_secrets_do_not_show_in_repr() -> None:
     s = load_settings(_env_file=None, slack_bot_token=BOT_TOKEN)
     assert BOT_TOKEN not in repr(s)
     assert BOT_TOKEN in s.secrets()
+
+
+def test_a_postgresql_password_is_a_secret_to_redact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEEDBACK_DB", "postgresql://feedback:s3cr3t-Pa55@db.internal:5432/fb")
+    s = load_settings(_env_file=None)
+    assert "s3cr3t-Pa55" in s.secrets()
+    assert Redactor(s.secrets())(f"database {s.feedback_db}") == (
+        "database postgresql://feedback:[redacted]@db.internal:5432/fb"
+    )
+    # However short, a password never shows where FEEDBACK_DB is shown.
+    assert displayed("postgresql://feedback:pw@db:5432/fb?sslmode=require") == (
+        "postgresql://feedback:***@db:5432/fb?sslmode=require"
+    )

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from storage.backend import displayed
 from storage.db import DatabaseOpenError, SchemaTooNewError, StorageError
 from storage.postgres.migrations import MIGRATIONS
 
@@ -48,12 +49,8 @@ def parse(url: str) -> Target:
     raw_size = query.pop(POOL_SIZE, str(DEFAULT_POOL_SIZE))
     if not raw_size.isdigit() or not 1 <= int(raw_size) <= 100:
         raise DatabaseOpenError(f"{POOL_SIZE} in FEEDBACK_DB must be a number from 1 to 100")
-    netloc = parts.netloc
-    if "@" in netloc and ":" in netloc.split("@", 1)[0]:
-        user = netloc.split("@", 1)[0].split(":", 1)[0]
-        netloc = f"{user}:***@{netloc.split('@', 1)[1]}"
     dsn = urlunsplit(parts._replace(query=urlencode(query)))
-    shown = urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
+    shown = displayed(dsn)
     return Target(dsn, int(raw_size), shown)
 
 

@@ -8,7 +8,8 @@ rows they claim FOR UPDATE … SKIP LOCKED (a row a vote is settling right now w
 next turn). A unit that decides a row's next state from what else its slot holds locks the
 rows it will write first, in id order (so that two such units cannot deadlock), and only
 then reads: a vote settling the slot meanwhile (storage/postgres/votes.py locks the slot's
-rows it reads) is waited for and seen.
+rows it reads) is waited for and seen. A claim turn never waits for an answer's lock while
+it holds outbox rows (see finish_and_claim).
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ docstrings), async over an asyncpg connection in the facade's transaction.
 What differs: replicas are not serialised as SQLite's writers are, so every unit that changes
 an answer's votes, or settles one of its slots, first locks the answer row (`_lock_answer`):
 one vote at a time per answer, so one verdict change yields one delivery whichever replica
-records it. Settling also locks the slot's outbox rows it reads, so that a claim (which
-skips locked rows) and a vote never act on the same row at once.
+records it. The lock is FOR NO KEY UPDATE: it excludes every other locker of the row as FOR
+UPDATE does, but not the foreign-key checks (FOR KEY SHARE) of rows that reference the
+answer, so a claim turn writing the answer's deliveries never waits for a vote. Settling
+also locks the slot's outbox rows it reads, so that a claim (which skips locked rows) and a
+vote never act on the same row at once.
 """
 
 from __future__ import annotations
