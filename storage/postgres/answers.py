@@ -140,11 +140,12 @@ async def list_answers(
 async def mark_removed(
     conn: asyncpg.Connection, channel: str, ts: str, now: float
 ) -> Answer | None:
-    """storage.answers.mark_removed. The answer row is locked (FOR UPDATE) as it is read,
-    so that votes on it wait, and a replica removing it at the same time finds none."""
+    """storage.answers.mark_removed. The answer row is locked (FOR NO KEY UPDATE, as votes
+    take it) as it is read, so that votes on it wait, and a replica removing it at the same
+    time finds none."""
     row = await conn.fetchrow(
         f"SELECT {ANSWER_COLUMNS} FROM answers a"
-        " WHERE a.channel = $1 AND a.ts = $2 AND a.removed_at IS NULL FOR UPDATE OF a",
+        " WHERE a.channel = $1 AND a.ts = $2 AND a.removed_at IS NULL FOR NO KEY UPDATE OF a",
         channel,
         ts,
     )

@@ -4,7 +4,7 @@ connection in the facade's transaction.
 
 What differs: SQLite's write lock serialises them; here each first takes the lock of its
 message (storage/postgres/held.py: lock_message), so that two of them, or one and a
-reaction being held, on one message take turns; and the answer row is locked (FOR UPDATE)
+reaction being held, on one message take turns; and the answer row is locked (FOR NO KEY UPDATE)
 before its votes are counted or changed, or its deliveries cancelled, so that votes cast on
 it by id (buttons) take turns with them too.
 """
@@ -88,4 +88,7 @@ async def _apply_held(conn: asyncpg.Connection, answer: Answer, now: float) -> b
 
 
 async def _lock_answer(conn: asyncpg.Connection, answer_id: int) -> None:
-    await conn.execute("SELECT id FROM answers WHERE id = $1 FOR UPDATE", answer_id)
+    # NO KEY UPDATE, as storage/postgres/votes.py takes it: it excludes every other locker
+    # of the answer, yet lets a delivery row's foreign-key check through (FOR UPDATE would
+    # make a claim turn that rewrites a row wait on us, and deadlock with a vote).
+    await conn.execute("SELECT id FROM answers WHERE id = $1 FOR NO KEY UPDATE", answer_id)

@@ -57,9 +57,10 @@ async def finish_and_claim(
     write (its finished sends, its leases to renew, the expired leases) are locked first, in
     id order, and only those are written. Before that, their answers are locked FOR KEY
     SHARE: a row written twice in one transaction (a retry or a recovered send claimed
-    again at once) has its foreign key checked again, which waits for a vote holding the
-    answer FOR UPDATE; taken here, before any row lock, that wait cannot close a cycle
-    with a vote waiting on our rows."""
+    again at once) has its foreign key checked again (a KEY SHARE lock on the answer). The
+    answer locks of votes and removals are FOR NO KEY UPDATE, which that check passes; were
+    one FOR UPDATE, the wait happens here, before any row lock, where it cannot close a
+    cycle with a vote waiting on our rows."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
     renew_before = now + lease * 2 / 3  # renewed once a third of the lease has run
     touched = (
