@@ -67,22 +67,7 @@ def add_answer(
         "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
         " request_id, org, grp, posted_by_bot, thread_ts, created_at, registered_via,"
         " registered_by_app, metadata_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            answer.channel,
-            answer.ts,
-            answer.provider,
-            answer.agent_id,
-            answer.message_id,
-            answer.request_id,
-            answer.org,
-            answer.group,
-            int(answer.posted_by_bot),
-            answer.thread_ts,
-            time.time(),
-            provenance.via if provenance else None,
-            provenance.app_id if provenance else None,
-            provenance.metadata_ts if provenance else None,
-        ),
+        answer_values(answer, provenance, time.time()),
     )
     answer_id = int(cur.lastrowid or 0)
     db.executemany(
@@ -98,15 +83,7 @@ def last_via_metadata(db: sqlite3.Connection) -> MetadataRegistration | None:
         "SELECT channel, ts, created_at, registered_via, registered_by_app FROM answers"
         " WHERE registered_via IS NOT NULL ORDER BY id DESC LIMIT 1"
     ).fetchone()
-    if row is None:
-        return None
-    return MetadataRegistration(
-        row["channel"],
-        row["ts"],
-        row["created_at"],
-        row["registered_via"],
-        row["registered_by_app"],
-    )
+    return metadata_registration_from_row(row) if row else None
 
 
 def list_answers(
@@ -243,6 +220,36 @@ def drop_reservation(db: sqlite3.Connection, answer: Answer, holder: str) -> Non
         "DELETE FROM post_reservations WHERE channel = ? AND provider = ? AND target = ?"
         " AND holder = ?",
         (*_post_key(answer), holder),
+    )
+
+
+def answer_values(answer: Answer, provenance: Provenance | None, now: float) -> tuple[Any, ...]:
+    """The columns add_answer inserts, in its order (both backends insert these)."""
+    return (
+        answer.channel,
+        answer.ts,
+        answer.provider,
+        answer.agent_id,
+        answer.message_id,
+        answer.request_id,
+        answer.org,
+        answer.group,
+        int(answer.posted_by_bot),
+        answer.thread_ts,
+        now,
+        provenance.via if provenance else None,
+        provenance.app_id if provenance else None,
+        provenance.metadata_ts if provenance else None,
+    )
+
+
+def metadata_registration_from_row(row: Any) -> MetadataRegistration:
+    return MetadataRegistration(
+        row["channel"],
+        row["ts"],
+        row["created_at"],
+        row["registered_via"],
+        row["registered_by_app"],
     )
 
 

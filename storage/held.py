@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from bot.domain import Status, VoteChange
 
@@ -36,17 +37,16 @@ def hold(
     db.execute(
         "INSERT INTO held_reactions (channel, ts, user_id, origin, action, status, event_id,"
         " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            channel,
-            ts,
-            change.user,
-            change.origin,
-            change.action,
-            change.status.value if change.status else None,
-            event_id,
-            now,
-        ),
+        held_values(channel, ts, change, event_id, now),
     )
+
+
+def held_values(
+    channel: str, ts: str, change: VoteChange, event_id: str | None, now: float
+) -> tuple[Any, ...]:
+    """The columns `hold` inserts, in its order (both backends insert these)."""
+    status = change.status.value if change.status else None
+    return (channel, ts, change.user, change.origin, change.action, status, event_id, now)
 
 
 def take_held(
@@ -62,19 +62,14 @@ def take_held(
     ).fetchall()
     if rows:
         db.execute("DELETE FROM held_reactions WHERE channel = ? AND ts = ?", (channel, ts))
-    return [
-        (
-            VoteChange(
-                answer_id,
-                r["user_id"],
-                r["origin"],
-                r["action"],
-                Status(r["status"]) if r["status"] else None,
-            ),
-            float(r["received_at"]),
-        )
-        for r in rows
-    ]
+    return [held_change_from_row(answer_id, r) for r in rows]
+
+
+def held_change_from_row(answer_id: int, row: Any) -> tuple[VoteChange, float]:
+    """A held reaction as a change to the answer now on its message, and when it came."""
+    status = Status(row["status"]) if row["status"] else None
+    change = VoteChange(answer_id, row["user_id"], row["origin"], row["action"], status)
+    return change, float(row["received_at"])
 
 
 def held_messages(db: sqlite3.Connection) -> list[HeldMessage]:

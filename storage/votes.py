@@ -141,8 +141,10 @@ def get_vote(db: sqlite3.Connection, vote_id: int) -> StoredVote | None:
         " category, withdrawn_at IS NULL AS standing FROM votes WHERE id = ?",
         (vote_id,),
     ).fetchone()
-    if row is None:
-        return None
+    return stored_vote_from_row(row) if row else None
+
+
+def stored_vote_from_row(row: Any) -> StoredVote:
     return StoredVote(
         id=row["id"],
         answer_id=row["answer_id"],

@@ -96,19 +96,28 @@ POSTGRES_URL = "FEEDBACK_TEST_POSTGRES"  # a server to use, as postgresql://user
 POSTGRES_REQUIRED = "FEEDBACK_TEST_POSTGRES_REQUIRED"  # 1 (CI): no server is a failure
 
 
+# A test that breaks one backend itself runs on that backend alone.
+ONLY = {
+    "sqlite_only": "sqlite",  # breaks the SQLite file (a full disk, a file replaced)
+    "postgresql_only": "postgresql",  # breaks the PostgreSQL server
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "sqlite_only: the test breaks SQLite itself (its file, its pragmas)"
-    )
+    for marker, backend in ONLY.items():
+        config.addinivalue_line("markers", f"{marker}: the test runs on {backend} alone")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Tests that break the SQLite file run once, on SQLite; the rest run on both backends.
     kept, dropped = [], []
     for item in items:
         params = getattr(item, "callspec", None)
-        on_postgres = params is not None and params.params.get("database") == "postgresql"
-        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else kept).append(item)
+        backend = params.params.get("database") if params is not None else None
+        wrong = any(
+            item.get_closest_marker(marker) and backend not in (None, only)
+            for marker, only in ONLY.items()
+        )
+        (dropped if wrong else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -20,11 +20,10 @@ from tests.slack_payloads import reaction_event
 ALICE = "U0ALICE001"
 
 
+@pytest.mark.postgresql_only
 async def test_a_database_that_refuses_connections_gets_503s_and_recovers(
-    harness: Harness, database: str, postgres_server: postgres.Server | None
+    harness: Harness, database: str, postgres_server: postgres.Server
 ) -> None:
-    if not database.startswith("postgresql://") or postgres_server is None:
-        pytest.skip("the PostgreSQL half")
     h = harness
     a = await h.contextual_answer()
     name = database.rsplit("/", 1)[1]

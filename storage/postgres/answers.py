@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from bot.domain import Answer, Provenance, Registration
-from storage.answers import answer_from_row
+from storage.answers import answer_from_row, answer_values, metadata_registration_from_row
 from storage.models import MetadataRegistration, PostReservation, PostState
 
 # storage/answers.py's columns, with the sources aggregated the PostgreSQL way.
@@ -71,20 +71,7 @@ async def add_answer(
             " registered_by_app, metadata_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
             " $11, $12, $13, $14)"
             " ON CONFLICT (channel, ts) WHERE removed_at IS NULL DO NOTHING RETURNING id",
-            answer.channel,
-            answer.ts,
-            answer.provider,
-            answer.agent_id,
-            answer.message_id,
-            answer.request_id,
-            answer.org,
-            answer.group,
-            int(answer.posted_by_bot),
-            answer.thread_ts,
-            time.time(),
-            provenance.via if provenance else None,
-            provenance.app_id if provenance else None,
-            provenance.metadata_ts if provenance else None,
+            *answer_values(answer, provenance, time.time()),
         )
         if answer_id is not None:
             break
@@ -104,15 +91,7 @@ async def last_via_metadata(conn: asyncpg.Connection) -> MetadataRegistration | 
         "SELECT channel, ts, created_at, registered_via, registered_by_app FROM answers"
         " WHERE registered_via IS NOT NULL ORDER BY id DESC LIMIT 1"
     )
-    if row is None:
-        return None
-    return MetadataRegistration(
-        row["channel"],
-        row["ts"],
-        row["created_at"],
-        row["registered_via"],
-        row["registered_by_app"],
-    )
+    return metadata_registration_from_row(row) if row else None
 
 
 async def list_answers(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from bot.domain import Status, VoteChange
-from storage.held import HeldMessage
+from bot.domain import VoteChange
+from storage.held import HeldMessage, held_change_from_row, held_values
 from storage.postgres.db import count
 
 # The first key of the advisory lock of one message (lock_message); the second is a hash of
@@ -42,14 +42,7 @@ async def hold(
     await conn.execute(
         "INSERT INTO held_reactions (channel, ts, user_id, origin, action, status, event_id,"
         " received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        channel,
-        ts,
-        change.user,
-        change.origin,
-        change.action,
-        change.status.value if change.status else None,
-        event_id,
-        now,
+        *held_values(channel, ts, change, event_id, now),
     )
 
 
@@ -64,19 +57,7 @@ async def take_held(
         channel,
         ts,
     )
-    return [
-        (
-            VoteChange(
-                answer_id,
-                r["user_id"],
-                r["origin"],
-                r["action"],
-                Status(r["status"]) if r["status"] else None,
-            ),
-            float(r["received_at"]),
-        )
-        for r in rows
-    ]
+    return [held_change_from_row(answer_id, r) for r in rows]
 
 
 async def held_messages(conn: asyncpg.Connection) -> list[HeldMessage]:

@@ -91,10 +91,8 @@ class TransferError(RuntimeError):
 
 def sqlite_path(source: str) -> str:
     """`sqlite:///path`, `sqlite://relative` or a plain path, as a path."""
-    for prefix in ("sqlite:///", "sqlite://"):
-        if source.startswith(prefix):
-            return source[len(prefix) - 1 if prefix == "sqlite:///" else len(prefix) :]
-    return source
+    # sqlite:///var/x.db → /var/x.db: the third slash begins the absolute path.
+    return source.removeprefix("sqlite://")
 
 
 async def copy(source: str, target: str) -> dict[str, int]:

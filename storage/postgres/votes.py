@@ -37,7 +37,7 @@ from storage.postgres.db import DELIVERIES_CHANNEL
 from storage.postgres.events import mark_processed
 from storage.postgres.held import hold as hold_reaction
 from storage.postgres.held import lock_message
-from storage.votes import EXPORT_COLUMNS
+from storage.votes import EXPORT_COLUMNS, stored_vote_from_row
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -170,19 +170,7 @@ async def get_vote(conn: asyncpg.Connection, vote_id: int) -> StoredVote | None:
         " category, withdrawn_at IS NULL AS standing FROM votes WHERE id = $1",
         vote_id,
     )
-    if row is None:
-        return None
-    return StoredVote(
-        id=row["id"],
-        answer_id=row["answer_id"],
-        content_id=row["content_id"],
-        user=row["user_id"],
-        origin=row["origin"],
-        status=Status(row["status"]),
-        explanation=row["explanation"],
-        category=row["category"],
-        is_standing=bool(row["standing"]),
-    )
+    return stored_vote_from_row(row) if row else None
 
 
 async def explain_vote(
