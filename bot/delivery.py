@@ -102,6 +102,10 @@ class DeliveryWorker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        # The rows this worker is sending: claimed, and no outcome yet. Only their leases
+        # are renewed; any other row the database says we hold goes back to the queue. A
+        # send cancelled at shutdown stays here: it may still reach the provider.
+        self._sending: set[int] = set()
         self._finished: list[Finished] = []
         # Sends that failed and wait to be recorded: their turn may supersede them instead.
         self._retrying: dict[int, Delivery] = {}
@@ -126,7 +130,8 @@ class DeliveryWorker:
             return  # never started: FEEDBACK_WORKER=separate leaves sending to another process
         self._stopping = True
         self._wake.set()
-        await self._task
+        running, self._task = self._task, None  # a second stop() does nothing
+        await running
         unfinished: set[asyncio.Task[None]] = set()
         if self._inflight:
             _, unfinished = await asyncio.wait(set(self._inflight), timeout=grace)
@@ -134,6 +139,8 @@ class DeliveryWorker:
                 task.cancel()
             if unfinished:
                 await asyncio.wait(unfinished)
+        # The cancelled sends stay in self._sending: this turn keeps their claims (rather
+        # than putting them back in the queue at once) and release() below cuts their leases.
         await self._turn(0)
         if unfinished:
             try:
@@ -165,6 +172,7 @@ class DeliveryWorker:
                 free = self._concurrency - len(self._inflight)  # sends may have finished
             claim = await self._turn(max(free, 0))
             self._backlog = free > 0 and len(claim.deliveries) == free
+            self._sending.update(d.id for d in claim.deliveries)
             for delivery in claim.deliveries:
                 task = asyncio.create_task(self._deliver(delivery))
                 self._inflight.add(task)
@@ -179,11 +187,19 @@ class DeliveryWorker:
         finished = self._take_finished()
         try:
             claim = await self._store.finish_and_claim(
-                finished, time.time(), limit, owner=self.owner, lease=self.lease
+                finished,
+                time.time(),
+                limit,
+                owner=self.owner,
+                lease=self.lease,
+                in_flight=frozenset(self._sending),
             )
         except StorageError as e:
             # The disk is full or the file is gone: keep the outcomes for the next turn (the
-            # rows stay claimed by us meanwhile) and keep trying; /healthz says why.
+            # rows stay claimed by us meanwhile) and keep trying; /healthz says why. Had the
+            # transaction committed after all (a connection lost at COMMIT), the next turn
+            # finds these outcomes recorded, and the rows it claimed for us, which we never
+            # got, are not in self._sending: they go back to the queue.
             self._finished[:0] = finished
             now = time.time()
             if str(e) != self._db_error or now - self._db_error_at >= 60:
@@ -192,6 +208,12 @@ class DeliveryWorker:
             if not self._stopping:
                 await asyncio.sleep(self._poll)
             return Claim([], None, frozenset())
+        if claim.orphaned:
+            log.warning(
+                "%d deliveries were claimed for this process by a turn the database reported"
+                " as failed although it committed; they are back in the queue",
+                claim.orphaned,
+            )
         if claim.recovered:
             log.info(
                 "took over %d deliveries whose sender stopped mid-send (lease expired);"
@@ -283,6 +305,7 @@ class DeliveryWorker:
                 self._finish(Finished(d.id, DeliveryState.SKIPPED, outcome.reason))
 
     def _finish(self, finished: Finished) -> None:
+        self._sending.discard(finished.delivery_id)
         self._finished.append(finished)
         self._wake.set()
 

@@ -66,6 +66,9 @@ class Claim:
     superseded: frozenset[int]  # finished retries dropped: a newer verdict replaces them
     recovered: int = 0  # sends taken over from an owner whose lease expired
     lost: frozenset[int] = frozenset()  # our sends another process took over meanwhile
+    # Rows claimed for us that we never got (a turn committed though we were told it
+    # failed), put back in the queue.
+    orphaned: int = 0
 
 
 @dataclass(frozen=True, slots=True)

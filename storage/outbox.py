@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from bot.domain import Delivery, DeliveryState, Status, Verdict
@@ -36,19 +36,36 @@ def finish_and_claim(
     *,
     owner: str,
     lease: float,
+    in_flight: Collection[int] = (),
 ) -> Claim:
     """The worker's one call per turn: record how its last sends went, renew the leases
     of its sends in flight, take over sends whose owner is gone, and claim up to `limit`
-    due rows for `owner`. See `claim_due` for the rules that keep a slot in order."""
+    due rows for `owner`. See `claim_due` for the rules that keep a slot in order.
+
+    `in_flight` names the sends the worker really has under way (claimed, no outcome
+    yet). Only those are renewed. Any other row still `sending` for `owner` is one the
+    worker never got: a turn whose transaction committed while the worker was told it
+    failed (a connection lost at COMMIT). Nothing sends it, so it goes back to the queue
+    at once (`orphaned`), rather than being renewed for as long as the worker lives."""
     with transaction(db):
         superseded, lost = _record_finished(db, finished, now, owner)
-        db.execute(
-            "UPDATE deliveries SET lease_until = ? WHERE state = 'sending'"
-            " AND claimed_by = ? AND lease_until < ?",
+        mine = {int(r[0]) for r in db.execute(_OWNED, (owner,))}
+        db.executemany(
+            "UPDATE deliveries SET lease_until = ? WHERE id = ? AND lease_until < ?",
             # Renewed once a third of the lease has run, not on every turn.
-            (now + lease, owner, now + lease * 2 / 3),
+            [(now + lease, i, now + lease * 2 / 3) for i in sorted(mine & set(in_flight))],
         )
-        recovered = _recover_expired(db, now)
+        orphans = sorted(mine - set(in_flight) - {f.delivery_id for f in finished})
+        orphaned = _requeue(db, orphans, now, NEVER_SENT)
+        expired = [
+            int(r[0])
+            for r in db.execute(
+                "SELECT id FROM deliveries WHERE state = 'sending' AND lease_until <= ?"
+                " ORDER BY id",
+                (now,),
+            )
+        ]
+        recovered = _requeue(db, expired, now, CUT_OFF)
         rows = claim_due(db, now, limit, owner, now + lease) if limit > 0 else []
         later = db.execute(
             "SELECT min(next_attempt_at) FROM deliveries"
@@ -56,7 +73,17 @@ def finish_and_claim(
             (now,),
         ).fetchone()[0]
     claimed = [_delivery(r, state=DeliveryState.SENDING, attempts_delta=1) for r in rows]
-    return Claim(claimed, later, frozenset(superseded), recovered, frozenset(lost))
+    return Claim(
+        claimed, later, frozenset(superseded), recovered, frozenset(lost), orphaned=orphaned
+    )
+
+
+_OWNED = "SELECT id FROM deliveries WHERE state = 'sending' AND claimed_by = ?"
+# Why a row in flight went back to the queue (its last_error, unless it has one already).
+CUT_OFF = "cut off mid-send (its sender stopped)"
+NEVER_SENT = "claimed, but the claim never reached its sender (a database failure)"
+REMOVED_WHILE_SENT = "the answer was removed while it was sent"
+REMOVED_BEFORE_RETRY = "the answer was removed: not retried"
 
 
 def claim_due(
@@ -97,14 +124,16 @@ def _record_finished(
     """Record the outcome of the owner's sends. A failed row goes back to the queue unless a
     newer verdict for its slot exists; then it is superseded, so an older verdict never lands
     after a newer one. A row whose lease was taken over (this process stalled past it) is
-    left to its new owner: returned as lost."""
+    left to its new owner: returned as lost. An outcome offered again because the turn that
+    recorded it committed while its caller was told it failed is already there: neither
+    written again nor lost."""
     superseded: set[int] = set()
     lost: set[int] = set()
     for f in finished:
         state, at, error = f.state, f.retry_at, f.error
         if state is DeliveryState.PENDING and _answer_removed(db, f.delivery_id):
             # It was in flight when its answer was removed: not sent again.
-            state, error = DeliveryState.SKIPPED, "the answer was removed while it was sent"
+            state, error = DeliveryState.SKIPPED, REMOVED_WHILE_SENT
         elif state is DeliveryState.PENDING and _newer_row_exists(db, f.delivery_id):
             state = DeliveryState.SUPERSEDED
             superseded.add(f.delivery_id)
@@ -115,10 +144,26 @@ def _record_finished(
             " WHERE id = ? AND state = 'sending' AND claimed_by = ?",
             (state.value, error, f.ref, at, at, now, f.delivery_id, owner),
         )
-        if cur.rowcount == 0:
+        if cur.rowcount == 0 and not _recorded(db, f.delivery_id, state, error, f.ref):
             lost.add(f.delivery_id)
             superseded.discard(f.delivery_id)
     return superseded, lost
+
+
+def _recorded(
+    db: sqlite3.Connection,
+    delivery_id: int,
+    state: DeliveryState,
+    error: str | None,
+    ref: str | None,
+) -> bool:
+    """The row already holds this outcome (and is no longer in flight)."""
+    row = db.execute(
+        "SELECT 1 FROM deliveries WHERE id = ? AND state = ? AND last_error IS ?"
+        " AND provider_ref IS ?",
+        (delivery_id, state.value, error, ref),
+    ).fetchone()
+    return row is not None
 
 
 def _answer_removed(db: sqlite3.Connection, delivery_id: int) -> bool:
@@ -130,17 +175,14 @@ def _answer_removed(db: sqlite3.Connection, delivery_id: int) -> bool:
     return bool(row and row[0])
 
 
-def _recover_expired(db: sqlite3.Connection, now: float) -> int:
-    """Sends whose owner stopped renewing its lease (it crashed, or was cut off at
-    shutdown) go back to the queue; at least once, so the verdict is sent again. Where a
-    newer verdict for the slot is queued, the old one is superseded instead."""
-    expired = db.execute(
-        "SELECT id FROM deliveries WHERE state = 'sending' AND lease_until <= ?", (now,)
-    ).fetchall()
-    for (delivery_id,) in expired:
-        state, why = "pending", "cut off mid-send (its sender stopped)"
+def _requeue(db: sqlite3.Connection, ids: Sequence[int], now: float, why: str) -> int:
+    """Rows in flight that nobody is sending any more go back to the queue: at least once,
+    so the verdict is sent again. Where a newer verdict for the slot is queued, the old one
+    is superseded instead; a removed answer's is skipped."""
+    for delivery_id in ids:
+        state, reason = "pending", why
         if _answer_removed(db, delivery_id):
-            state, why = "skipped", "the answer was removed while it was sent"
+            state, reason = "skipped", REMOVED_WHILE_SENT
         elif _newer_row_exists(db, delivery_id):
             state = "superseded"
         db.execute(
@@ -148,9 +190,9 @@ def _recover_expired(db: sqlite3.Connection, now: float) -> int:
             " lease_until = NULL, updated_at = ?,"
             " last_error = CASE WHEN ? = 'skipped' THEN ? ELSE coalesce(last_error, ?) END"
             " WHERE id = ?",
-            (state, now, now, state, why, why, delivery_id),
+            (state, now, now, state, reason, reason, delivery_id),
         )
-    return len(expired)
+    return len(ids)
 
 
 def release(db: sqlite3.Connection, owner: str, lease: float) -> int:
@@ -200,7 +242,8 @@ def cancel_pending(db: sqlite3.Connection, answer_id: int, reason: str, now: flo
 
 def retry_dead(db: sqlite3.Connection, ids: Sequence[int] = ()) -> tuple[int, int]:
     """Requeue dead rows (all, or those named). A dead row with a newer verdict for its
-    slot is superseded instead. Returns (requeued, superseded)."""
+    slot is superseded instead; one of a removed answer is skipped (nothing would ever
+    claim it: it would wait in the queue for good). Returns (requeued, superseded)."""
     now = time.time()
     where = "state = 'dead'"
     params: list[Any] = []
@@ -214,6 +257,13 @@ def retry_dead(db: sqlite3.Connection, ids: Sequence[int] = ()) -> tuple[int, in
         ]
         requeued = superseded = 0
         for delivery_id in dead:
+            if _answer_removed(db, delivery_id):
+                db.execute(
+                    "UPDATE deliveries SET state = 'skipped', last_error = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (REMOVED_BEFORE_RETRY, now, delivery_id),
+                )
+                continue
             if _newer_row_exists(db, delivery_id):
                 state, superseded = "superseded", superseded + 1
             else:

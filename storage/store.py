@@ -23,7 +23,7 @@ written once, in the SQLite module's docstrings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,9 +192,18 @@ class Store:
         *,
         owner: str,
         lease: float,
+        in_flight: Collection[int] = (),
     ) -> Claim:
+        """`in_flight`: the sends the caller really has under way; only their leases are
+        renewed, and any other row it owns in flight goes back to the queue."""
         return await self._b.run(
-            self._q.outbox.finish_and_claim, finished, now, limit, owner=owner, lease=lease
+            self._q.outbox.finish_and_claim,
+            finished,
+            now,
+            limit,
+            owner=owner,
+            lease=lease,
+            in_flight=in_flight,
         )
 
     async def release(self, owner: str, lease: float) -> int:

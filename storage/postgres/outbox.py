@@ -15,14 +15,20 @@ it holds outbox rows (see finish_and_claim).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import asyncpg
 
 from bot.domain import Delivery, DeliveryState
 from storage.models import Claim, DeliveryCounts, Finished
-from storage.outbox import _delivery
+from storage.outbox import (
+    CUT_OFF,
+    NEVER_SENT,
+    REMOVED_BEFORE_RETRY,
+    REMOVED_WHILE_SENT,
+    _delivery,
+)
 from storage.postgres.answers import ANSWER_COLUMNS
 from storage.postgres.db import CLAIM_LOCK, count
 
@@ -52,22 +58,24 @@ async def finish_and_claim(
     *,
     owner: str,
     lease: float,
+    in_flight: Collection[int] = (),
 ) -> Claim:
     """storage.outbox.finish_and_claim, under CLAIM_LOCK. The sending rows this turn may
-    write (its finished sends, its leases to renew, the expired leases) are locked first, in
-    id order, and only those are written. Before that, their answers are locked FOR KEY
-    SHARE: a row written twice in one transaction (a retry or a recovered send claimed
-    again at once) has its foreign key checked again (a KEY SHARE lock on the answer). The
-    answer locks of votes and removals are FOR NO KEY UPDATE, which that check passes; were
-    one FOR UPDATE, the wait happens here, before any row lock, where it cannot close a
-    cycle with a vote waiting on our rows."""
+    write (its finished sends and orphans, its leases to renew, the expired leases) are locked
+    first, in id order, and only those are written. Before that, their answers are locked
+    FOR KEY SHARE: a row written twice in one transaction (a retry, an orphan or a
+    recovered send claimed again at once) has its foreign key checked again (a KEY SHARE
+    lock on the answer). The answer locks of votes and removals are FOR NO KEY UPDATE,
+    which that check passes; were one FOR UPDATE, the wait happens here, before any row
+    lock, where it cannot close a cycle with a vote waiting on our rows."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
     renew_before = now + lease * 2 / 3  # renewed once a third of the lease has run
     touched = (
-        "state = 'sending' AND ((claimed_by = $1 AND (id = ANY($2::bigint[])"
-        " OR lease_until < $3::float8)) OR lease_until <= $4::float8)"
+        "state = 'sending' AND ((claimed_by = $1 AND (id = ANY($5::bigint[])"
+        " OR NOT id = ANY($2::bigint[]) OR lease_until < $3::float8))"
+        " OR lease_until <= $4::float8)"
     )
-    args = (owner, [f.delivery_id for f in finished], renew_before, now)
+    args = (owner, sorted(in_flight), renew_before, now, [f.delivery_id for f in finished])
     answer_ids = [
         r[0]
         for r in await conn.fetch(
@@ -79,22 +87,40 @@ async def finish_and_claim(
     locked = [
         r[0]
         for r in await conn.fetch(
-            f"SELECT id FROM deliveries WHERE {touched} AND answer_id = ANY($5::bigint[])"
+            f"SELECT id FROM deliveries WHERE {touched} AND answer_id = ANY($6::bigint[])"
             " ORDER BY id FOR UPDATE",
             *args,
             answer_ids,
         )
     ]
     superseded, lost = await _record_finished(conn, finished, now, owner)
+    mine = {
+        int(r[0])
+        for r in await conn.fetch(
+            "SELECT id FROM deliveries WHERE id = ANY($1::bigint[]) AND state = 'sending'"
+            " AND claimed_by = $2",
+            locked,
+            owner,
+        )
+    }
+    # Those in flight were locked (and are written) only if a third of the lease has run.
     await conn.execute(
-        "UPDATE deliveries SET lease_until = $1::float8 WHERE id = ANY($4::bigint[])"
-        " AND state = 'sending' AND claimed_by = $2 AND lease_until < $3::float8",
+        "UPDATE deliveries SET lease_until = $1::float8 WHERE id = ANY($2::bigint[])",
         now + lease,
-        owner,
-        renew_before,
-        locked,
+        sorted(mine & set(in_flight)),
     )
-    recovered = await _recover_expired(conn, now, locked)
+    orphans = sorted(mine - set(in_flight) - {f.delivery_id for f in finished})
+    orphaned = await _requeue(conn, orphans, now, NEVER_SENT)
+    expired = [
+        int(r[0])
+        for r in await conn.fetch(
+            "SELECT id FROM deliveries WHERE id = ANY($2::bigint[]) AND state = 'sending'"
+            " AND lease_until <= $1::float8 ORDER BY id",
+            now,
+            locked,
+        )
+    ]
+    recovered = await _requeue(conn, expired, now, CUT_OFF)
     rows = await claim_due(conn, now, limit, owner, now + lease) if limit > 0 else []
     later = await conn.fetchval(
         "SELECT min(next_attempt_at) FROM deliveries"
@@ -102,7 +128,9 @@ async def finish_and_claim(
         now,
     )
     claimed = [_delivery(r, state=DeliveryState.SENDING, attempts_delta=1) for r in rows]
-    return Claim(claimed, later, frozenset(superseded), recovered, frozenset(lost))
+    return Claim(
+        claimed, later, frozenset(superseded), recovered, frozenset(lost), orphaned=orphaned
+    )
 
 
 async def claim_due(
@@ -144,7 +172,7 @@ async def _record_finished(
     for f in finished:
         state, at, error = f.state, f.retry_at, f.error
         if state is DeliveryState.PENDING and await _answer_removed(conn, f.delivery_id):
-            state, error = DeliveryState.SKIPPED, "the answer was removed while it was sent"
+            state, error = DeliveryState.SKIPPED, REMOVED_WHILE_SENT
         elif state is DeliveryState.PENDING and await _newer_row_exists(conn, f.delivery_id):
             state = DeliveryState.SUPERSEDED
             superseded.add(f.delivery_id)
@@ -162,10 +190,30 @@ async def _record_finished(
             f.delivery_id,
             owner,
         )
-        if count(status) == 0:
+        if count(status) == 0 and not await _recorded(conn, f.delivery_id, state, error, f.ref):
             lost.add(f.delivery_id)
             superseded.discard(f.delivery_id)
     return superseded, lost
+
+
+async def _recorded(
+    conn: asyncpg.Connection,
+    delivery_id: int,
+    state: DeliveryState,
+    error: str | None,
+    ref: str | None,
+) -> bool:
+    """storage.outbox._recorded."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = $1 AND state = $2"
+            " AND last_error IS NOT DISTINCT FROM $3 AND provider_ref IS NOT DISTINCT FROM $4)",
+            delivery_id,
+            state.value,
+            error,
+            ref,
+        )
+    )
 
 
 async def _answer_removed(conn: asyncpg.Connection, delivery_id: int) -> bool:
@@ -177,18 +225,12 @@ async def _answer_removed(conn: asyncpg.Connection, delivery_id: int) -> bool:
     return bool(removed)
 
 
-async def _recover_expired(conn: asyncpg.Connection, now: float, locked: list[int]) -> int:
-    """storage.outbox._recover_expired, over the rows the caller locked."""
-    expired = await conn.fetch(
-        "SELECT id FROM deliveries WHERE id = ANY($2::bigint[]) AND state = 'sending'"
-        " AND lease_until <= $1::float8 ORDER BY id",
-        now,
-        locked,
-    )
-    for (delivery_id,) in expired:
-        state, why = "pending", "cut off mid-send (its sender stopped)"
+async def _requeue(conn: asyncpg.Connection, ids: Sequence[int], now: float, why: str) -> int:
+    """storage.outbox._requeue, over rows the caller locked."""
+    for delivery_id in ids:
+        state, reason = "pending", why
         if await _answer_removed(conn, delivery_id):
-            state, why = "skipped", "the answer was removed while it was sent"
+            state, reason = "skipped", REMOVED_WHILE_SENT
         elif await _newer_row_exists(conn, delivery_id):
             state = "superseded"
         await conn.execute(
@@ -198,10 +240,10 @@ async def _recover_expired(conn: asyncpg.Connection, now: float, locked: list[in
             " WHERE id = $4",
             state,
             now,
-            why,
+            reason,
             delivery_id,
         )
-    return len(expired)
+    return len(ids)
 
 
 async def release(conn: asyncpg.Connection, owner: str, lease: float) -> int:
@@ -294,6 +336,15 @@ async def retry_dead(conn: asyncpg.Connection, ids: Sequence[int] = ()) -> tuple
     ]
     requeued = superseded = 0
     for delivery_id in dead:
+        if await _answer_removed(conn, delivery_id):
+            await conn.execute(
+                "UPDATE deliveries SET state = 'skipped', last_error = $1, updated_at = $2::float8"
+                " WHERE id = $3",
+                REMOVED_BEFORE_RETRY,
+                now,
+                delivery_id,
+            )
+            continue
         if await _newer_row_exists(conn, delivery_id):
             state, superseded = "superseded", superseded + 1
         else:
