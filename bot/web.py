@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -41,6 +42,34 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
 
+# A whole request within ten seconds, whoever sends it. Slack's requests arrive in
+# milliseconds (it gives up on an answer after 3 s), and the answers API's callers are
+# services next to the bot; a client slower than this is holding a connection open, not
+# sending. The headers must be in within HEADERS_WITHIN of the connection opening (or of the
+# previous answer on it: aiohttp's keep-alive timer, which also closes idle connections
+# then; a reverse proxy in front should keep idle upstream connections for less), the body
+# within BODY_WITHIN after them.
+HEADERS_WITHIN = 5.0
+BODY_WITHIN = 5.0
+# After an early answer (a 408, a 413), what is still arriving is read and dropped for this
+# long, so that the client gets the answer rather than a reset; then the connection closes.
+LINGER = 1.0
+# At shutdown, requests in flight get this long to finish (an ack takes milliseconds), then
+# they are cut off: a half-sent request must not hold the process (aiohttp waits 60 s).
+REQUESTS_GRACE = 2.0
+
+
+def runner(app: web.Application) -> web.AppRunner:
+    """The server for `app`, with the limits above."""
+    return web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=REQUESTS_GRACE,
+        keepalive_timeout=HEADERS_WITHIN,
+        lingering_time=LINGER,
+    )
+
 
 def build_web_app(
     services: Services, bolt: AsyncApp | None, fast_lane: FastLane | None = None
@@ -79,6 +108,31 @@ def _error(status: int, message: str, **extra: object) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+async def _body(request: web.Request) -> bytes | web.Response:
+    """The body as sent, or the answer for a body that did not come whole: too large
+    (413), too slow (408), or cut off by the client going away."""
+    try:
+        async with asyncio.timeout(BODY_WITHIN):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"the body is larger than {MAX_BODY} bytes")
+    except TimeoutError:
+        log.info(
+            "%s %s: the body did not arrive within %.0f s",
+            request.method,
+            request.path,
+            BODY_WITHIN,
+        )
+        return _error(408, f"the body did not arrive within {BODY_WITHIN:.0f} s")
+    except ConnectionError:
+        # The client's business, and anyone can do it: a line for debugging, no traceback.
+        # Nobody reads this answer.
+        log.debug(
+            "%s %s: the client went away before its body arrived", request.method, request.path
+        )
+        return _error(400, "the body was cut off")
+
+
 def _slack_events(
     bolt: AsyncApp, signing_secret: str, fast_lane: FastLane | None, metrics: Metrics | None
 ) -> web.Handler:
@@ -88,7 +142,9 @@ def _slack_events(
         """What the request was (for the metrics), and its answer."""
         # Bytes, not text: the signature covers the bytes as sent, and decoding by the
         # declared charset would let an unsigned request choose our codec.
-        body = await request.read()
+        body = await _body(request)
+        if isinstance(body, web.Response):
+            return "unknown", body
         # Verify before parsing: an unsigned request learns nothing, not even that its
         # body was malformed.
         if not signed_by_slack(
@@ -154,8 +210,11 @@ def _answers(services: Services) -> web.Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         if (refused := _refused(request, token)) is not None:
             return refused
+        raw = await _body(request)
+        if isinstance(raw, web.Response):
+            return raw
         try:
-            body = load_json_object(await request.read())
+            body = load_json_object(raw)
         except Malformed as e:
             detail = [{"type": e.kind, "loc": [], "msg": str(e)}]
             return web.json_response({"error": "invalid answer", "detail": detail}, status=422)

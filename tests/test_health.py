@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from bot.app import FeedbackBot
-from tests.credentials import API_TOKEN
+from tests.conftest import TEST_BACKOFF, settings_for
+from tests.credentials import API_TOKEN, APP_TOKEN
 from tests.dbtools import on_connection, query
-from tests.harness import Harness, wait_until
+from tests.harness import PROVIDER_TIMEOUT, Harness, wait_until
 from tests.process import World, contextual
 from tests.slack_payloads import event_envelope, new_ts, reaction_event
 from tests.standins.providers import ProviderStandIn
@@ -149,7 +150,7 @@ async def test_socket_mode_disconnected_is_unhealthy_until_it_reconnects(
         async def unhealthy() -> bool:
             return (await http.get(f"{base}/healthz")).status_code == 503
 
-        await wait_until(unhealthy, timeout=10)
+        await wait_until(unhealthy)
         _, report = await health(http, base)
         assert any("Socket Mode connection to Slack is down" in p for p in report["problems"])
 
@@ -158,4 +159,42 @@ async def test_socket_mode_disconnected_is_unhealthy_until_it_reconnects(
         async def healthy() -> bool:
             return (await http.get(f"{base}/healthz")).status_code == 200
 
-        await wait_until(healthy, timeout=30, every=0.2)
+        await wait_until(healthy, every=0.2)
+
+
+async def test_socket_mode_is_unhealthy_until_slack_says_hello(
+    database: str, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+) -> None:
+    slack = standins[0]
+    slack.withhold_hello = True  # the WebSocket opens, and Slack says nothing on it
+    settings = settings_for(
+        database, *standins, slack_app_token=APP_TOKEN, slack_signing_secret=None
+    )
+    bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=PROVIDER_TIMEOUT)
+    await bot.start()
+    base = f"http://127.0.0.1:{bot.port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            status, report = await health(http, base)
+            assert status == 503 and report["status"] == "error"
+            [problem] = report["problems"]
+            assert "Slack has not said hello" in problem and "events cannot arrive" in problem
+
+            await slack.say_hello()
+
+            async def healthy() -> bool:
+                return (await http.get(f"{base}/healthz")).status_code == 200
+
+            await wait_until(healthy)
+            # And events do arrive now.
+            answer = contextual(new_ts())
+            auth = {"Authorization": f"Bearer {API_TOKEN}"}
+            assert (
+                await http.post(f"{base}/v1/answers", json=answer, headers=auth)
+            ).status_code == 201
+        ack = await slack.socket_send(
+            event_envelope(reaction_event("U0ALICE001", "+1", answer["ts"]))
+        )
+        assert set(ack) == {"envelope_id"}
+    finally:
+        await bot.stop(grace=1)

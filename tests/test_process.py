@@ -9,11 +9,11 @@ import pytest
 
 from bot.cli import event_loop_factory
 from storage import Store
-from tests.credentials import SECRETS
+from tests.credentials import API_TOKEN, APP_TOKEN, SECRETS
 from tests.dbtools import query
 from tests.harness import wait_until
 from tests.process import BotProcess, World, aquilax, contextual
-from tests.slack_payloads import new_ts
+from tests.slack_payloads import block_actions, new_ts, slash_command
 
 ALICE, BOB, CAROL = "U0ALICE001", "U0BOB00001", "U0CAROL001"
 
@@ -60,7 +60,7 @@ async def test_sigkill_with_deliveries_pending_loses_nothing(world: World) -> No
         # flag that never left) or with a "removed" row (the flag was mid-send).
         return d["pending"] >= len(answers) - 2 and "unreachable" in str(d["last_error"])
 
-    await wait_until(all_tried, timeout=15)
+    await wait_until(all_tried)
     await bot.kill()
 
     await world.contextual.start(ctx_port)
@@ -74,14 +74,14 @@ async def test_sigkill_with_deliveries_pending_loses_nothing(world: World) -> No
     aqx_count = sum(
         1 for body, v in answers if body["provider"] == "aquilax" and v[-1] != "removed"
     )
-    await world.contextual.wait_for(ctx_count, timeout=20)
-    await world.aquilax.wait_for(aqx_count, timeout=20)
+    await world.contextual.wait_for(ctx_count)
+    await world.aquilax.wait_for(aqx_count)
 
     async def drained() -> bool:
         d = (await world.health(again))["deliveries"]
         return d["pending"] == 0 and d["sending"] == 0
 
-    await wait_until(drained, timeout=20)
+    await wait_until(drained)
     await again.terminate()
 
     # Each answer got exactly its newest verdict: once, and nothing older after it.
@@ -114,15 +114,13 @@ async def test_sigkill_mid_send_is_sent_again_after_the_lease(world: World) -> N
     await world.register(bot, body)
     await world.slack(bot).react(ALICE, "+1", body["ts"])
 
-    async def in_flight() -> bool:
-        return (await world.health(bot))["deliveries"]["sending"] == 1
-
-    await wait_until(in_flight)
+    # At the provider, not only claimed in the database: the send has begun.
+    await world.contextual.wait_for_attempts(1)
     await bot.kill()
 
     again = world.bot()
     await again.start()
-    received = await world.contextual.wait_for(1, timeout=15)
+    received = await world.contextual.wait_for(1)
     assert received[0].body == {"message_id": body["message_id"], "feedback": "thumbs_up"}
     assert "took over 1 deliveries whose sender stopped mid-send" in again.text
     # Not before the cut-off request's timeout had passed since it began.
@@ -136,14 +134,13 @@ async def test_sigterm_is_graceful(world: World) -> None:
     world.contextual.hang(30.0)
     bot = world.bot()
     await bot.start()
+    await wait_until(lambda: _said(bot, "feedback-bot is up"))  # SIGTERM is handled now
     body = contextual(new_ts())
     await world.register(bot, body)
     await world.slack(bot).react(ALICE, "-1", body["ts"])
 
-    async def in_flight() -> bool:
-        return (await world.health(bot))["deliveries"]["sending"] == 1
-
-    await wait_until(in_flight)
+    # At the provider, not only claimed in the database: the send has begun.
+    await world.contextual.wait_for_attempts(1)
     started = asyncio.get_running_loop().time()
     assert await bot.terminate() == 0
     assert asyncio.get_running_loop().time() - started < 10
@@ -162,12 +159,64 @@ async def test_sigterm_is_graceful(world: World) -> None:
     assert lease_until - sent_at == 8.0 + 4.0
 
 
+async def test_sigterm_is_not_held_by_a_half_sent_request(world: World) -> None:
+    bot = world.bot()
+    await bot.start()
+    await wait_until(lambda: _said(bot, "feedback-bot is up"))  # SIGTERM is handled now
+    reader, writer = await asyncio.open_connection("127.0.0.1", bot.port)
+    try:
+        # The headers, then half the body, and never the rest. "100 Continue" comes back
+        # once the request is in the handler's hands: the event this test waits for.
+        writer.write(
+            b"POST /v1/answers HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {API_TOKEN}\r\n".encode()
+            + b"Expect: 100-continue\r\nContent-Length: 400\r\n\r\n"
+        )
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 100")
+        writer.write(b'{"channel": "C0')
+        await writer.drain()
+        started = asyncio.get_running_loop().time()
+        # Within the 5 s grace (and Docker's 10 s stop), not aiohttp's 60 s.
+        assert await bot.terminate() == 0
+        assert asyncio.get_running_loop().time() - started < 8
+    finally:
+        writer.close()
+    assert "Traceback" not in bot.text
+
+
+async def test_sigterm_is_not_held_by_a_request_waiting_on_slack(world: World) -> None:
+    # Slack hangs: the bot's call would give up after 10 s, and aiohttp would wait for it.
+    world.slack_api.delays["chat.postMessage"] = 60.0
+    bot = world.bot()
+    await bot.start()
+    await wait_until(lambda: _said(bot, "feedback-bot is up"))
+    body = {**contextual(new_ts()), "post": {"text": "An answer."}}
+    del body["ts"]
+    registering = asyncio.create_task(
+        world.http.post(
+            f"http://127.0.0.1:{bot.port}/v1/answers",
+            json=body,
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+        )
+    )
+    try:
+        await world.slack_api.wait_for("chat.postMessage")  # the request is in the handler
+        started = asyncio.get_running_loop().time()
+        assert await bot.terminate() == 0
+        assert asyncio.get_running_loop().time() - started < 8
+    finally:
+        registering.cancel()
+        await asyncio.gather(registering, return_exceptions=True)
+    assert "Traceback" not in bot.text
+
+
 async def test_sigterm_exits_even_when_nobody_reads_its_output(world: World) -> None:
     bot = world.bot()
     await bot.start()
+    await wait_until(lambda: _said(bot, "feedback-bot is up"))  # SIGTERM is handled now
     await bot.stop_reading()
-    await asyncio.sleep(0.2)
-    assert await asyncio.wait_for(bot.terminate(), 15) == 0
+    assert await bot.terminate() == 0  # a bot that hangs fails here (terminate waits 30 s)
 
 
 async def test_no_secret_ever_reaches_the_output(world: World) -> None:
@@ -183,12 +232,12 @@ async def test_no_secret_ever_reaches_the_output(world: World) -> None:
     await slack.react(ALICE, "-1", a["ts"])
     await slack.post('{"type": "event_callback"}', secret="wrong-secret-wrong-secret")
     await world.http.post(f"http://127.0.0.1:{bot.port}/v1/answers", json=c)  # no token
-    await world.aquilax.wait_for(1, timeout=15)
+    await world.aquilax.wait_for(1)
 
     async def dead() -> bool:
         return (await world.health(bot))["deliveries"]["dead"] == 1
 
-    await wait_until(dead, timeout=15)
+    await wait_until(dead)
     await bot.terminate()
     output = bot.text
     assert "HTTP 401" in output and "HTTP 503" in output  # the failures were logged…
@@ -198,6 +247,28 @@ async def test_no_secret_ever_reaches_the_output(world: World) -> None:
     database = b"".join(p.read_bytes() for p in world.tmp.glob("feedback.db*"))
     for secret in SECRETS:
         assert secret.encode() not in database
+
+
+async def test_start_up_and_requests_for_others_are_quiet(world: World) -> None:
+    # SLACK_BOT_TOKEN is in the environment, as for everyone who follows the README.
+    bot = world.bot(FEEDBACK_LOG_LEVEL="INFO")
+    assert bot.env["SLACK_BOT_TOKEN"]
+    await bot.start()
+    await wait_until(lambda: _said(bot, "feedback-bot is up"))
+    slack = world.slack(bot)
+    # A click on another app's button, and a command that is not ours: Slack sends them
+    # here only if the app's settings point them at this URL, but nothing here handles them.
+    click = block_actions(ALICE, new_ts(), "someone_elses_button", "x")
+    assert (await slack.interaction(click)).status_code == 404
+    command = slash_command(ALICE, "hi", response_url="https://hooks.example/r1")
+    assert (await slack.command({**command, "command": "/someone-else"})).status_code == 404
+    assert await bot.terminate() == 0
+    assert "`token` will be unused" not in bot.text
+    assert "[Suggestion]" not in bot.text and "Unhandled request" not in bot.text
+    assert len([line for line in bot.output if "someone_elses_button" in line]) <= 1
+    assert len([line for line in bot.output if "/someone-else" in line]) <= 1
+    # Every line of the log is a line of its own: nothing spans several.
+    assert all(line[:4].isdigit() for line in bot.output), bot.text
 
 
 async def test_run_uses_uvloop_where_it_is_installed(world: World) -> None:
@@ -223,3 +294,14 @@ def test_without_uvloop_the_standard_loop_runs(monkeypatch: pytest.MonkeyPatch) 
         assert type(loop).__module__.startswith("uvloop")
     finally:
         loop.close()
+
+
+async def test_sigterm_during_start_up_is_a_clean_stop(world: World) -> None:
+    """`docker stop` while the bot is still starting: in Socket Mode the HTTP server listens
+    before the socket is opened, and a slow apps.connections.open holds start-up there."""
+    bot = world.bot(SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET="")
+    world.slack_api.delays["apps.connections.open"] = 2.0
+    await bot.start(timeout=30)  # returns at "listening on", before the socket is open
+    assert not await _said(bot, "feedback-bot is up")
+    assert await bot.terminate() == 0, bot.text  # not killed by the signal (-15)
+    assert "shutting down" in bot.text

@@ -11,7 +11,14 @@ from bot.app import FeedbackBot
 from bot.settings import SettingsError
 from tests.conftest import settings_for
 from tests.credentials import API_TOKEN
-from tests.slack_payloads import CHANNEL, event_envelope, new_ts, new_uuid, reaction_event
+from tests.slack_payloads import (
+    CHANNEL,
+    event_envelope,
+    new_ts,
+    new_uuid,
+    reaction_event,
+    slash_command,
+)
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 
@@ -43,6 +50,20 @@ async def test_reactions_over_the_socket(
     [received] = await contextual.wait_for(1)
     assert received.body == {"message_id": body["message_id"], "feedback": "thumbs_up"}
     assert slack.violations == [] and contextual.violations == []
+
+
+async def test_a_command_over_the_socket_is_answered_in_its_ack(
+    socket_bot: FeedbackBot, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+) -> None:
+    slack = standins[0]
+    command = slash_command("U0ALICE001", "help", response_url=slack.response_url())
+    ack = await slack.socket_send(command, kind="slash_commands")
+    # Bolt's plain-text answer travels as the ack's payload, as Slack shows it.
+    assert "/feedback" in ack["payload"]["text"]
+    # A command that is not ours is not acknowledged (Slack tells the user it failed),
+    # as Bolt's own adapter does.
+    with pytest.raises(TimeoutError):
+        await slack.socket_send({**command, "command": "/other"}, "slash_commands", ack_timeout=1)
 
 
 async def test_a_refused_app_token_stops_start_up(

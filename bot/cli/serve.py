@@ -44,20 +44,25 @@ async def serve(settings: Settings, kind: Callable[..., FeedbackBot | DeliveryPr
     redactor = Redactor(settings.secrets())
     setup_logging(settings.log_level, redactor, settings.feedback_log_format)
     process = kind(settings, redactor=redactor)
+    # Before start(): a SIGTERM while it runs (`docker stop` during start-up; the HTTP server
+    # may already be listening) must stop the process cleanly once it has started, not kill
+    # it with the signal's default action.
+    signalled = stop_signals()
     await process.start()
     try:
-        await until_signalled()
+        await signalled.wait()
+        # Through logging, not print: with the output pipe gone (the supervisor died), print
+        # raises and the database thread would keep the process alive.
+        log.info("shutting down")
     finally:
         await process.stop()
     return 0
 
 
-async def until_signalled() -> None:
+def stop_signals() -> asyncio.Event:
+    """An event set by SIGTERM or Ctrl-C, handled from now on."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    # Through logging, not print: with the output pipe gone (the supervisor died), print
-    # raises and the database thread would keep the process alive.
-    log.info("shutting down")
+    return stop
