@@ -20,7 +20,8 @@ from pydantic import (
 from bot.domain import Answer
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")
-_TS = re.compile(r"\d{9,10}\.\d{6}")
+# [0-9], not \d: Python's \d also matches other scripts' digits.
+_TS = re.compile(r"[0-9]{9,10}\.[0-9]{6}")
 
 
 def _channel(v: str) -> str:

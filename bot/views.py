@@ -21,7 +21,9 @@ from slack_sdk.models.views import View
 
 from bot.blocks import EMOJI, escape, split_text
 from bot.domain import Status
+from bot.inbound import Malformed, load_json_object
 from bot.providers import PROVIDERS
+from bot.validation import SLACK_ID, SLACK_TS
 
 FORM_CALLBACK = "fb_form"
 EXPLANATION_LIMIT = 2000
@@ -37,11 +39,24 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
 CATEGORY_IDS = frozenset(c for c, _ in CATEGORIES)
 
 
+# Vote ids are SQLite INTEGER / PostgreSQL BIGINT keys: a larger number is no vote, and
+# handing it to either driver raises (OverflowError, DataError) instead of finding nothing.
+MAX_VOTE_ID = 2**63 - 1
+
+
+class MalformedContext(ValueError):
+    """private_metadata that is not what this bot wrote; the message says why, naming the
+    field, never echoing the value."""
+
+
 @dataclass(frozen=True, slots=True)
 class ViewContext:
     """What a modal carries in its private_metadata, from the click or command that opened
     it to its submission: where to confirm, and for the form, the vote it explains (checked
-    against the submitting user, never trusted to be theirs)."""
+    against the submitting user, never trusted to be theirs).
+
+    The submission that brings it back is signed, but the metadata is still only what a
+    client sent: `decode` takes exactly what `encode` writes and refuses anything else."""
 
     channel: str | None = None
     thread_ts: str | None = None
@@ -51,19 +66,39 @@ class ViewContext:
         return json.dumps({"vote": self.vote, "channel": self.channel, "thread_ts": self.thread_ts})
 
     @classmethod
-    def decode(cls, raw: str) -> ViewContext | None:
-        """None when the metadata is not ours (not JSON, or fields of the wrong type)."""
+    def decode(cls, raw: str) -> ViewContext:
+        """Raises MalformedContext when the metadata is not ours: not a JSON object (parsed
+        bounded in depth, unlike json.loads, which recurses), or a field of the wrong type
+        or shape. A vote is a JSON integer in range: not 1.0, not true (== 1 in Python), not
+        "1", not 1e400."""
         try:
-            meta = json.loads(raw)
-            vote = meta.get("vote")
-            context = cls(
-                meta.get("channel"), meta.get("thread_ts"), None if vote is None else int(vote)
+            meta = load_json_object(raw, "private_metadata")
+        except Malformed as e:
+            raise MalformedContext(str(e)) from None
+        vote = meta.get("vote")
+        if vote is not None and not (type(vote) is int and 0 < vote <= MAX_VOTE_ID):
+            raise MalformedContext(
+                "private_metadata.vote: should be a vote id, a whole number from 1 to"
+                f" {MAX_VOTE_ID}"
             )
-        except (ValueError, TypeError, AttributeError):
-            return None
-        if not all(isinstance(v, str | None) for v in (context.channel, context.thread_ts)):
-            return None
-        return context
+        channel, thread_ts = meta.get("channel"), meta.get("thread_ts")
+        if channel is not None and not (isinstance(channel, str) and SLACK_ID.fullmatch(channel)):
+            raise MalformedContext("private_metadata.channel: should be a Slack channel id")
+        if thread_ts is not None and not (
+            isinstance(thread_ts, str) and SLACK_TS.fullmatch(thread_ts)
+        ):
+            raise MalformedContext("private_metadata.thread_ts: should be a Slack timestamp")
+        return cls(channel, thread_ts, vote)
+
+
+def vote_id(raw: str | None) -> int | None:
+    """A vote id as a button's value carries it (`bot/blocks.py: form_offer`), or None.
+    Only ASCII digits count (str.isdigit() passes "²", which int() refuses), and only ids
+    the database can hold."""
+    if not raw or not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_VOTE_ID)):
+        return None
+    number = int(raw)
+    return number if 0 < number <= MAX_VOTE_ID else None
 
 
 def feedback_form(
@@ -116,6 +151,7 @@ SETUP_CALLBACK = "fb_setup"
 # provider -> the block (and action) id of its key's field in the setup form, and its label
 KEY_INPUTS = {name: f"{name}_key" for name in PROVIDERS}
 KEY_LABELS = {name: spec.key_label for name, spec in PROVIDERS.items()}
+KEY_LIMIT = 500  # the field's max_length
 
 
 def setup_view(channel: str, statuses: dict[str, str]) -> View:
@@ -138,7 +174,7 @@ def setup_view(channel: str, statuses: dict[str, str]) -> View:
                 hint=PlainTextObject(text=f"Now: {statuses[provider]}"),
                 element=PlainTextInputElement(
                     action_id=block_id,
-                    max_length=500,
+                    max_length=KEY_LIMIT,
                     placeholder=PlainTextObject(text="Paste the key"),
                 ),
             )

@@ -21,7 +21,7 @@ from bot.blocks import (
 )
 from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, WHOLE_ANSWER, Status, VoteChange
 from bot.services import Services
-from bot.views import feedback_form
+from bot.views import feedback_form, vote_id
 from handlers.payloads import BlockActions, parse_payload
 from handlers.replies import open_modal, send_ephemeral
 
@@ -123,8 +123,12 @@ async def handle_open_form(
     payload = parse_payload(BlockActions, body, "block_actions payload")
     if isinstance(payload, BoltResponse):
         return payload
-    value = payload.actions[0].value or ""
-    vote = await services.votes.get(int(value)) if value.isdigit() else None
+    # The button's value is the vote id form_offer wrote; anything else is a forged click.
+    voted = vote_id(payload.actions[0].value)
+    if voted is None:
+        log.warning("refused a %s click whose value is not a vote id", OPEN_FORM)
+        return BoltResponse(status=400, body=f"unexpected value for {OPEN_FORM}: not a vote id")
+    vote = await services.votes.get(voted)
     await ack()
     user, channel = payload.user.id, payload.channel_id or ""
     if vote is None or vote.user != user or not vote.is_standing:

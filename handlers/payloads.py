@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 from slack_bolt.response import BoltResponse
 
 from bot.inbound import EnvelopeLevel, SlackEnvelope
-from bot.validation import describe, error_list
+from bot.validation import EventId, SlackId, SlackTs, describe, error_list
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+
+# Every id, ts and name Slack sends is bounded here (bot/validation.py has the shapes), so
+# that whatever is stored or used as a key is the size Slack's own would be. A payload that
+# does not fit is refused whole with a 400 that names the field (`parse_payload`); over
+# Socket Mode that 400 is acknowledged and dropped, as any malformed envelope is.
+# Lengths are Slack's documented limits where it has them (action_id, block_id: 255; a
+# button's value: 2,000; private_metadata: 3,000), generous elsewhere.
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+Short = Annotated[str, Field(max_length=255)]
 
 
 # The reaction models build on EnvelopeLevel, the fields Bolt reads at each level, so that
@@ -21,20 +30,20 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class ReactionItem(EnvelopeLevel):
-    type: str
-    channel: str | None = None  # type: ignore[assignment]
-    ts: str | None = None
+    type: Short
+    channel: SlackId | None = None  # type: ignore[assignment]
+    ts: SlackTs | None = None
 
 
 class ReactionEvent(EnvelopeLevel):
     type: Literal["reaction_added", "reaction_removed"]
-    user: str  # type: ignore[assignment]
-    reaction: str
+    user: SlackId  # type: ignore[assignment]
+    reaction: Name  # custom emoji names are at most 100 characters, and a skin tone
     item: ReactionItem  # type: ignore[assignment]
 
 
 class ReactionEnvelope(BaseModel):
-    event_id: str
+    event_id: EventId
     event: ReactionEvent
 
 
@@ -44,7 +53,7 @@ class ReactionCallback(SlackEnvelope):
     through Bolt instead, with Bolt's answers (400s, handshakes) as they were."""
 
     type: Literal["event_callback"]  # type: ignore[assignment]
-    event_id: str
+    event_id: EventId
     event: ReactionEvent  # type: ignore[assignment]
 
     @property
@@ -66,38 +75,38 @@ def parse_payload(model: type[M], body: Mapping[str, Any], what: str) -> M | Bol
 
 
 class SlackUser(BaseModel):
-    id: str
+    id: SlackId
 
 
 class Container(BaseModel):
-    type: str
-    message_ts: str | None = None
-    channel_id: str | None = None
-    thread_ts: str | None = None
+    type: Short
+    message_ts: SlackTs | None = None
+    channel_id: SlackId | None = None
+    thread_ts: SlackTs | None = None
     is_ephemeral: bool = False
 
 
 class ChannelRef(BaseModel):
-    id: str
+    id: SlackId
 
 
 class MessageRef(BaseModel):
-    ts: str
-    thread_ts: str | None = None
+    ts: SlackTs
+    thread_ts: SlackTs | None = None
 
 
 class Action(BaseModel):
-    type: str
-    action_id: str
-    block_id: str | None = None
-    value: str | None = None
-    action_ts: str
+    type: Short
+    action_id: Name
+    block_id: Name | None = None
+    value: Annotated[str, Field(max_length=2000)] | None = None
+    action_ts: SlackTs
 
 
 class BlockActions(BaseModel):
     type: Literal["block_actions"]
     user: SlackUser
-    trigger_id: str
+    trigger_id: Name
     container: Container
     channel: ChannelRef | None = None
     message: MessageRef | None = None
@@ -139,9 +148,9 @@ class ViewState(BaseModel):
 
 
 class SubmittedView(BaseModel):
-    id: str
-    callback_id: str
-    private_metadata: str = ""
+    id: SlackId
+    callback_id: Short
+    private_metadata: Annotated[str, Field(max_length=3000)] = ""
     state: ViewState = Field(default_factory=ViewState)
 
 
@@ -152,19 +161,19 @@ class ViewSubmission(BaseModel):
 
 
 class SlashCommand(BaseModel):
-    command: str
+    command: Name
     text: str = ""
-    user_id: str
-    channel_id: str
-    response_url: str
-    trigger_id: str
+    user_id: SlackId
+    channel_id: SlackId
+    response_url: Annotated[str, Field(max_length=2000)]
+    trigger_id: Name
 
 
 class HomeOpened(BaseModel):
     class Event(BaseModel):
         type: Literal["app_home_opened"]
-        user: str
-        tab: str = "home"
+        user: SlackId
+        tab: Short = "home"
 
     event: Event
 
@@ -173,11 +182,11 @@ class MetadataEvent(BaseModel):
     """message_metadata_posted / _updated / _deleted, as Slack documents them."""
 
     type: Literal["message_metadata_posted", "message_metadata_updated", "message_metadata_deleted"]
-    app_id: str | None = None  # the app that posted the message
-    bot_id: str | None = None
-    channel_id: str
-    message_ts: str
-    event_ts: str | None = None  # when the metadata was posted, updated or deleted
+    app_id: SlackId | None = None  # the app that posted the message
+    bot_id: SlackId | None = None
+    channel_id: SlackId
+    message_ts: SlackTs
+    event_ts: SlackTs | None = None  # when the metadata was posted, updated or deleted
     # What the message says now (posted, updated) and said before (updated, deleted): any
     # shape, as any app may post any metadata; bot/metadata_schema.py reads ours.
     metadata: Any = None
@@ -185,6 +194,6 @@ class MetadataEvent(BaseModel):
 
 
 class MetadataEnvelope(BaseModel):
-    api_app_id: str | None = None  # this app: its own posts come back as events too
-    event_id: str
+    api_app_id: SlackId | None = None  # this app: its own posts come back as events too
+    event_id: EventId
     event: MetadataEvent

@@ -19,7 +19,9 @@ from bot.views import (
     FORM_CALLBACK,
     KEY_INPUTS,
     KEY_LABELS,
+    KEY_LIMIT,
     SETUP_CALLBACK,
+    MalformedContext,
     ViewContext,
 )
 from handlers.payloads import ViewSubmission, parse_payload
@@ -45,8 +47,10 @@ async def handle_submit(
     payload = parse_payload(ViewSubmission, body, "view_submission")
     if isinstance(payload, BoltResponse):
         return payload
-    context = ViewContext.decode(payload.view.private_metadata)
-    if context is None or context.vote is None:
+    context = _context(payload.view.private_metadata)
+    if isinstance(context, BoltResponse):
+        return context
+    if context.vote is None:
         return BoltResponse(status=400, body="view_submission without a vote in its metadata")
     vote_id, channel, thread_ts = context.vote, context.channel, context.thread_ts
     state = payload.view.state
@@ -100,9 +104,9 @@ async def handle_setup(
     payload = parse_payload(ViewSubmission, body, "view_submission")
     if isinstance(payload, BoltResponse):
         return payload
-    context = ViewContext.decode(payload.view.private_metadata)
-    if context is None:
-        return BoltResponse(status=400, body="malformed setup submission: no channel")
+    context = _context(payload.view.private_metadata)
+    if isinstance(context, BoltResponse):
+        return context
     channel = context.channel
     entered: dict[str, str] = {}
     errors: dict[str, str] = {}
@@ -112,6 +116,8 @@ async def handle_setup(
             continue
         if len(value) < 8 or any(c.isspace() for c in value):
             errors[block_id] = "That does not look like a key: no spaces, at least 8 characters."
+        elif len(value) > KEY_LIMIT:  # the field's own max_length; only a forged form passes it
+            errors[block_id] = f"That does not look like a key: at most {KEY_LIMIT} characters."
         entered[provider] = value
     if errors:
         await ack(response_action="errors", errors=errors)
@@ -122,6 +128,15 @@ async def handle_setup(
             save_keys(services, payload.user.id, channel, entered), "/feedback setup"
         )
     return None
+
+
+def _context(raw: str) -> ViewContext | BoltResponse:
+    """The modal's context, or the 400 that says what is wrong with it (nothing is done)."""
+    try:
+        return ViewContext.decode(raw)
+    except MalformedContext as e:
+        log.warning("refused a view_submission: %s", e)
+        return BoltResponse(status=400, body=f"malformed view_submission: {e}")
 
 
 async def save_keys(

@@ -253,10 +253,11 @@ async def test_a_reservation_left_by_a_crashed_poster_expires(harness: Harness) 
     reservation = await crashed.reserve_post(answer, "a-process-that-died", ttl=1.0)
     await crashed.close()
     assert reservation.state == "reserved"
-    started = time.monotonic()
     r = await h.register(body)
     assert r.status_code == 201, r.text
-    assert 0.8 <= time.monotonic() - started < 5  # it waited for the deadline, not forever
+    # It waited for the reservation's deadline (wall-clock time, as the store keeps it),
+    # and not much longer: a few seconds' room for a loaded machine.
+    assert reservation.expires_at <= time.time() < reservation.expires_at + 4
     assert len(h.slack_api.calls_to("chat.postMessage")) == 1
 
 
@@ -290,7 +291,7 @@ async def test_the_bot_and_the_cli_posting_the_same_answer_post_once(harness: Ha
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    posting = asyncio.create_task(h.slack_api.wait_for("chat.postMessage", timeout=30))
+    posting = asyncio.create_task(h.slack_api.wait_for("chat.postMessage"))
     await asyncio.wait([posting, asyncio.create_task(cli.wait())], return_when="FIRST_COMPLETED")
     assert posting.done(), (await cli.communicate())[1]  # the CLI is posting, not failing
     responses = await asyncio.gather(*(h.register(body) for _ in range(5)))

@@ -7,6 +7,7 @@ logs hold no traceback and no secret.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import hmac
@@ -21,11 +22,11 @@ import httpx
 import pytest
 
 from bot.app import FeedbackBot
-from bot.blocks import ANSWER_VOTE
-from bot.views import FORM_CALLBACK
+from bot.blocks import ANSWER_VOTE, OPEN_FORM
+from bot.views import FORM_CALLBACK, SETUP_CALLBACK
 from tests.credentials import API_TOKEN, SECRETS, SIGNING_SECRET
 from tests.dbtools import query
-from tests.harness import Harness
+from tests.harness import Harness, wait_until
 from tests.slack_payloads import (
     CHANNEL,
     block_actions,
@@ -698,3 +699,267 @@ async def test_over_the_socket_events_for_another_workspace_are_dropped(
     await slack.socket_send(reaction_body(answer["ts"]))
     await contextual.wait_for(1)
     assert contextual.statuses() == ["thumbs_up"]
+
+
+# ------------------------------------------------------------------ forged numbers and ids
+
+
+def _metadata_cases(vote: int) -> dict[str, tuple[str, str]]:
+    """private_metadata a client could send back in place of what the bot wrote
+    ({"vote": …, "channel": …, "thread_ts": …}), and the reason expected."""
+    bad_vote = "private_metadata.vote: should be a vote id"
+    return {
+        # Each of these three was a 500 with an OverflowError traceback.
+        "vote 1e400": ('{"vote": 1e400}', "private_metadata is not valid JSON"),
+        "vote 1e300": ('{"vote": 1e300}', bad_vote),
+        "a 20-digit vote": ('{"vote": 12345678901234567890}', bad_vote),
+        "a 30-digit vote": ('{"vote": 123456789012345678901234567890}', bad_vote),
+        # json.loads recursed into this one (RecursionError, a 500).
+        "5,000 nested arrays": ("[" * 1500 + "]" * 1500, "nested more than 64 levels deep"),
+        "vote NaN": ('{"vote": NaN}', "private_metadata is not valid JSON"),
+        # These the old int() took for the vote itself: true == 1, "7" and 7.0 == 7.
+        "vote true": ('{"vote": true}', bad_vote),
+        "the vote as a string": (json.dumps({"vote": str(vote)}), bad_vote),
+        "the vote as a float": (f'{{"vote": {vote}.0}}', bad_vote),
+        "vote 0": ('{"vote": 0}', bad_vote),
+        "vote -1": ('{"vote": -1}', bad_vote),
+        "a channel that is no Slack id": (
+            json.dumps({"vote": vote, "channel": "c" * 2000}),
+            "private_metadata.channel: should be a Slack channel id",
+        ),
+        "thread_ts as a number": (
+            json.dumps({"vote": vote, "channel": CHANNEL, "thread_ts": 1.5}),
+            "private_metadata.thread_ts: should be a Slack timestamp",
+        ),
+        "a JSON array": ("[1]", "private_metadata should be a JSON object, not an array"),
+        "not JSON": ("{vote", "private_metadata is not valid JSON"),
+        "more than Slack's 3,000 characters": (
+            json.dumps({"vote": vote, "pad": "x" * 3000}),
+            "view.private_metadata: String should have at most 3000 characters",
+        ),
+        "no vote": (json.dumps({"channel": CHANNEL}), "without a vote in its metadata"),
+    }
+
+
+async def test_forged_private_metadata_is_400_with_the_reason_and_explains_nothing(
+    harness: Harness, logs: pytest.LogCaptureFixture
+) -> None:
+    """The "what went wrong?" form comes back with private_metadata that is not what the
+    bot wrote: a 400 that says why, and the vote it might name stays as it was."""
+    h = harness
+    a = await h.contextual_answer()
+    await h.slack.react(ALICE, "-1", a["ts"])
+    [(vote,)] = await query(h.store, "SELECT id FROM votes")
+    failures = []
+    for case, (metadata, reason) in _metadata_cases(vote).items():
+        submission = view_submission(
+            ALICE,
+            {"callback_id": FORM_CALLBACK, "private_metadata": metadata},
+            category="inaccurate",
+            explanation="wrong",
+        )
+        r = await h.slack.interaction(submission)
+        if r.status_code != 400 or reason not in r.text:
+            failures.append(f"{case}: HTTP {r.status_code} {r.text[:200]}")
+        if any(rec.exc_info for rec in logs.records):
+            failures.append(f"{case}: a traceback in the log")
+        logs.clear()
+    assert failures == []
+    assert await query(h.store, "SELECT explanation, category FROM votes") == [(None, None)]
+    await h.settled()
+    assert h.contextual.statuses() == ["thumbs_down"]  # no re-settled verdict with a reason
+    assert h.slack_api.calls_to("chat.postEphemeral") == []
+
+
+async def test_the_form_with_the_metadata_the_bot_wrote_still_explains_the_vote(
+    harness: Harness,
+) -> None:
+    # The other side of the test above: the bounds refuse nothing the bot itself writes.
+    h = harness
+    a = await h.contextual_answer()
+    await h.slack.react(ALICE, "-1", a["ts"])
+    [(vote,)] = await query(h.store, "SELECT id FROM votes")
+    metadata = json.dumps({"vote": vote, "channel": CHANNEL, "thread_ts": a["ts"]})
+    submission = view_submission(
+        ALICE,
+        {"callback_id": FORM_CALLBACK, "private_metadata": metadata},
+        category="inaccurate",
+        explanation="wrong",
+    )
+    r = await h.slack.interaction(submission)
+    assert r.status_code == 200, r.text
+    assert await query(h.store, "SELECT explanation FROM votes") == [("wrong",)]
+
+
+LONG = "U" + "0" * 9_999  # a 10,000-character user id
+
+
+def _reaction_cases(ts: str) -> dict[str, tuple[dict[str, Any], str]]:
+    """Signed reaction events with one id out of bounds, and the reason expected."""
+    event = reaction_event(ALICE, "-1", ts)
+    item = event["item"]
+    return {
+        "a 10,000-character user": (
+            reaction_body(ts, event={**event, "user": LONG}),
+            "event.user: should be a Slack id",
+        ),
+        "a user in lower case": (
+            reaction_body(ts, event={**event, "user": "u0alice001"}),
+            "event.user: should be a Slack id",
+        ),
+        "a 10,000-character channel": (
+            reaction_body(ts, event={**event, "item": {**item, "channel": "C" + "0" * 9_999}}),
+            "event.item.channel: should be a Slack id",
+        ),
+        "a ts of 10,000 digits": (
+            reaction_body(ts, event={**event, "item": {**item, "ts": "1" * 10_000}}),
+            "event.item.ts: should be a Slack timestamp",
+        ),
+        "ts 1e400": (
+            reaction_body(ts, event={**event, "item": {**item, "ts": "1e400"}}),
+            "event.item.ts: should be a Slack timestamp",
+        ),
+        "a 10,000-character event_id": (
+            reaction_body(ts, event_id="Ev" + "0" * 9_998),
+            "event_id: should be a Slack event id",
+        ),
+        "a 10,000-character emoji": (
+            reaction_body(ts, event={**event, "reaction": "x" * 10_000}),
+            "event.reaction: String should have at most 255 characters",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_reaction_cases("1")))
+async def test_a_reaction_with_an_id_out_of_bounds_is_400_and_stores_nothing(
+    harness: Harness, logs: pytest.LogCaptureFixture, case: str
+) -> None:
+    """The fast lane does not take it; Bolt's door refuses it with the field named. It
+    used to be stored as a vote, 10,000-character user and all."""
+    h = harness
+    a = await h.contextual_answer()
+    body, reason = _reaction_cases(a["ts"])[case]
+    r = await h.slack.post(json.dumps(body))
+    assert r.status_code == 400, r.text
+    assert reason in r.text
+    assert await stored_counts(h) == (0, 0, 0)
+    assert h.slack_api.calls_to("chat.postEphemeral") == []
+    assert_clean(logs, r)
+
+
+def _click_cases(ts: str) -> dict[str, tuple[dict[str, Any], str]]:
+    """Signed clicks with one field out of bounds (or a forged number), and the reason."""
+
+    def click(action_id: str = ANSWER_VOTE, value: str = "thumbs_down") -> dict[str, Any]:
+        return block_actions(ALICE, ts, action_id, value)
+
+    long_user, long_action_ts, long_channel = click(), click(), click()
+    long_user["user"]["id"] = LONG
+    long_action_ts["actions"][0]["action_ts"] = "1" * 10_000 + ".1"
+    long_channel["container"]["channel_id"] = "C" + "0" * 9_999
+    long_block, long_trigger, float_ts = click(), click(), click()
+    long_block["actions"][0]["block_id"] = "b" * 10_000
+    long_trigger["trigger_id"] = "1." * 5_000
+    float_ts["container"]["message_ts"] = "1e400"
+    return {
+        "a 10,000-character user": (long_user, "user.id: should be a Slack id"),
+        "a 10,000-digit action_ts": (long_action_ts, "actions.0.action_ts: should be a Slack"),
+        "a 10,000-character channel": (long_channel, "container.channel_id: should be a Slack"),
+        "a 10,000-character block_id": (long_block, "actions.0.block_id: String should have"),
+        "a 10,000-character trigger_id": (long_trigger, "trigger_id: String should have"),
+        "message_ts 1e400": (float_ts, "container.message_ts: should be a Slack timestamp"),
+        # The form button's value is a vote id: these were a 500 (OverflowError from the
+        # database driver; int("²") raises although "²".isdigit()).
+        "a 20-digit vote id": (click(OPEN_FORM, "9" * 20), "not a vote id"),
+        "a superscript digit": (click(OPEN_FORM, "²"), "not a vote id"),
+        "vote id 0": (click(OPEN_FORM, "0"), "not a vote id"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_click_cases("1")))
+async def test_a_click_with_an_id_out_of_bounds_is_400_and_stores_nothing(
+    harness: Harness, logs: pytest.LogCaptureFixture, case: str
+) -> None:
+    h = harness
+    a = await h.contextual_answer()
+    payload, reason = _click_cases(a["ts"])[case]
+    r = await h.slack.interaction(payload)
+    assert r.status_code == 400, r.text
+    assert reason in r.text
+    assert await stored_counts(h) == (0, 0, 0)
+    assert h.slack_api.calls_to("chat.postEphemeral") == []
+    assert h.slack_api.calls_to("views.open") == []
+    assert_clean(logs, r)
+
+
+async def test_long_enterprise_grid_ids_still_count(harness: Harness) -> None:
+    """The bounds are Slack's shapes, not today's lengths: a W… user of 32 characters in
+    an E… organisation votes by reaction and by button as anyone else."""
+    h = harness
+    a = await h.contextual_answer()
+    grid_user = "W" + "0123456789ABCDEFGHIJKLMNOPQRSTU"  # 32 characters
+    body = reaction_body(a["ts"], enterprise_id="E" + "0" * 20)
+    body["event"]["user"] = grid_user
+    r = await h.slack.post(json.dumps(body))
+    assert r.status_code == 200, r.text
+    other = "W" + "9" * 40
+    r = await h.slack.interaction(block_actions(other, a["ts"], ANSWER_VOTE, "thumbs_up"))
+    assert r.status_code == 200, r.text
+    rows = await query(h.store, "SELECT user_id FROM votes ORDER BY id")
+    assert rows == [(grid_user,), (other,)]
+
+
+async def test_over_the_socket_a_10000_character_user_is_refused_and_stores_nothing(
+    socket_bot: FeedbackBot,
+    standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Over the socket the fast lane refuses it too, and Bolt's listener answers 400 with
+    the reason, as for any payload the listener refuses there (Bolt's adapter acknowledges
+    only a 200, so Slack may send it again: it is refused again)."""
+    slack, contextual, _ = standins
+    answer = await register_over_http(socket_bot)
+    body = reaction_body(answer["ts"])
+    body["event"]["user"] = LONG
+    sending = asyncio.create_task(slack.socket_send(body))
+
+    async def refused() -> bool:
+        return any("event.user: should be a Slack id" in r.getMessage() for r in logs.records)
+
+    try:
+        await wait_until(refused)
+    finally:
+        sending.cancel()
+    assert await socket_stored_counts(socket_bot) == (0, 0, 0)
+    assert contextual.received == []
+    assert_clean(logs)
+
+
+async def test_a_forged_setup_form_is_refused_and_stores_no_key(
+    harness: Harness, logs: pytest.LogCaptureFixture
+) -> None:
+    """The keys form: metadata that is not ours is a 400; a key longer than the field
+    allows (only a forged form sends one) is refused in the form, before anything runs."""
+    h = harness
+    h.slack_api.add_user("U0ADMIN001", admin=True)
+
+    def setup(metadata: str, key: str) -> dict[str, Any]:
+        submission = view_submission(
+            "U0ADMIN001",
+            {"callback_id": SETUP_CALLBACK, "private_metadata": metadata},
+            category=None,
+            explanation=None,
+        )
+        field = {"type": "plain_text_input", "value": key}
+        submission["view"]["state"]["values"] = {"contextual_key": {"contextual_key": field}}
+        return submission
+
+    r = await h.slack.interaction(setup(json.dumps({"channel": 7}), "k" * 40))
+    assert r.status_code == 400 and "private_metadata.channel" in r.text, r.text
+    r = await h.slack.interaction(setup(json.dumps({"channel": CHANNEL}), "k" * 10_000))
+    assert r.status_code == 200, r.text
+    assert r.json()["response_action"] == "errors"
+    assert "at most 500 characters" in r.json()["errors"]["contextual_key"]
+    assert await h.store.provider_keys() == {}
+    assert h.slack_api.calls_to("chat.postEphemeral") == []
+    assert_clean(logs, r)

@@ -263,7 +263,7 @@ async def test_a_new_metadata_answer_gets_the_prompt_after_the_ack(harness: Harn
         answer = await h.store.find_answer(CHANNEL, ts)
         return answer is not None and answer.prompt_ts is not None
 
-    await wait_until(recorded, timeout=5)
+    await wait_until(recorded)
 
 
 async def test_the_published_schema_and_the_bots_validation_agree(harness: Harness) -> None:
@@ -317,3 +317,86 @@ async def test_late_lookup_on_says_what_it_still_needs(harness: Harness) -> None
         await harness.feedback(ALICE, "status")
     )
     assert "back to the workspace default" in await harness.feedback(ADMIN, "reset late-lookup")
+
+
+ENV_APP, WORKSPACE_APP, CHANNEL_APP = "A0ENVAPP01", "A0WSAPP001", "A0CHANAPP1"
+
+
+@pytest.mark.parametrize("bot_overrides", [{"feedback_trusted_apps": (ENV_APP,)}])
+async def test_trust_adds_up_a_channels_list_hides_neither_the_workspaces_nor_the_environments(
+    harness: Harness,
+) -> None:
+    """FEEDBACK_TRUSTED_APPS, the workspace's list and the channel's own list together: a
+    channel that trusts one app still takes metadata from the apps trusted above it."""
+    h = harness
+    assert "in every channel" in await trust(h, WORKSPACE_APP, "--workspace")
+    await trust(h, CHANNEL_APP)  # this channel now has a list of its own
+    reply = await h.feedback(ADMIN, "trust list")
+    assert all(f"`{app}`" in reply for app in (ENV_APP, WORKSPACE_APP, CHANNEL_APP)), reply
+    registered = {}
+    for app in (ENV_APP, WORKSPACE_APP, CHANNEL_APP, "A0NOBODY01"):
+        ts = new_ts()
+        await posted(h, ts, answer_metadata(), app_id=app)
+        registered[app] = await h.store.find_answer(CHANNEL, ts) is not None
+    assert registered == {
+        ENV_APP: True,
+        WORKSPACE_APP: True,
+        CHANNEL_APP: True,
+        "A0NOBODY01": False,
+    }
+    # And in a channel with no list of its own, only what is trusted above it.
+    for app, expected in ((ENV_APP, True), (WORKSPACE_APP, True), (CHANNEL_APP, False)):
+        ts = new_ts()
+        await posted(h, ts, answer_metadata(), app_id=app, channel=OTHER_CHANNEL)
+        assert (await h.store.find_answer(OTHER_CHANNEL, ts) is not None) is expected, app
+
+
+async def test_schema_version_true_and_a_post_field_are_refused_with_the_reason(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`true` is not version 1, though Python and JSON Schema validators without strictness
+    take it for 1. `post` would have the bot post the answer again itself: where the answer
+    is comes from the message carrying the metadata, never from what it says."""
+    h = harness
+    await trust(h)
+    cases = [
+        (answer_metadata(schema_version=True), "event_payload.schema_version: True is not a"),
+        (answer_metadata(schema_version=1.0), "event_payload.schema_version: 1.0 is not a"),
+        (answer_metadata(schema_version="1"), "event_payload.schema_version: '1' is not a"),
+        (
+            answer_metadata(post={"text": "The refund window is 30 days."}),
+            "event_payload.post: not allowed; the message itself says where the answer is",
+        ),
+    ]
+    for metadata, reason in cases:
+        ts = new_ts()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="bot.metadata_registrar"):
+            await posted(h, ts, metadata)
+        assert await h.store.find_answer(CHANNEL, ts) is None
+        assert reason in caplog.text, (reason, caplog.text)
+    assert h.slack_api.calls_to("chat.postMessage") == []  # the post was not made either
+    assert len((await h.store.list_answers(CHANNEL, 10, None))[0]) == 0
+
+
+async def test_metadata_events_with_ids_out_of_bounds_are_400_and_register_nothing(
+    harness: Harness,
+) -> None:
+    """An event_ts of 1e400 was read as infinity: that mapping's metadata was "newer" than
+    any update could ever be. Slack's ids and timestamps have shapes; others are refused."""
+    h = harness
+    await trust(h)
+    cases = {
+        "event_ts": ("1e400", "event.event_ts: should be a Slack timestamp"),
+        "message_ts": ("1" * 10_000, "event.message_ts: should be a Slack timestamp"),
+        "channel_id": ("C" + "0" * 9_999, "event.channel_id: should be a Slack id"),
+        "app_id": ("A" + "0" * 9_999, "event.app_id: should be a Slack id"),
+    }
+    for field, (value, reason) in cases.items():
+        ts = new_ts()
+        event = metadata_event("posted", ts, answer_metadata())
+        event[field] = value
+        r = await h.slack.event(event)
+        assert r.status_code == 400 and reason in r.text, (field, r.status_code, r.text)
+        assert await h.store.find_answer(CHANNEL, ts) is None
+    assert len((await h.store.list_answers(CHANNEL, 10, None))[0]) == 0
