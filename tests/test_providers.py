@@ -1,19 +1,50 @@
 """The provider registry: what each ProviderSpec declares holds up against the settings, the
 channel configuration, the registration model and the client. A new provider's spec gets
-these checks for free."""
+these checks for free. Then the providers' answers: how much of one is read, a 200 that is
+not what the API describes, and which refusals each provider retries."""
 
 from __future__ import annotations
 
+import logging
 import typing
+import uuid
+from collections.abc import Mapping
 
 import aiohttp
 import pytest
 
 from bot.channel_settings import KEYS, ChannelOptions
-from bot.domain import REMOVED, Answer
-from bot.providers import PROVIDERS, PermanentError, ProviderSpec, Skipped
+from bot.domain import REMOVED, Answer, Status, Verdict
+from bot.providers import (
+    PROVIDERS,
+    ContextualProvider,
+    PermanentError,
+    ProviderSpec,
+    Sent,
+    Skipped,
+    contextual,
+)
+from bot.providers.base import (
+    BODY_LIMIT,
+    ERROR_TEXT_LIMIT,
+    parse_retry_after,
+    request,
+    retried_by_default,
+)
 from bot.registration import AnswerIn
 from bot.settings import EXPECTED, Settings
+from tests.credentials import AQUILAX_KEY, CONTEXTUAL_KEY
+from tests.harness import Harness, wait_until
+from tests.slack_payloads import new_uuid
+from tests.standins.providers import ProviderStandIn, Streamed
+from tests.standins.slack import SlackStandIn
+
+Standins = tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+ALICE = "U0ALICE001"
+THUMBS_UP = Verdict(Status.THUMBS_UP)
+# Far more than the cap, and more than the loopback socket buffers hold: streamed, it shows
+# whether the client read it all.
+HUGE = 20 * 1024 * 1024
 
 SPECS = list(PROVIDERS.values())
 
@@ -70,3 +101,234 @@ async def test_the_client_does_with_a_removal_what_the_spec_declares(spec: Provi
                 await client.send(answer, "", REMOVED)
         else:
             assert await client.send(answer, "", REMOVED) == Skipped(spec.removed)
+
+
+# ------------------------------------------------------------ what is read of an answer
+
+
+def provider_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("bot.providers") and r.levelno == logging.WARNING
+    ]
+
+
+def contextual_target() -> Answer:
+    return Answer(
+        channel="C0123ABCD",
+        ts="1700000000.000100",
+        provider="contextual",
+        agent_id=new_uuid(),
+        message_id=new_uuid(),
+    )
+
+
+async def test_no_more_than_the_cap_of_an_answer_is_read(standins: Standins) -> None:
+    _, _, aquilax = standins
+    aquilax.answer(size=HUGE)
+    async with aiohttp.ClientSession() as session:
+        response = await request(
+            session,
+            "AquilaX",
+            "GET",
+            f"{aquilax.base_url}/api/v2/ai/feedback/{new_uuid()}/true",
+            params={"org": "org1", "group": "group1"},
+            headers={"X-AX-KEY": AQUILAX_KEY},
+        )
+    [streamed] = aquilax.streamed
+    await wait_until(lambda: _ended(streamed))
+    # The client hung up: what it did not read was never sent.
+    assert not streamed.finished
+    assert streamed.written < HUGE
+    assert (response.status, len(response.body), response.truncated) == (200, BODY_LIMIT, True)
+
+
+async def _ended(streamed: Streamed) -> bool:
+    return streamed.ended
+
+
+@pytest.mark.parametrize("huge", [True, False], ids=["20 MB", "not JSON"])
+async def test_a_200_that_is_not_the_specs_is_delivered_with_one_warning(
+    harness: Harness, caplog: pytest.LogCaptureFixture, huge: bool
+) -> None:
+    h = harness
+    caplog.set_level(logging.INFO)
+    if huge:
+        h.contextual.answer(size=HUGE)
+    else:
+        h.contextual.answer(b"<html>thanks!</html>")
+    a = await h.contextual_answer()
+    await h.slack.react(ALICE, "+1", a["ts"])
+    await h.contextual.wait_for(1)
+    await h.settled()
+    [row] = await h.store.list_deliveries()
+    assert (row.state, row.attempts, row.provider_ref) == ("delivered", 1, None)
+    if huge:
+        [streamed] = h.contextual.streamed
+        await wait_until(lambda: _ended(streamed))
+        assert not streamed.finished and streamed.written < HUGE
+    problem = f"too long; more than {BODY_LIMIT} bytes" if huge else "not JSON; 20 bytes"
+    assert provider_warnings(caplog) == [
+        f"Contextual answered HTTP 200 with a body its API does not describe ({problem}):"
+        " counted as delivered"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"", "not JSON"),
+        (b'["a list"]', "not a JSON object"),
+        (b'{"id": "8f14e45f-ceea-467f-a2b4-1b5d2b0e8c9a"}', "no feedback_id"),
+        (b'{"feedback_id": 7}', "feedback_id is not a UUID"),
+        (b'{"feedback_id": "fb-1"}', "feedback_id is not a UUID"),
+    ],
+)
+async def test_contextual_checks_a_200_against_its_spec(
+    standins: Standins, caplog: pytest.LogCaptureFixture, body: bytes, problem: str
+) -> None:
+    _, stand_in, _ = standins
+    stand_in.answer(body)
+    async with aiohttp.ClientSession() as session:
+        client = ContextualProvider(session, stand_in.base_url, lambda: CONTEXTUAL_KEY)
+        assert await client.send(contextual_target(), "", THUMBS_UP) == Sent(None)
+    assert provider_warnings(caplog) == [
+        f"Contextual answered HTTP 200 with a body its API does not describe"
+        f" ({problem}; {len(body)} bytes): counted as delivered"
+    ]
+
+
+async def test_contextual_keeps_the_feedback_id_of_a_200_as_specified(
+    standins: Standins, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, stand_in, _ = standins
+    ref = str(uuid.uuid4())
+    stand_in.answer(b'{"feedback_id": "%s"}' % ref.encode())
+    async with aiohttp.ClientSession() as session:
+        client = ContextualProvider(session, stand_in.base_url, lambda: CONTEXTUAL_KEY)
+        assert await client.send(contextual_target(), "", THUMBS_UP) == Sent(ref)
+    assert provider_warnings(caplog) == []
+
+
+async def test_an_error_echoing_the_key_is_cut_short_after_the_key_is_masked(
+    standins: Standins,
+) -> None:
+    _, stand_in, _ = standins
+    # The key straddles the point where the error text is cut: masked after the cut, its
+    # first characters would be kept, and no redactor knows them.
+    detail = "x" * (ERROR_TEXT_LIMIT - 30) + f" key {CONTEXTUAL_KEY} is not allowed"
+    stand_in.fail(403, body={"detail": detail + "y" * 100_000})
+    async with aiohttp.ClientSession() as session:
+        client = ContextualProvider(session, stand_in.base_url, lambda: CONTEXTUAL_KEY)
+        with pytest.raises(PermanentError) as refused:
+            await client.send(contextual_target(), "", THUMBS_UP)
+    message = str(refused.value)
+    assert message.startswith("Contextual answered HTTP 403: ")
+    assert len(message) == len("Contextual answered HTTP 403: ") + ERROR_TEXT_LIMIT
+    assert CONTEXTUAL_KEY[:6] not in message
+    assert " key [redacted]" in message
+
+
+# ------------------------------------------------------------ which refusals are retried
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "retried"),
+    [
+        (400, {}, False),
+        (401, {}, False),
+        (403, {}, False),
+        (404, {}, False),
+        (408, {}, True),
+        (409, {}, True),
+        (422, {}, False),
+        (429, {}, True),
+        (500, {}, True),
+        (503, {}, True),
+        (503, {"x-should-retry": "false"}, False),
+        (400, {"X-Should-Retry": "true"}, True),
+        (409, {"x-should-retry": "maybe"}, True),  # not true or false: the status decides
+    ],
+)
+def test_contextual_retries_what_its_sdk_retries(
+    status: int, headers: Mapping[str, str], retried: bool
+) -> None:
+    assert contextual.should_retry(status, headers) is retried
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (408, True),
+        (409, False),
+        (422, False),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+    ],
+)
+def test_aquilax_retries_timeouts_rate_limits_and_its_own_trouble(
+    status: int, retried: bool
+) -> None:
+    assert retried_by_default(status, {"x-should-retry": "false"}) is retried
+
+
+@pytest.mark.parametrize(
+    ("provider", "status", "headers", "delivered"),
+    [
+        ("contextual", 409, {}, True),
+        ("contextual", 408, {}, True),
+        ("contextual", 503, {"x-should-retry": "false"}, False),
+        ("contextual", 400, {"x-should-retry": "true"}, True),
+        ("aquilax", 408, {}, True),
+        ("aquilax", 409, {}, False),
+        ("aquilax", 503, {"x-should-retry": "false"}, True),  # Contextual's header only
+    ],
+)
+async def test_a_refusal_is_retried_or_dead_as_the_provider_module_says(
+    harness: Harness, provider: str, status: int, headers: dict[str, str], delivered: bool
+) -> None:
+    h = harness
+    stand_in: ProviderStandIn = getattr(h, provider)
+    stand_in.fail(status, headers=headers)
+    a = await (h.contextual_answer() if provider == "contextual" else h.aquilax_answer())
+    await h.slack.react(ALICE, "+1", a["ts"])
+    await h.settled()
+    [row] = await h.store.list_deliveries()
+    assert [s for s, _ in stand_in.rejected] == [status]
+    if delivered:
+        assert (row.state, row.attempts) == ("delivered", 2)
+        assert stand_in.statuses() == ["thumbs_up" if provider == "contextual" else "true"]
+    else:
+        assert (row.state, row.attempts) == ("dead", 1)
+        assert f"HTTP {status}" in (row.last_error or "")
+        assert stand_in.statuses() == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"Retry-After-Ms": "250", "Retry-After": "9"}, 0.25),
+        ({"retry-after-ms": "soon", "Retry-After": "3"}, 3.0),
+        ({"Retry-After": "2"}, 2.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"Retry-After": "inf"}, None),
+        ({"Retry-After": "nan"}, None),
+        ({"Retry-After": "1e400"}, None),
+        ({"Retry-After": "-3"}, None),
+        ({"Retry-After": "tomorrow"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_is_read_as_the_sdk_reads_it(
+    headers: Mapping[str, str], seconds: float | None
+) -> None:
+    assert parse_retry_after(headers) == seconds

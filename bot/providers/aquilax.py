@@ -1,5 +1,26 @@
 """AquilaX: GET {base}/api/v2/ai/feedback/{request_id}/{true|false}?org=&group= with X-AX-KEY.
-An answer is a request of an org and group; AquilaX cannot withdraw feedback."""
+An answer is a request of an org and group; AquilaX cannot withdraw feedback.
+
+What a refusal means (the statuses its API lists, and the rule for the rest,
+`base.retried_by_default`):
+
+| status | the delivery | why |
+|---|---|---|
+| 400 | dead | invalid parameters (an org or group it does not know, say) |
+| 401 | dead | the token is wrong or revoked: fix it, then `deliveries retry` |
+| 403 | dead | the token may not give feedback in this org or group |
+| 404 | dead | no such request id |
+| 408 | retried | the request timed out |
+| 429 | retried | rate limited; its Retry-After is honoured |
+| 500, 502, 503, 504 (any 5xx) | retried | AquilaX's trouble, or its downstream service's |
+| other 4xx (409, 422 …) | dead | a refusal its API does not describe as passing |
+
+Connection errors and timeouts are retried.
+
+The API describes no body for a 200: any is accepted, read up to `BODY_LIMIT` bytes; a longer
+one is logged at WARNING (it is no acknowledgement of feedback), and still counts as
+delivered.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +32,7 @@ import aiohttp
 from pydantic import StringConstraints
 
 from bot.domain import Answer, Status, Verdict
-from bot.providers.base import Outcome, Sent, Skipped, missing_key, request
+from bot.providers.base import Outcome, Sent, Skipped, missing_key, request, unexpected_answer
 from bot.providers.spec import CliOption, ProviderSpec
 from bot.registration import AnswerIn
 
@@ -41,14 +62,17 @@ class AquilaXProvider:
         if not key:
             raise missing_key(LABEL, KEY_SETTING.upper())
         helpful = "true" if verdict.status is Status.THUMBS_UP else "false"
-        await request(
+        response = await request(
             self._session,
             LABEL,
             "GET",
             f"{self._base}/api/v2/ai/feedback/{answer.request_id}/{helpful}",
             params={"org": answer.org or "", "group": answer.group or ""},
             headers={"X-AX-KEY": key},
+            key=key,
         )
+        if response.truncated:
+            unexpected_answer(LABEL, response, "too long")
         return Sent()
 
 

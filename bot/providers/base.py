@@ -1,10 +1,20 @@
 """The Provider protocol, what a send returns, the errors it may raise, and the one HTTP
-call every provider makes."""
+call every provider makes.
+
+What is read of a provider's answer is capped (`BODY_LIMIT`): a feedback acknowledgement is
+a few hundred bytes at most, and reading whatever an endpoint sends would let a broken or
+hostile one fill the worker's memory. The rest of a longer body is never read, and its
+connection is closed rather than handed back to the pool half read. Whether a send is
+retried is each provider's rule (`Retryable`, given to `request`); `retried_by_default` is
+the one AquilaX follows.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -13,8 +23,14 @@ import aiohttp
 
 from bot.domain import Answer, Verdict
 
+log = logging.getLogger(__name__)
+
 # The part of a provider's error body worth keeping: enough to diagnose, small enough to show.
 ERROR_TEXT_LIMIT = 500
+# The most that is read of any answer, success or error.
+BODY_LIMIT = 64 * 1024
+# What a provider's key is replaced with in its error text, as bot.logs masks it.
+KEY_MASK = "[redacted]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +57,8 @@ class ProviderError(Exception):
 
 
 class RetryableError(ProviderError):
-    """Connection trouble, a timeout, 408, 429 or 5xx: try again later."""
+    """Connection trouble, a timeout, or a refusal the provider's rule retries (see its
+    module; 408, 429 and 5xx by default): try again later."""
 
     retryable = True
 
@@ -65,52 +82,140 @@ class Provider(Protocol):
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
-    body: bytes
+    body: bytes  # at most BODY_LIMIT bytes
+    truncated: bool = False  # the provider sent more than BODY_LIMIT; the rest was not read
 
 
-def check_response(status: int, headers: Mapping[str, str], body: bytes, provider: str) -> None:
-    """Raise the error a non-2xx response stands for."""
+# Whether a refusal is worth retrying, from its status and headers.
+Retryable = Callable[[int, Mapping[str, str]], bool]
+
+
+def retried_by_default(status: int, headers: Mapping[str, str]) -> bool:
+    """408 (the request timed out), 429 (rate limited) and 5xx (the provider's trouble)."""
+    return status in (408, 429) or status >= 500
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, whatever its case (aiohttp's headers ignore it; a dict does not)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lower = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lower), None)
+
+
+def check_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    provider: str,
+    *,
+    retryable: Retryable = retried_by_default,
+    key: str | None = None,
+) -> None:
+    """Raise the error a non-2xx response stands for.
+
+    The request's own `key` is masked before the text is cut to ERROR_TEXT_LIMIT: cut
+    first, a key echoed across the limit would leave a prefix no redactor recognises.
+    """
     if 200 <= status < 300:
         return
-    text = " ".join(body.decode(errors="replace").split())[:ERROR_TEXT_LIMIT] or "(no body)"
+    text = " ".join(body.decode(errors="replace").split())
+    if key:
+        text = text.replace(key, KEY_MASK)
+    text = text[:ERROR_TEXT_LIMIT] or "(no body)"
     message = f"{provider} answered HTTP {status}: {text}"
-    if status in (408, 429) or status >= 500:
+    if retryable(status, headers):
         raise RetryableError(message, retry_after=parse_retry_after(headers))
     raise PermanentError(message)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    value = headers.get("Retry-After") or headers.get("retry-after")
+    """Seconds to wait, as Contextual's SDK reads them: `retry-after-ms` (not a standard
+    header, but more precise), else `Retry-After` as seconds or an HTTP date."""
+    milliseconds = _seconds(header(headers, "retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000
+    value = header(headers, "retry-after")
     if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
+        when = parsedate_to_datetime(value.strip()).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when - (time.time() if now is None else now))
 
 
+def _seconds(value: str | None) -> float | None:
+    """A non-negative, finite number of seconds (`1`, `1.5`), or None."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    # inf or nan would become a retry time no clock reaches, or none at all.
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+async def read_capped(stream: aiohttp.StreamReader, limit: int = BODY_LIMIT) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of a body, and whether there was more (one byte past the limit
+    is read to know)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await stream.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:limit], True
+
+
 async def request(
-    session: aiohttp.ClientSession, provider: str, method: str, url: str, **kwargs: Any
+    session: aiohttp.ClientSession,
+    provider: str,
+    method: str,
+    url: str,
+    *,
+    retryable: Retryable = retried_by_default,
+    key: str | None = None,
+    **kwargs: Any,
 ) -> Response:
-    """Send one request, turning transport failures into RetryableError.
+    """Send one request, turning transport failures into RetryableError, and a refusal into
+    the error `retryable` says it is. At most BODY_LIMIT bytes of the answer are read.
 
     Messages name the failure but never the headers, so no key can leak through them.
     The session carries the timeouts (see bot.app).
     """
     try:
         async with session.request(method, url, allow_redirects=False, **kwargs) as r:
-            body = await r.read()
-            check_response(r.status, r.headers, body, provider)
-            return Response(r.status, body)
+            body, truncated = await read_capped(r.content)
+            if truncated:
+                r.close()  # the unread rest stays unread: this connection is not reused
+            check_response(r.status, r.headers, body, provider, retryable=retryable, key=key)
+            return Response(r.status, body, truncated)
     except TimeoutError:
         raise RetryableError(f"{provider} timed out") from None
     except aiohttp.ClientError as e:
         raise RetryableError(f"{provider} unreachable ({type(e).__name__}: {e})") from None
+
+
+def unexpected_answer(provider: str, response: Response, problem: str) -> None:
+    """Log a success whose body is not what the provider's API describes: it still counts
+    as delivered (the status says the provider took the feedback), but it may mean the base
+    URL points at something else, or the API changed. The body itself is not logged."""
+    size = f"more than {BODY_LIMIT} bytes" if response.truncated else f"{len(response.body)} bytes"
+    log.warning(
+        "%s answered HTTP %d with a body its API does not describe (%s; %s): counted as delivered",
+        provider,
+        response.status,
+        problem,
+        size,
+    )
 
 
 def missing_key(provider: str, variable: str) -> PermanentError:

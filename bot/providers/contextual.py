@@ -1,9 +1,33 @@
 """Contextual AI: POST {base}/agents/{agent_id}/feedback with a Bearer key. An answer is an
-agent's message, with the retrieval sources it cited."""
+agent's message, with the retrieval sources it cited.
+
+What a refusal means, as Contextual's own SDK (contextual-client) classifies it:
+
+| status | the delivery | why |
+|---|---|---|
+| 400 | dead | the request is malformed: sending it again cannot change that |
+| 401 | dead | the key is wrong or revoked: fix it, then `deliveries retry` |
+| 403 | dead | the key may not give feedback on this agent |
+| 404 | dead | no such agent (or path: check CONTEXTUAL_BASE_URL) |
+| 408 | retried | the request timed out on Contextual's side |
+| 409 | retried | a conflict, which the SDK treats as a lock timeout: it clears |
+| 422 | dead | validation error: ids Contextual does not know; its `detail` says which |
+| 429 | retried | rate limited; its Retry-After (or retry-after-ms) is honoured |
+| 5xx | retried | Contextual's trouble |
+| other 4xx | dead | a refusal, not a passing state |
+
+An `x-should-retry: true` or `false` header overrides the status, as it does for the SDK
+(`should_retry`). Connection errors and timeouts are retried.
+
+A 200 is checked against the API's `FeedbackSubmitResponse`: a JSON object whose
+`feedback_id` is a UUID, read from at most `BODY_LIMIT` bytes. Anything else (longer, not
+JSON, not an object, no `feedback_id`, not a UUID) is logged at WARNING and the delivery still
+counts as delivered, with no provider ref: the status says Contextual took the feedback.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from uuid import UUID
 
@@ -12,7 +36,15 @@ import orjson
 from pydantic import Field, field_validator
 
 from bot.domain import Answer, Source, Verdict
-from bot.providers.base import Outcome, Sent, missing_key, request
+from bot.providers.base import (
+    Outcome,
+    Response,
+    Sent,
+    header,
+    missing_key,
+    request,
+    unexpected_answer,
+)
 from bot.providers.spec import CliOption, ProviderSpec
 from bot.registration import MAX_SOURCES, AnswerIn, SourceIn
 
@@ -50,12 +82,57 @@ class ContextualProvider:
             # orjson: the worker writes and reads one of these per delivery.
             data=orjson.dumps(body),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            retryable=should_retry,
+            key=key,
         )
-        try:
-            ref = orjson.loads(response.body).get("feedback_id")
-        except (orjson.JSONDecodeError, AttributeError):
-            ref = None  # accepted all the same: a 2xx is what counts
-        return Sent(ref if isinstance(ref, str) else None)
+        return Sent(feedback_id(response))
+
+
+def should_retry(status: int, headers: Mapping[str, str]) -> bool:
+    """The SDK's rule: the server's `x-should-retry` if it says, else 408, 409, 429, 5xx."""
+    said = header(headers, "x-should-retry")
+    if said == "true":
+        return True
+    if said == "false":
+        return False
+    return status in (408, 409, 429) or status >= 500
+
+
+def feedback_id(response: Response) -> str | None:
+    """The `feedback_id` of a 200 as the API describes it; None, logged, if it is not one.
+    Another 2xx is not described by the API: accepted, with no id."""
+    if response.status != 200:
+        return None
+    ref, problem = _read_feedback_id(response)
+    if problem is not None:
+        unexpected_answer(LABEL, response, problem)
+    return ref
+
+
+def _read_feedback_id(response: Response) -> tuple[str | None, str | None]:
+    """(the id, None), or (None, how the body differs from FeedbackSubmitResponse)."""
+    if response.truncated:
+        return None, "too long"
+    try:
+        data = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return None, "not JSON"
+    if not isinstance(data, dict):
+        return None, "not a JSON object"
+    ref = data.get("feedback_id")
+    if ref is None:
+        return None, "no feedback_id"
+    if not isinstance(ref, str) or not _is_uuid(ref):
+        return None, "feedback_id is not a UUID"
+    return ref, None
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 class ContextualAnswerIn(AnswerIn):

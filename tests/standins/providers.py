@@ -4,7 +4,10 @@ Every request is validated against the vendored OpenAPI spec (openapi-core); one
 not conform is answered 400 and recorded in `violations`, which tests assert stays empty.
 A script of behaviours makes the server fail on demand: an HTTP status (with Retry-After),
 a hang longer than the client's timeout, or no listener at all (connection refused); and
-answer slowly but successfully (`slow`, or a per-request `delay` function).
+answer slowly but successfully (`slow`, or a per-request `delay` function); or apply the
+request and answer 200 with a body the spec does not describe (`answer`: given bytes, or a
+huge body streamed a chunk at a time, `streamed` recording how much of it the client took
+before it hung up).
 
 It also models what matters for ordering: a request is applied when its processing ends
 (not when it arrives), and keeps being processed after the client went away (a crash), up
@@ -31,7 +34,10 @@ from aiohttp import web
 from openapi_core import OpenAPI
 from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
 
+from tests.standins import DEADLINE
+
 CONTRACTS = Path(__file__).resolve().parent.parent / "contracts"
+CHUNK = 64 * 1024  # of a streamed answer
 
 
 @dataclass
@@ -54,6 +60,19 @@ class Behaviour:
     hang: float = 0.0
     body: Any = None
     slow: float = 0.0  # answer successfully after this long
+    headers: dict[str, str] = field(default_factory=dict)  # on a scripted failure
+    answer: bytes | None = None  # a 200 with this body instead of the spec's
+    stream: int = 0  # a 200 with a body of this many bytes, streamed
+
+
+@dataclass
+class Streamed:
+    """A huge answer: how many bytes of it were written before the client went away."""
+
+    size: int
+    written: int = 0
+    finished: bool = False  # all of it was written
+    ended: bool = False  # written, or the client hung up
 
 
 @dataclass
@@ -81,6 +100,7 @@ class ProviderStandIn:
     # Seconds to spend on a request (after the script), e.g. to slow down one status.
     delay: Callable[[str, str], float] | None = None  # (slot, status) -> seconds
     attempts: list[Attempt] = field(default_factory=list)
+    streamed: list[Streamed] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -103,10 +123,25 @@ class ProviderStandIn:
     # ------------------------------------------------------------ scripting
 
     def fail(
-        self, status: int, times: int = 1, retry_after: str | None = None, body: Any = None
+        self,
+        status: int,
+        times: int = 1,
+        retry_after: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         for _ in range(times):
-            self.script.append(Behaviour(status=status, retry_after=retry_after, body=body))
+            self.script.append(
+                Behaviour(
+                    status=status, retry_after=retry_after, body=body, headers=dict(headers or {})
+                )
+            )
+
+    def answer(self, body: bytes | None = None, *, size: int = 0, times: int = 1) -> None:
+        """Apply the next requests, answering 200 with `body`, or with `size` bytes of filler
+        streamed (the stand-in never holds more than a chunk of it)."""
+        for _ in range(times):
+            self.script.append(Behaviour(answer=body, stream=size))
 
     def hang(self, seconds: float, times: int = 1) -> None:
         for _ in range(times):
@@ -134,13 +169,22 @@ class ProviderStandIn:
             await self._runner.cleanup()
             self._runner = None
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        """Wait until `count` conforming requests have arrived."""
+    async def wait_for(self, count: int, timeout: float = DEADLINE) -> list[Received]:
+        """Wait until `count` conforming requests have been applied."""
         async with asyncio.timeout(timeout):
             while len(self.received) < count:
                 self._arrived.clear()
                 await self._arrived.wait()
         return self.received
+
+    async def wait_for_attempts(self, count: int, timeout: float = DEADLINE) -> list[Attempt]:
+        """Wait until `count` conforming requests have arrived, whatever becomes of them:
+        a send the bot's database calls in flight may not have reached the provider yet."""
+        async with asyncio.timeout(timeout):
+            while len(self.attempts) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.attempts
 
     # ------------------------------------------------------------ serving
 
@@ -161,6 +205,7 @@ class ProviderStandIn:
         slot, status = self._slot(request, body)
         attempt = Attempt(slot, status, time.time())
         self.attempts.append(attempt)
+        self._arrived.set()
         # Shielded: like a real server, processing goes on when the client hangs up.
         return await asyncio.shield(self._process(request, body, behaviour, attempt))
 
@@ -186,6 +231,7 @@ class ProviderStandIn:
         if behaviour.status != 200:
             self.rejected.append((behaviour.status, request.path))
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
+            headers |= behaviour.headers
             return web.json_response(
                 behaviour.body or self._error_body(behaviour.status),
                 status=behaviour.status,
@@ -211,9 +257,35 @@ class ProviderStandIn:
             )
         )
         self._arrived.set()
+        if behaviour.stream:
+            return await self._stream(request, behaviour.stream)
+        if behaviour.answer is not None:
+            return web.Response(body=behaviour.answer, content_type="application/json")
         if self.name == "contextual":
             return web.json_response({"feedback_id": str(uuid.uuid4())})
         return web.Response(status=200)
+
+    async def _stream(self, request: web.Request, size: int) -> web.StreamResponse:
+        streamed = Streamed(size)
+        self.streamed.append(streamed)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = size
+        await response.prepare(request)
+        chunk = b"x" * CHUNK
+        try:
+            while streamed.written < size:
+                # Each write waits while the socket's buffers are full: what the client does
+                # not read is not written.
+                piece = chunk[: size - streamed.written]
+                await response.write(piece)
+                streamed.written += len(piece)
+            await response.write_eof()
+            streamed.finished = True
+        except ConnectionError:
+            pass  # the client hung up: the rest is never written
+        finally:
+            streamed.ended = True
+        return response
 
     def _slot(self, request: web.Request, body: bytes) -> tuple[str, str]:
         """(the slot a conforming request is for, the status it asks for)."""
@@ -238,6 +310,11 @@ class ProviderStandIn:
         return {"code": status, "message": f"stand-in failure {status}"}
 
     # ------------------------------------------------------------ helpers for assertions
+
+    async def ended(self) -> bool:
+        """Every request that arrived has been processed to its end, whether or not its
+        client is still there (a condition for wait_until)."""
+        return all(a.end for a in self.attempts)
 
     def overlaps(self) -> list[str]:
         """Two requests for one slot in flight at once, both applied: the provider's final
