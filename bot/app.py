@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from functools import partial
 
@@ -10,6 +11,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -34,12 +36,29 @@ from bot.services import Identity, Services
 from bot.settings import Settings, SettingsError
 from bot.slack_api import granted_scopes, slack_session, web_client
 from bot.votes import Votes
-from bot.web import build_web_app
+from bot.web import build_web_app, runner
 from bot.workspace import workspace_guard
 from handlers.reactions import FastLane
 from storage import StorageError, Store
 
 log = logging.getLogger(__name__)
+
+
+class _Dropped(logging.Filter):
+    """Drops one message, word for word."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self._message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self._message
+
+
+# Bolt gets our own client (our session and SLACK_API_URL), and reads SLACK_BOT_TOKEN from the
+# environment all the same: it then warns that the token is unused, on every start. It is
+# the same token, which authorize() hands over.
+_TOKEN_UNUSED = _Dropped(warning_client_prioritized_and_token_skipped())
 
 
 class FeedbackBot:
@@ -94,7 +113,13 @@ class FeedbackBot:
             channel_settings = ChannelSettings(store, s.feedback_trusted_apps)
             answers = Answers(store, channel_settings, slack, on_votes=worker.notify)
             registrar = MetadataRegistrar(answers, channel_settings, identity.bot_id)
-            late_lookup = LateLookup(store, slack, registrar, on_votes=worker.notify)
+            late_lookup = LateLookup(
+                store,
+                slack,
+                registrar,
+                on_votes=worker.notify,
+                per_minute=s.feedback_lookup_per_minute,
+            )
             channel_settings.on_change(late_lookup.forget_misses)
             self.services = Services(
                 settings=s,
@@ -108,7 +133,7 @@ class FeedbackBot:
                 votes=Votes(store, worker, metrics),
                 worker=worker,
                 feedback_command=FeedbackCommand(
-                    store, channel_settings, keys, s, worker, identity.scopes
+                    store, channel_settings, keys, s, worker, identity.scopes, late_lookup
                 ),
                 permissions=Permissions(slack, s.feedback_admins),
                 slack=slack,
@@ -137,10 +162,10 @@ class FeedbackBot:
                     provider,
                 )
         log.info(
-            "feedback-bot is up as <@%s> in %s (%s mode, %s event loop)%s",
+            "feedback-bot is up as <@%s> in %s (%s, %s event loop)%s",
             identity.bot_user_id,
             identity.team_id,
-            "Socket Mode" if s.socket_mode else "HTTP",
+            "Socket Mode" if s.socket_mode else "HTTP mode",
             type(asyncio.get_running_loop()).__module__.split(".")[0],
             ""
             if s.feedback_worker == "inline"
@@ -161,6 +186,8 @@ class FeedbackBot:
             # another workspace never get here (workspace_guard).
             return authorized
 
+        bolt_log = logging.getLogger("slack_bolt.App")
+        bolt_log.addFilter(_TOKEN_UNUSED)  # once: a logger keeps one of each filter
         return AsyncApp(
             name="feedback-bot",
             client=AsyncWebClient(base_url=slack.base_url, session=self._session),
@@ -173,7 +200,11 @@ class FeedbackBot:
             # Listeners write the vote to SQLite before the ack, so a crash after the ack
             # cannot lose it; they do no network I/O before returning.
             process_before_response=True,
-            logger=logging.getLogger("slack_bolt.App"),
+            # A request no listener takes (another app's command or button pointed here)
+            # goes to handlers/errors.py, one line, instead of Bolt's warning with a code
+            # sample in it; Slack still gets Bolt's 404.
+            raise_error_for_unhandled_request=True,
+            logger=bolt_log,
         )
 
     async def _serve(self, bolt: AsyncApp) -> None:
@@ -181,12 +212,10 @@ class FeedbackBot:
         s = self.settings
         fast_lane = FastLane(self.services)
         app = build_web_app(self.services, None if s.socket_mode else bolt, fast_lane)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = runner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, s.feedback_host, s.feedback_port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1] if sockets else s.feedback_port
+        await web.TCPSite(self._runner, s.feedback_host, s.feedback_port).start()
+        self.port = self._runner.addresses[0][1]
         log.info("listening on http://%s:%d", s.feedback_host, self.port)
         if s.socket_mode:
             handler = CheckedSocketModeHandler(
@@ -194,18 +223,33 @@ class FeedbackBot:
             )
             await handler.connect_async()
             self._socket_handler = handler
-            self.services.health.watch_socket(handler.client.is_connected)
+            self.services.health.watch_socket(handler.problem)
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop taking requests, let deliveries in flight finish (or stay queued), close."""
+        """Stop taking requests, let deliveries in flight finish (or stay queued), close.
+        One `grace` for everything, counted from now: the steps run one after another,
+        and the whole must fit in a supervisor's stop timeout (Docker's is 10 s)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
         if self._socket_handler is not None:
-            await self._socket_handler.close_async()  # type: ignore[attr-defined]
+            # A Slack end that is gone (the network down at SIGTERM) would hold the close
+            # for aiohttp's 10 s WebSocket close timeout.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._socket_handler.close_async(),  # type: ignore[attr-defined]
+                    left(),
+                )
         if self._runner is not None:
+            # Sends go on meanwhile: the worker stops last.
             await self._runner.cleanup()
         if self.services is not None:
-            await self.services.background.drain(grace)
-            await self.services.late_lookup.stop(grace)
-            await self.services.worker.stop(grace)
+            await self.services.background.drain(left())
+            await self.services.late_lookup.stop(left())
+            await self.services.worker.stop(left())
         await self._close_clients()
         if self.services is not None:
             await self.services.store.close()

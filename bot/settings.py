@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -39,9 +40,15 @@ EXPECTED: dict[str, str] = {
     "FEEDBACK_WORKER": "inline (`feedback-bot run` sends deliveries) or separate (a"
     " `feedback-bot worker` process beside it sends them)",
     "FEEDBACK_METRICS": "1 to serve Prometheus metrics at /metrics, 0 (the default) not to",
+    "FEEDBACK_LOOKUP_PER_MINUTE": "how many Slack calls a minute late lookup may make, from 1"
+    " to 1000 (default 20; 1 for a commercially distributed app outside the Marketplace)",
     "FEEDBACK_SECRET_KEY": "a Fernet key (32 url-safe base64 bytes); make one with "
     "`feedback-bot secret-key`",
 }
+
+
+# Second names some variables are read under, the ones other tools use; the first wins.
+ALIASES: dict[str, str] = {"CONTEXTUAL_BASE_URL": "CONTEXTUAL_AI_BASE_URL"}
 
 
 class SettingsError(Exception):
@@ -69,7 +76,11 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
     contextual_api_key: SecretStr | None = None
-    contextual_base_url: AnyHttpUrl = AnyHttpUrl("https://api.contextual.ai/v1")
+    # CONTEXTUAL_AI_BASE_URL is what Contextual's SDK reads; ours wins when both are set.
+    contextual_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://api.contextual.ai/v1"),
+        validation_alias=AliasChoices("contextual_base_url", "contextual_ai_base_url"),
+    )
     aquilax_api_key: SecretStr | None = None
     aquilax_base_url: AnyHttpUrl = AnyHttpUrl("https://aquilax.ai")
     feedback_db: str = Field(default="./feedback.db", min_length=1)
@@ -84,6 +95,8 @@ class Settings(BaseSettings):
     feedback_secret_key: SecretStr | None = None
     feedback_worker: Literal["inline", "separate"] = "inline"
     feedback_metrics: bool = False
+    # Late lookup's budget of conversations.history/replies calls (bot/late_lookup.py).
+    feedback_lookup_per_minute: int = Field(default=20, ge=1, le=1000)
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -181,9 +194,13 @@ class Settings(BaseSettings):
             self.feedback_secret_key,
         ]
         secrets = [v.get_secret_value() for v in values if v is not None]
-        # A PostgreSQL URL's password (FEEDBACK_DB=postgresql://user:password@host/db).
-        password = urlsplit(self.feedback_db).password if "://" in self.feedback_db else None
-        return [*secrets, password] if password else secrets
+        # A PostgreSQL URL's password: postgresql://user:password@host/db, or ?password=….
+        if "://" in self.feedback_db:
+            with contextlib.suppress(ValueError):  # a URL asyncpg would refuse anyway
+                parts = urlsplit(self.feedback_db)
+                passwords = [parts.password, *parse_qs(parts.query).get("password", [])]
+                secrets += [p for p in passwords if p]
+        return secrets
 
     def require_bot_token(self) -> None:
         """Commands that call Slack's Web API (`answers scan`) need the bot token only."""
@@ -211,6 +228,8 @@ def load_settings(**overrides: object) -> Settings:
         first = e.errors()[0]
         var = str(first["loc"][0]).upper() if first["loc"] else "settings"
         reason = first["msg"].removeprefix("Value error, ")
+        # The error names the field, whichever of its names held the value.
+        shown = f"{var} (or {ALIASES[var]})" if var in ALIASES else var
         raise SettingsError(
-            f"{var} is invalid ({reason}): it should hold {EXPECTED.get(var, 'a valid value')}"
+            f"{shown} is invalid ({reason}): it should hold {EXPECTED.get(var, 'a valid value')}"
         ) from None

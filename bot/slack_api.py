@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,17 @@ def web_client(
         AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)
     )
     return client
+
+
+def without_rate_limit_retries(client: AsyncWebClient) -> AsyncWebClient:
+    """The same client (token, session, base URL, metrics), except that a 429 is raised at
+    once instead of being waited out and made again: for a caller that keeps its own budget
+    of calls (bot/late_lookup.py), a retry it did not grant would overspend it."""
+    clone = copy.copy(client)
+    clone.retry_handlers = [
+        h for h in client.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)
+    ]
+    return clone
 
 
 def granted_scopes(auth_test: Any) -> frozenset[str]:

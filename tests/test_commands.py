@@ -246,9 +246,9 @@ async def test_deliveries_and_retry(harness: Harness) -> None:
     assert "0 pending, 1 dead" in listing and "HTTP 401" in listing and a["ts"] in listing
     assert "Only workspace admins" in await h.feedback(ALICE, "retry")
     h.contextual.api_key = real
-    assert "Requeued 1 dead deliveries." in await h.feedback(ADMIN, "retry")
+    assert "Requeued 1 dead delivery." in await h.feedback(ADMIN, "retry")
     await h.contextual.wait_for(1)
-    assert "Requeued 0" in await h.feedback(ADMIN, "retry 12345")
+    assert "Nothing requeued: no dead delivery 12345" in await h.feedback(ADMIN, "retry 12345")
 
 
 # ------------------------------------------------------------------ setup and keys

@@ -100,3 +100,42 @@ def test_a_postgresql_password_is_a_secret_to_redact(monkeypatch: pytest.MonkeyP
     assert displayed("postgresql://feedback:pw@db:5432/fb?sslmode=require") == (
         "postgresql://feedback:***@db:5432/fb?sslmode=require"
     )
+    # asyncpg also takes the password as a query parameter: masked and redacted there too.
+    monkeypatch.setenv("FEEDBACK_DB", "postgresql://feedback@db/fb?password=q-Secret-9&x=1")
+    s = load_settings(_env_file=None)
+    assert "q-Secret-9" in s.secrets()
+    assert displayed(s.feedback_db) == "postgresql://feedback@db/fb?password=***&x=1"
+
+
+def test_the_contextual_sdks_base_url_variable_is_accepted_and_ours_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("CONTEXTUAL_BASE_URL", raising=False)
+    monkeypatch.setenv("CONTEXTUAL_AI_BASE_URL", "https://sdk.contextual.internal/v1")
+    s = load_settings(_env_file=None)
+    assert str(s.contextual_base_url) == "https://sdk.contextual.internal/v1"
+    monkeypatch.setenv("CONTEXTUAL_BASE_URL", "https://ours.contextual.internal/v1")
+    s = load_settings(_env_file=None)
+    assert str(s.contextual_base_url) == "https://ours.contextual.internal/v1"
+    # The same from a .env file.
+    monkeypatch.delenv("CONTEXTUAL_BASE_URL")
+    monkeypatch.delenv("CONTEXTUAL_AI_BASE_URL")
+    env = tmp_path / ".env"
+    env.write_text("CONTEXTUAL_AI_BASE_URL=https://sdk.contextual.internal/v1\n")
+    assert str(load_settings(_env_file=env).contextual_base_url).startswith("https://sdk.")
+    env.write_text(
+        "CONTEXTUAL_BASE_URL=https://ours.contextual.internal/v1\n"
+        "CONTEXTUAL_AI_BASE_URL=https://sdk.contextual.internal/v1\n"
+    )
+    assert str(load_settings(_env_file=env).contextual_base_url).startswith("https://ours.")
+
+
+def test_a_bad_url_under_the_sdks_name_is_one_line_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CONTEXTUAL_BASE_URL", raising=False)
+    monkeypatch.setenv("CONTEXTUAL_AI_BASE_URL", "api.contextual")
+    with pytest.raises(SettingsError) as e:
+        load_settings(_env_file=None)
+    assert str(e.value).startswith("CONTEXTUAL_BASE_URL (or CONTEXTUAL_AI_BASE_URL) is invalid")
+    assert "\n" not in str(e.value)

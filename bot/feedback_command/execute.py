@@ -32,6 +32,7 @@ from bot.feedback_command.invocations import (
     Trust,
 )
 from bot.keys import Keys
+from bot.late_lookup import LateLookup
 from bot.providers import PROVIDERS
 from bot.settings import Settings
 from bot.slack_api import missing_history_scopes
@@ -63,6 +64,7 @@ class FeedbackCommand:
         settings: Settings,
         worker: DeliveryWorker,
         scopes: frozenset[str] = frozenset(),
+        late_lookup: LateLookup | None = None,
     ) -> None:
         self._store = store
         self._config = config
@@ -70,6 +72,7 @@ class FeedbackCommand:
         self._settings = settings
         self._worker = worker
         self._scopes = scopes  # what the bot token was granted, at start-up
+        self._late_lookup = late_lookup  # its budget and stops, for `status`
 
     async def run(self, inv: Invocation, user: str, channel: str) -> str:
         scope = WORKSPACE if inv.workspace else channel
@@ -151,7 +154,8 @@ class FeedbackCommand:
             key = self._keys.status(spec.name).describe()
             providers.append(render.ProviderLine(spec.label, key, reach, last))
         last = await self._store.last_via_metadata()
-        return render.status_report(channel, config, providers, counts, last)
+        lookup = self._late_lookup.status() if self._late_lookup is not None else None
+        return render.status_report(channel, config, providers, counts, last, lookup)
 
     async def stats(self, channel: str | None, days: int) -> str:
         counts = await self._store.vote_stats(channel, time.time() - days * 86400)
@@ -166,7 +170,7 @@ class FeedbackCommand:
         requeued, superseded = await self._store.retry_dead(ids)
         if requeued:
             self._worker.notify()
-        return render.retried(requeued, superseded)
+        return render.retried(requeued, superseded, ids)
 
     async def emoji(
         self, inv: ListEmoji | AddEmoji | RemoveEmoji, scope: str, where: str, user: str

@@ -4,6 +4,7 @@ are the grammar's)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from bot.blocks import EMOJI
 from bot.channel_settings import ChannelOptions
 from bot.domain import VOTE_STATUSES, Delivery, Status
+from bot.late_lookup import LookupStatus
 from bot.providers import PROVIDERS
 from storage import DeliveryCounts
 from storage.models import MetadataRegistration
@@ -66,6 +68,7 @@ def status_report(
     providers: Sequence[ProviderLine],
     counts: DeliveryCounts,
     last_metadata: MetadataRegistration | None = None,
+    lookup: LookupStatus | None = None,
 ) -> str:
     title = f"<#{channel}>" if channel else "the workspace defaults"
     lines = [f"*feedback-bot status for {title}*"]
@@ -76,6 +79,8 @@ def status_report(
         f"• Late lookup of unknown reacted messages: {_on_off(config.late_lookup)}"
         f" _({config.origin('late_lookup')})_"
     )
+    if lookup is not None and (config.late_lookup or lookup.waiting or lookup.missing_scopes):
+        lines += [f"  ◦ {line}" for line in _lookup_lines(lookup)]
     if last_metadata is None:
         lines.append("• Last registration from metadata: never")
     else:
@@ -97,6 +102,28 @@ def status_report(
     if counts.last_error:
         lines.append(f"Last error: {counts.last_error}")
     return "\n".join(lines)
+
+
+def _lookup_lines(lookup: LookupStatus) -> list[str]:
+    lines = []
+    if lookup.missing_scopes:
+        scopes = " and ".join(lookup.missing_scopes)
+        n = lookup.stopped_channels
+        where = "" if lookup.stopped_everywhere else f" in {n} channel{'s' if n != 1 else ''}"
+        lines.append(
+            f"Late lookup stopped{where}: missing scope {scopes}. Add it under OAuth &"
+            " Permissions and reinstall the app; the bot checks its scopes again every 10 min"
+            " and after any `/feedback` setting change."
+        )
+    budget = (
+        f"budget {lookup.per_minute} Slack call{'s' if lookup.per_minute != 1 else ''} a minute"
+    )
+    if lookup.paused_for > 0:
+        budget += f", paused {math.ceil(lookup.paused_for)} s more: Slack said rate limited"
+    else:
+        budget += f", {lookup.left} left now"
+    lines.append(f"{lookup.waiting} lookup{'s' if lookup.waiting != 1 else ''} waiting; {budget}")
+    return lines
 
 
 def stats_report(channel: str | None, days: int, counts: Mapping[str, Mapping[str, int]]) -> str:
@@ -227,8 +254,20 @@ def late_lookup_needs(missing_scopes: Sequence[str], has_trusted: bool) -> str:
     return "".join(f"\n{n}" for n in notes)
 
 
-def retried(requeued: int, superseded: int) -> str:
-    reply = f"Requeued {requeued} dead deliveries."
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """`1 vote`, `2 votes`: a count with its noun agreeing."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def retried(requeued: int, superseded: int, ids: Sequence[int] = ()) -> str:
+    if requeued + superseded == 0:
+        # A retry that changed nothing must not read like one that worked.
+        which = f" {', '.join(map(str, ids))}" if ids else ""
+        return (
+            f"Nothing requeued: no dead delivery{which} of an answer still registered"
+            " (`/feedback deliveries` lists the dead ones)."
+        )
+    reply = f"Requeued {counted(requeued, 'dead delivery', 'dead deliveries')}."
     if superseded:
         reply += f" Dropped {superseded} that a newer verdict for the same answer replaces."
     return reply
