@@ -11,12 +11,16 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 
 from bot.answers import answer_json
 from bot.domain import Answer, Delivery, SlotVerdict
+from bot.feedback_command.render import counted
 from bot.registration import ChannelId, SlackTs
 from storage import Removal, Store
 
@@ -77,14 +81,13 @@ class AnswerAdmin:
         )
         if removal is not None:
             log.info(
-                "removed the answer on %s/%s (%s %s): %d votes kept, %d queued deliveries"
-                " cancelled (%s)",
+                "removed the answer on %s/%s (%s %s): %s kept, %s cancelled (%s)",
                 channel,
                 ts,
                 removal.answer.provider,
                 removal.answer.target,
-                removal.votes_kept,
-                removal.deliveries_cancelled,
+                counted(removal.votes_kept, "vote"),
+                counted(removal.deliveries_cancelled, "queued delivery", "queued deliveries"),
                 by,
             )
         return removal
@@ -102,6 +105,32 @@ def check_ts(value: str) -> str:
         return _TS.validate_python(value)
     except ValueError:
         raise BadQuery(f"{value!r} is not a Slack message ts such as 1700000000.000100") from None
+
+
+# The one time format of every --since/--until (and of GET /v1/votes): an age back from now,
+# or an ISO 8601 date or time.
+TIME_FORMAT = (
+    "an age such as 7d, 12h or 30m, or a date or time such as 2026-11-01 or"
+    " 2026-11-01T09:30:00Z (UTC unless it says otherwise)"
+)
+_AGE = re.compile(r"([0-9]{1,6})([dhm])")
+_UNIT = {"d": 86400, "h": 3600, "m": 60}
+
+
+def parse_time(value: str, name: str, now: float | None = None) -> float:
+    """`value` as a Unix time: `7d`, `12h`, `30m` that long before `now`; or an ISO date
+    (midnight) or time, UTC unless it names another offset."""
+    text = value.strip()
+    age = _AGE.fullmatch(text.lower())
+    if age is not None:
+        return (time.time() if now is None else now) - int(age[1]) * _UNIT[age[2]]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadQuery(f"{name} must be {TIME_FORMAT}, not {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _encode(answer_id: int) -> str:

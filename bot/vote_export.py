@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from bot.answer_admin import BadQuery, check_channel
+from bot.answer_admin import BadQuery, check_channel, parse_time
 from storage import Store
 
 PAGE = 5_000
@@ -50,27 +50,21 @@ class VoteFilter:
     def parse(
         cls, since: str | None = None, until: str | None = None, channel: str | None = None
     ) -> VoteFilter:
-        """From the words an operator types: dates (2026-11-01) or times
-        (2026-11-01T09:30, UTC unless it says otherwise), and a channel id."""
-        start, end = _when(since, "since"), _when(until, "until")
-        if start is not None and end is not None and end <= start:
+        """From the words an operator types: times as `parse_time` takes them (7d, 2026-11-01,
+        2026-11-01T09:30), and a channel id."""
+        return cls.between(
+            parse_time(since, "since") if since is not None else None,
+            parse_time(until, "until") if until is not None else None,
+            channel,
+        )
+
+    @classmethod
+    def between(
+        cls, since: float | None = None, until: float | None = None, channel: str | None = None
+    ) -> VoteFilter:
+        if since is not None and until is not None and until <= since:
             raise BadQuery("until must come after since")
-        return cls(start, end, check_channel(channel) if channel is not None else None)
-
-
-def _when(value: str | None, name: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise BadQuery(
-            f"{name} must be a date or time such as 2026-11-01 or 2026-11-01T09:30:00Z,"
-            f" not {value!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        return cls(since, until, check_channel(channel) if channel is not None else None)
 
 
 async def rows(store: Store, where: VoteFilter) -> AsyncIterator[dict[str, Any]]:
@@ -100,7 +94,14 @@ def csv_header() -> str:
 
 
 def csv_row(row: dict[str, Any]) -> str:
-    return _csv_line(["" if row[f] is None else row[f] for f in FIELDS])
+    return _csv_line([_csv_value(row[f]) for f in FIELDS])
+
+
+def _csv_value(value: Any) -> Any:
+    # As JSON writes them: csv would write Python's True/False, and "" for null.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
 
 
 def _csv_line(values: Any) -> str:

@@ -159,6 +159,10 @@ async def test_the_cli_lists_shows_and_removes(harness: Harness) -> None:
     done = _cli(h, "remove", CHANNEL, first["ts"])
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "removed"
+    # Removing it again changes nothing, and says so.
+    done = _cli(h, "remove", CHANNEL, first["ts"])
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"nothing removed: no answer is registered on {CHANNEL}/{first['ts']}" in done.stderr
     done = _cli(h, "show", CHANNEL, first["ts"])
     assert done.returncode == 1
     assert f"no answer is registered on {CHANNEL}/{first['ts']}" in done.stderr

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -75,6 +76,12 @@ def _instruction(name: str) -> str:
     return line.removeprefix(f"{name} ").strip()
 
 
+def _env(name: str) -> str:
+    """One variable of the Dockerfile's ENV (name=value pairs, one ENV instruction)."""
+    pairs = dict(pair.split("=", 1) for pair in _instruction("ENV").split())
+    return pairs[name]
+
+
 def test_the_dockerfile_runs_the_readmes_first_command() -> None:
     readme = (ROOT / "README.md").read_text()
     first = re.search(r"```sh\n\(test -x (\S+) \|\| \((.+)\)\) && (.+)\n```", readme)
@@ -87,10 +94,51 @@ def test_the_dockerfile_runs_the_readmes_first_command() -> None:
         if x.startswith("RUN ")
     ]
     assert setup in run_lines
-    assert json.loads(_instruction("CMD")) == start.split()
+    # The README's start, as the image's ENTRYPOINT and CMD: `feedback-bot` found on PATH
+    # where the install step put it (in WORKDIR), `run` when `docker run` names no command.
+    program, *arguments = start.split()
+    entrypoint, command = json.loads(_instruction("ENTRYPOINT")), json.loads(_instruction("CMD"))
+    assert entrypoint == [Path(program).name] and command == arguments == ["run"]
+    path = _env("PATH").split(":")
+    assert path[0] == str(Path(_instruction("WORKDIR")) / Path(program).parent)
+    assert path[-1] == "$PATH"  # the image's own PATH after it
     assert _instruction("USER") != "root"
     assert "/data" in _instruction("VOLUME")
     assert "FEEDBACK_DB=/data/" in _instruction("ENV")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--version"], "feedback-bot "),
+        (["doctor", "--json"], '"check": "settings"'),
+        (["run"], "SLACK_BOT_TOKEN is not set"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_docker_run_image_command_runs_feedback_bot(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    """`docker run IMAGE [command]` as the image would run it: the ENTRYPOINT looked up on
+    the Dockerfile's PATH (its venv there being this checkout's), then the command (with no
+    Slack token set, `run` stops at once, saying so; doctor reports)."""
+    venv_bin = Path(_instruction("WORKDIR")) / ".venv" / "bin"
+    here = Path(sys.prefix) / "bin"
+    path = _env("PATH").replace(str(venv_bin), str(here)).replace("$PATH", "/usr/bin:/bin")
+    entrypoint = json.loads(_instruction("ENTRYPOINT"))
+    program = shutil.which(entrypoint[0], path=path)
+    assert program == str(here / entrypoint[0]), path
+    done = subprocess.run(
+        [program, *entrypoint[1:], *args],
+        env={**_clean_environ(), "PATH": path, "FEEDBACK_DB": str(tmp_path / "feedback.db")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert expected in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_the_readmes_first_command_installs_once(tmp_path: Path) -> None:

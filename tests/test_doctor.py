@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -153,3 +154,173 @@ async def test_bad_settings_are_a_cross_not_a_crash(tmp_path: Path, standins: St
     code, text = await doctor(tmp_path, standins, FEEDBACK_PORT="eighty")
     assert code == 1
     assert text.startswith("✗ settings: FEEDBACK_PORT is invalid")
+
+
+def feedback_violations(provider: ProviderStandIn) -> list[str]:
+    """Requests for feedback that break the spec (the host check's GET of the base URL
+    breaks it on purpose: it only looks for an HTTP answer)."""
+    return [v for v in provider.violations if "/feedback" in v]
+
+
+async def test_a_wrong_provider_key_is_a_cross_with_its_fix(
+    tmp_path: Path, standins: Standins
+) -> None:
+    _, contextual, aquilax = standins
+    code, text = await doctor(
+        tmp_path,
+        standins,
+        CONTEXTUAL_API_KEY="ctx-not-the-right-key-0000",
+        AQUILAX_API_KEY="ax-not-the-right-key-1111",
+    )
+    assert code == 1, text
+    m = marks(text)
+    assert (m["Contextual key"], m["AquilaX key"]) == ("✗", "✗"), text
+    assert (
+        "✗ Contextual key: from CONTEXTUAL_API_KEY (…0000): Contextual refuses it (HTTP 401)"
+        in (text)
+    )
+    assert "→ set CONTEXTUAL_API_KEY to the right one" in text
+    assert "✗ AquilaX key: from AQUILAX_API_KEY (…1111): AquilaX refuses it (HTTP 401)" in text
+    # One request each, as the spec describes it, and it changed nothing.
+    assert [status for status, _ in contextual.rejected] == [401]
+    assert [status for status, _ in aquilax.rejected] == [401]
+    assert contextual.received == aquilax.received == []
+    assert feedback_violations(contextual) == feedback_violations(aquilax) == []
+
+
+async def test_the_right_provider_key_is_checked_with_a_request_for_nothing(
+    tmp_path: Path, standins: Standins
+) -> None:
+    _, contextual, aquilax = standins
+    code, text = await doctor(tmp_path, standins)
+    assert code == 0, text
+    assert "✓ Contextual key: from CONTEXTUAL_API_KEY (…" in text
+    assert "accepted by Contextual" in text and "accepted by AquilaX" in text
+    nil = "00000000-0000-0000-0000-000000000000"
+    [c] = contextual.received
+    assert c.path == f"/v1/agents/{nil}/feedback"
+    assert c.body is not None and c.body["message_id"] == nil
+    [a] = aquilax.received
+    assert a.path.startswith(f"/api/v2/ai/feedback/{nil}/")
+    assert feedback_violations(contextual) == feedback_violations(aquilax) == []
+
+
+async def test_a_key_stored_in_slack_is_the_one_checked(tmp_path: Path, standins: Standins) -> None:
+    secret = Fernet.generate_key()
+    store = await Store.open(tmp_path / "feedback.db")
+    await store.set_provider_key(
+        "aquilax", Fernet(secret).encrypt(b"ax-entered-but-wrong-2222"), "2222", "U1"
+    )
+    await store.close()
+    code, text = await doctor(tmp_path, standins, FEEDBACK_SECRET_KEY=secret.decode())
+    assert code == 1, text
+    assert "✗ AquilaX key: entered in Slack (…2222): AquilaX refuses it (HTTP 401)" in text
+    assert "→ enter the right one with /feedback setup" in text
+    assert "ax-entered-but-wrong-2222" not in text
+
+
+async def test_a_refusal_that_does_not_tell_is_settled_with_a_made_up_key(
+    tmp_path: Path, standins: Standins
+) -> None:
+    _, contextual, aquilax = standins
+    # The target does not exist (the key was accepted): a made-up key gets a 401 there.
+    contextual.fail(404, body={"detail": "agent not found"})
+    # A provider that is down cannot tell: neither ✓ nor ✗.
+    aquilax.fail(503)
+    code, text = await doctor(tmp_path, standins)
+    assert code == 0, text
+    assert "✓ Contextual key: from CONTEXTUAL_API_KEY (…" in text
+    assert [status for status, _ in contextual.rejected] == [404, 401]
+    assert "– AquilaX key: from AQUILAX_API_KEY (…" in text
+    assert "could not check it: AquilaX answered HTTP 503" in text
+
+    # A base URL that misses the API answers alike with any key: that is no check either.
+    code, text = await doctor(
+        tmp_path, standins, CONTEXTUAL_BASE_URL=f"http://127.0.0.1:{contextual.port}/wrong"
+    )
+    assert marks(text)["Contextual key"] == "–", text
+    assert "could not check it: Contextual answered HTTP 400 with it" in text
+    assert "check CONTEXTUAL_BASE_URL" in text
+
+
+async def _late_lookup_on(tmp_path: Path, scope: str) -> None:
+    store = await Store.open(tmp_path / "feedback.db")
+    await store.set_config(scope, "late_lookup", True, "U1")
+    await store.set_config("C0ELSEWH1", "late_lookup", False, "U1")
+    await store.close()
+
+
+async def test_late_lookup_without_the_history_scopes_is_a_cross(
+    tmp_path: Path, standins: Standins
+) -> None:
+    slack = standins[0]
+    code, text = await doctor(tmp_path, standins)
+    assert marks(text)["Slack history scopes"] == "–"  # optional while late lookup is off
+    await _late_lookup_on(tmp_path, "C0LATELK1")
+    code, text = await doctor(tmp_path, standins)
+    assert code == 1, text
+    assert marks(text)["Slack history scopes"] == "✗", text
+    assert "late lookup is on (C0LATELK1), but channels:history, groups:history" in text
+    assert "add channels:history and groups:history under OAuth & Permissions" in text
+    assert "/feedback late-lookup off" in text
+    slack.scopes.append("channels:history")
+    code, text = await doctor(tmp_path, standins, "--json")
+    [history] = [
+        c for c in map(json.loads, text.splitlines()) if c["check"].endswith("history scopes")
+    ]
+    assert history["ok"] is False and "groups:history" in history["detail"]
+    slack.scopes.append("groups:history")
+    code, text = await doctor(tmp_path, standins)
+    assert code == 0 and marks(text)["Slack history scopes"] == "✓", text
+
+
+async def test_late_lookup_on_for_the_workspace_counts_too(
+    tmp_path: Path, standins: Standins
+) -> None:
+    await _late_lookup_on(tmp_path, "*")
+    code, text = await doctor(tmp_path, standins)
+    assert code == 1 and "late lookup is on (the workspace)" in text, text
+
+
+async def test_doctor_piped_into_head_exits_at_once_without_a_traceback(
+    tmp_path: Path, standins: Standins
+) -> None:
+    """`feedback-bot doctor --json | head -1`: the reader goes away after one line. Slack
+    answers only once it has, so that doctor has more to print to a closed pipe."""
+    reader_gone = asyncio.Event()
+
+    async def slack_after_the_reader(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader_gone.wait()
+        writer.close()
+
+    gate = await asyncio.start_server(slack_after_the_reader, "127.0.0.1", 0)
+    port = gate.sockets[0].getsockname()[1]
+    settings = settings_for(tmp_path / "feedback.db", *standins)
+    env = {**_clean_environ(), **env_for(settings), "PYTHONPATH": os.getcwd()}
+    # A plain Popen (started off the loop): its stdout can be closed as `head` closes it.
+    process = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "bot", "doctor", "--json"],
+        env={**env, "SLACK_API_URL": f"http://127.0.0.1:{port}/api/"},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        first = json.loads(await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60))
+        assert first["check"] == "settings"
+        process.stdout.close()  # what `head -1` does once it has its line
+        reader_gone.set()
+        code = await asyncio.to_thread(process.wait, 60)  # before the fix: never
+    finally:
+        if process.returncode is None:
+            process.kill()
+            process.wait()
+        gate.close()
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert code == 141

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-import time
+from uuid import UUID
 
 import aiohttp
 from pydantic import ValidationError
@@ -16,11 +15,11 @@ from bot.answer_admin import AnswerAdmin, detail_json, removal_json
 from bot.answer_scan import ScanError, scan
 from bot.answers import Answers, PostError, answer_errors, answer_json
 from bot.channel_settings import ChannelSettings
-from bot.cli.options import limit, with_store
+from bot.cli.options import TIME_HELP, channel_arg, limit, time_arg, with_store
 from bot.domain import Registration
+from bot.feedback_command.render import counted
 from bot.metadata_registrar import MetadataRegistrar
 from bot.providers import PROVIDERS, CliOption
-from bot.registration import CHANNEL_ID
 from bot.settings import Settings
 from bot.slack_api import slack_session, web_client
 from bot.validation import describe
@@ -30,16 +29,33 @@ from storage import Store
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    answers = sub.add_parser("answers", help="register AI answers").add_subparsers(
-        required=True, metavar="action"
-    )
+    answers = sub.add_parser(
+        "answers", help="register AI answers, list, show, remove and scan them"
+    ).add_subparsers(required=True, metavar="ACTION", title="actions")
     add_ = answers.add_parser(
-        "add", parents=[common], help="map a Slack message to a provider answer"
+        "add",
+        parents=[common],
+        help="map a Slack message to a provider answer",
+        description="Map a Slack message (--channel, --ts) to a provider's answer, or post\n"
+        "the answer (--post) and map that; or give the whole answer as --json.",
+        epilog=ids_needed(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_.add_argument("--json", help="the whole answer as JSON, as POST /v1/answers takes it")
-    add_.add_argument("--channel")
-    add_.add_argument("--ts")
-    add_.add_argument("--provider", choices=list(PROVIDERS))
+    add_.add_argument(
+        "--json",
+        metavar="JSON",
+        help="the whole answer as one JSON object, as POST /v1/answers takes it",
+    )
+    add_.add_argument("--channel", metavar="CHANNEL", help="the channel id, e.g. C0123ABCD")
+    add_.add_argument(
+        "--ts", metavar="TS", help="the message's ts, e.g. 1700000000.000100 (not with --post)"
+    )
+    add_.add_argument(
+        "--provider",
+        choices=list(PROVIDERS),
+        metavar="PROVIDER",
+        help=f"{' or '.join(PROVIDERS)} (default: the channel's, set with /feedback provider)",
+    )
     for option in provider_options():
         if option.item is not None:
             add_.add_argument(
@@ -47,34 +63,42 @@ def register(
                 dest=option.field,
                 action="append",
                 default=[],
-                metavar=option.metavar,
-                help=option.help,
+                metavar=option.metavar or option.field.upper(),
+                help=option.help or _option_help(option.field),
             )
         else:
             add_.add_argument(
-                option.option, dest=option.field, metavar=option.metavar, help=option.help
+                option.option,
+                dest=option.field,
+                metavar=option.metavar or option.field.upper(),
+                help=option.help or _option_help(option.field),
             )
-    add_.add_argument("--thread-ts", help="the thread the existing message is in")
+    add_.add_argument("--thread-ts", metavar="TS", help="the thread the existing message is in")
     add_.add_argument(
         "--post",
         metavar="TEXT",
         help="post TEXT as the answer, with feedback buttons, instead of mapping --ts",
     )
-    add_.add_argument("--post-thread-ts", help="with --post: post in this thread")
+    add_.add_argument("--post-thread-ts", metavar="TS", help="with --post: post in this thread")
     add_.set_defaults(func=add)
     ls_answers = answers.add_parser(
         "list", parents=[common], help="list registered answers, newest first"
     )
-    ls_answers.add_argument("--channel", help="only this channel's")
-    ls_answers.add_argument("--limit", type=limit, default=50)
-    ls_answers.add_argument("--cursor", help="continue where a --json listing said next_cursor")
+    ls_answers.add_argument(
+        "--channel", metavar="CHANNEL", type=channel_arg, help="only this channel's (C0123ABCD)"
+    )
+    ls_answers.add_argument(
+        "--limit", type=limit, default=50, metavar="N", help="at most N answers (default 50)"
+    )
+    ls_answers.add_argument(
+        "--cursor", metavar="CURSOR", help="continue where a --json listing said next_cursor"
+    )
     ls_answers.add_argument("--json", action="store_true", help="one JSON object per line")
     ls_answers.set_defaults(func=list_answers, existing_db=True)
     show_ = answers.add_parser(
         "show", parents=[common], help="an answer's mapping, verdicts and deliveries"
     )
-    show_.add_argument("channel")
-    show_.add_argument("ts")
+    _message_arguments(show_)
     show_.add_argument("--json", action="store_true", help="as JSON")
     show_.set_defaults(func=show, existing_db=True)
     remove_ = answers.add_parser(
@@ -82,23 +106,60 @@ def register(
         parents=[common],
         help="remove a mapping (votes and history kept; queued deliveries cancelled)",
     )
-    remove_.add_argument("channel")
-    remove_.add_argument("ts")
+    _message_arguments(remove_)
     remove_.set_defaults(func=remove, existing_db=True)
     scan_ = answers.add_parser(
         "scan",
         parents=[common],
         help="register the answers a channel's messages carry in their metadata (recovery)",
     )
-    scan_.add_argument("--channel", required=True, type=channel_arg, help="the channel id")
+    scan_.add_argument(
+        "--channel", required=True, type=channel_arg, metavar="CHANNEL", help="the channel id"
+    )
     scan_.add_argument(
         "--since",
-        type=since_arg,
-        metavar="AGE",
-        help="only messages newer than AGE: 7d, 12h, 30m (default: the whole history)",
+        type=time_arg,
+        metavar="TIME",
+        help=f"only messages newer than TIME: {TIME_HELP} (default: the whole history)",
     )
     scan_.add_argument("--json", action="store_true", help="the counts as one JSON object")
     scan_.set_defaults(func=scan_channel)
+
+
+def _message_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("channel", metavar="CHANNEL", help="the channel id, e.g. C0123ABCD")
+    parser.add_argument("ts", metavar="TS", help="the message's ts, e.g. 1700000000.000100")
+
+
+def _option_help(field: str) -> str:
+    """What an id option of `answers add` is, for the providers that take it."""
+    takers = [s for s in PROVIDERS.values() if field in s.answer_in.model_fields]
+    uuid = any(s.answer_in.model_fields[field].annotation is UUID for s in takers)
+    kind = " (a UUID)" if uuid else ""
+    return f"{' and '.join(s.label for s in takers)}: the answer's {field}{kind}"
+
+
+def ids_needed() -> str:
+    """`answers add --help`'s epilog: the ids each provider needs, from its registration
+    model, and those a channel default can fill in."""
+    lines = ["The ids each provider needs, besides --channel and --ts (or --post):"]
+    options = {o.field: o for o in provider_options()}
+    for spec in PROVIDERS.values():
+        head = spec.name
+        for name, field in spec.answer_in.model_fields.items():
+            option = options.get(name)
+            if option is None:
+                continue
+            if option.item is not None:
+                note = "optional, repeatable"
+            elif name in spec.channel_defaults:
+                note = "or the channel's default (/feedback)"
+            else:
+                note = "" if field.is_required() else "optional"
+            usage = f"{option.option} {option.metavar or name.upper()}"
+            lines.append(f"  {head:<11} {usage:<26} {note}".rstrip())
+            head = ""
+    return "\n".join(lines)
 
 
 def provider_options() -> list[CliOption]:
@@ -159,8 +220,11 @@ async def add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def no_answer(args: argparse.Namespace) -> int:
-    print(f"feedback-bot: no answer is registered on {args.channel}/{args.ts}", file=sys.stderr)
+def no_answer(args: argparse.Namespace, doing: str = "") -> int:
+    print(
+        f"feedback-bot: {doing}no answer is registered on {args.channel}/{args.ts}",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -200,7 +264,7 @@ async def show(settings: Settings, args: argparse.Namespace) -> int:
         print(f"source: {source.content_id} ({source.label})")
     for v in detail.verdicts:
         slot = f"source {v.content_id}" if v.content_id else "answer"
-        print(f"verdict ({slot}): {v.status.value}, {v.standing_votes} votes standing")
+        print(f"verdict ({slot}): {v.status.value}, {counted(v.standing_votes, 'vote')} standing")
     for d in detail.deliveries:
         print(f"delivery {d.id}: {d.verdict.status.value} {d.state.value} ({d.attempts} tries)")
     return 0
@@ -214,28 +278,11 @@ async def remove(settings: Settings, args: argparse.Namespace) -> int:
         ),
     )
     if removal is None:
-        return no_answer(args)
+        # Removed already, or never registered: either way nothing changed, and a script
+        # that meant to remove something should hear it.
+        return no_answer(args, doing="nothing removed: ")
     print(json.dumps(removal_json(removal)))
     return 0
-
-
-_AGE = re.compile(r"([0-9]{1,6})([dhm])")
-_UNIT = {"d": 86400, "h": 3600, "m": 60}
-
-
-def since_arg(raw: str) -> float:
-    """`7d`, `12h` or `30m` as a Unix time that long ago."""
-    match = _AGE.fullmatch(raw.strip().lower())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"`{raw}` is not an age such as 7d, 12h or 30m")
-    return time.time() - int(match[1]) * _UNIT[match[2]]
-
-
-def channel_arg(raw: str) -> str:
-    value = raw.strip()
-    if not CHANNEL_ID.fullmatch(value):
-        raise argparse.ArgumentTypeError(f"`{raw}` is not a Slack channel id such as C0123ABCD")
-    return value
 
 
 async def scan_channel(settings: Settings, args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from bot.answer_admin import delivery_json
@@ -17,19 +18,33 @@ def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     deliveries = sub.add_parser("deliveries", help="inspect and retry deliveries").add_subparsers(
-        required=True, metavar="action"
+        required=True, metavar="ACTION", title="actions"
     )
     ls = deliveries.add_parser("list", parents=[common], help="list deliveries, newest first")
+    states = [s.value for s in DeliveryState]
     ls.add_argument(
-        "--state", action="append", choices=[s.value for s in DeliveryState], default=[]
+        "--state",
+        action="append",
+        choices=states,
+        default=[],
+        metavar="STATE",
+        help=f"only those in STATE: {', '.join(states)}; repeat for several (default: all)",
     )
-    ls.add_argument("--limit", type=limit, default=50)
+    ls.add_argument(
+        "--limit", type=limit, default=50, metavar="N", help="at most N deliveries (default 50)"
+    )
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(func=list_deliveries, existing_db=True)
     retry_ = deliveries.add_parser(
         "retry", parents=[common], help="requeue dead deliveries (all, or those named)"
     )
-    retry_.add_argument("ids", nargs="*", type=delivery_arg)
+    retry_.add_argument(
+        "ids",
+        nargs="*",
+        type=delivery_arg,
+        metavar="ID",
+        help="a delivery id, as `deliveries list` shows it (default: every dead one)",
+    )
     retry_.set_defaults(func=retry, existing_db=True)
 
 
@@ -60,7 +75,25 @@ async def list_deliveries(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def retry(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 1 when nothing, or not all that was named, was requeued: a retry that changed
+    nothing should not look like one that worked."""
     requeued, superseded = await with_store(settings, lambda store: store.retry_dead(args.ids))
+    named = len(set(args.ids))
+    if requeued + superseded == 0:
+        which = f" with id {', '.join(map(str, args.ids))}" if args.ids else ""
+        print(
+            f"feedback-bot: nothing requeued: no dead delivery{which} of an answer still"
+            " registered (`feedback-bot deliveries list --state dead` lists the dead ones)",
+            file=sys.stderr,
+        )
+        return 1
     later = " A running feedback-bot sends them within a second." if requeued else ""
     print(render.retried(requeued, superseded) + later)
+    if named and requeued + superseded < named:
+        print(
+            f"feedback-bot: {named - requeued - superseded} of the {named} named were not"
+            " requeued: not dead, or their answer was removed",
+            file=sys.stderr,
+        )
+        return 1
     return 0

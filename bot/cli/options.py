@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from bot.answer_admin import TIME_FORMAT, BadQuery, check_channel, parse_time
 from bot.feedback_command.grammar import MAX_ID, delivery_id, number
 from bot.settings import Settings
 from storage import Store
@@ -27,6 +28,25 @@ def delivery_arg(raw: str) -> int:
         raise argparse.ArgumentTypeError(
             f"{e} (a whole number, as `deliveries list` shows)"
         ) from None
+
+
+# The help of every option that takes a time.
+TIME_HELP = TIME_FORMAT
+
+
+def time_arg(raw: str) -> float:
+    """--since and --until, everywhere: one format (bot.answer_admin.parse_time)."""
+    try:
+        return parse_time(raw, "the time")
+    except BadQuery:
+        raise argparse.ArgumentTypeError(f"`{raw}` is not {TIME_HELP}") from None
+
+
+def channel_arg(raw: str) -> str:
+    try:
+        return check_channel(raw.strip())
+    except BadQuery as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 async def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:

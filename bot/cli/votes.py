@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from bot import vote_export
+from bot.cli.options import TIME_HELP, channel_arg, time_arg
+from bot.feedback_command.render import counted
 from bot.settings import Settings
 from bot.vote_export import VoteFilter
 from storage import Store
@@ -15,22 +17,34 @@ from storage import Store
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    votes = sub.add_parser("votes", help="votes, for analysis").add_subparsers(
-        required=True, metavar="action"
+    votes = sub.add_parser("votes", help="export the votes, for analysis").add_subparsers(
+        required=True, metavar="ACTION", title="actions"
     )
     export_ = votes.add_parser(
         "export", parents=[common], help="every vote, one row each, as CSV or JSON Lines"
     )
-    export_.add_argument("--since", metavar="DATE", help="cast at or after (2026-11-01, UTC)")
-    export_.add_argument("--until", metavar="DATE", help="cast before")
-    export_.add_argument("--channel", help="only this channel's answers")
-    export_.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    export_.add_argument(
+        "--since", type=time_arg, metavar="TIME", help=f"cast at or after TIME: {TIME_HELP}"
+    )
+    export_.add_argument(
+        "--until", type=time_arg, metavar="TIME", help="cast before TIME (the same format)"
+    )
+    export_.add_argument(
+        "--channel", type=channel_arg, metavar="CHANNEL", help="only this channel's answers"
+    )
+    export_.add_argument(
+        "--format",
+        choices=["csv", "jsonl"],
+        default="csv",
+        metavar="FORMAT",
+        help="csv (with a header; the default) or jsonl (one JSON object per line)",
+    )
     export_.add_argument("--output", type=Path, metavar="FILE", help="write here, not stdout")
     export_.set_defaults(func=export, existing_db=True)
 
 
 async def export(settings: Settings, args: argparse.Namespace) -> int:
-    where = VoteFilter.parse(args.since, args.until, args.channel)
+    where = VoteFilter.between(args.since, args.until, args.channel)
     store = await Store.open(settings.feedback_db)
     out = args.output.open("w", newline="") if args.output else sys.stdout
     count = 0
@@ -49,5 +63,5 @@ async def export(settings: Settings, args: argparse.Namespace) -> int:
         if args.output:
             out.close()
     if args.output:
-        print(f"{count} votes written to {args.output}", file=sys.stderr)
+        print(f"{counted(count, 'vote')} written to {args.output}", file=sys.stderr)
     return 0
