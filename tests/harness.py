@@ -24,6 +24,7 @@ from tests.slack_payloads import (
     sign,
     slash_command,
 )
+from tests.standins import DEADLINE
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 
@@ -160,14 +161,14 @@ class Harness:
                 or len(self.slack_api.calls_to("views.open")) > opened
             )
 
-        await wait_until(answered, timeout=5)
+        await wait_until(answered)
         if len(self.slack_api.responses) == before:
             return ""
         reply = self.slack_api.responses[before]
         assert reply["response_type"] == "ephemeral"
         return str(reply["text"])
 
-    async def settled(self, timeout: float = 10.0) -> None:
+    async def settled(self, timeout: float = DEADLINE) -> None:
         """Wait until no delivery is pending or in flight."""
         await wait_until(self._nothing_queued, timeout)
 
@@ -186,8 +187,9 @@ class Harness:
 
 
 async def wait_until(
-    condition: Callable[[], Awaitable[bool]], timeout: float = 10.0, every: float = 0.02
+    condition: Callable[[], Awaitable[bool]], timeout: float = DEADLINE, every: float = 0.02
 ) -> None:
+    """Poll `condition` until it holds; fail after `timeout` (a bound on a failure only)."""
     async with asyncio.timeout(timeout):
         while not await condition():  # noqa: ASYNC110 - polls the real database
             await asyncio.sleep(every)

@@ -123,9 +123,18 @@ def start() -> Server:
         check=True,
         capture_output=True,
     )
+    # For speed the suite's server does not make commits durable (fsync, synchronous_commit
+    # and full-page writes off): a test's database dies with the test, and no test kills the
+    # server's host. What a crash of the *bot* may lose does not depend on these settings.
+    # FEEDBACK_TEST_POSTGRES_DURABLE=1 runs with PostgreSQL's durable defaults instead, e.g.
+    # `FEEDBACK_TEST_POSTGRES_DURABLE=1 pytest tests/test_replicas.py`.
+    durability = (
+        ""
+        if os.environ.get("FEEDBACK_TEST_POSTGRES_DURABLE") == "1"
+        else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
     options = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}"
-        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}{durability} -c max_connections=200"
     )
     subprocess.run(
         [

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 
 from tests.credentials import API_TOKEN
-from tests.harness import SlackSide
+from tests.harness import SlackSide, wait_until
 from tests.slack_payloads import CHANNEL, new_uuid
+from tests.standins import DEADLINE
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 
@@ -83,8 +84,16 @@ class BotProcess:
         await asyncio.gather(*self._readers, return_exceptions=True)
         self._readers.clear()
         transport = self._proc._transport  # type: ignore[attr-defined]
-        for fd in (1, 2):
-            transport.get_pipe_transport(fd).close()
+        pipes = [transport.get_pipe_transport(fd) for fd in (1, 2)]
+        for pipe in pipes:
+            pipe.close()
+
+        # close() lets go of the pipe a turn of the loop later: wait until it has, so that
+        # what the bot writes next finds nobody reading.
+        async def let_go() -> bool:
+            return all(pipe.get_extra_info("pipe").closed for pipe in pipes)
+
+        await wait_until(let_go)
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown code runs at all."""
@@ -100,7 +109,7 @@ class BotProcess:
     async def _signal(self, sig: int) -> int:
         assert self._proc is not None
         self._proc.send_signal(sig)
-        code = await asyncio.wait_for(self._proc.wait(), 30)
+        code = await asyncio.wait_for(self._proc.wait(), DEADLINE)
         await asyncio.gather(*self._readers)
         self._readers.clear()
         return code

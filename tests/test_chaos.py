@@ -124,7 +124,7 @@ async def run_round(world: World, rng: random.Random) -> None:
         d = (await world.health(survivor))["deliveries"]
         return d["pending"] == 0 and d["sending"] == 0
 
-    await wait_until(drained, timeout=30, every=0.1)
+    await wait_until(drained, every=0.1)
     for bot in r.running:
         await bot.terminate()
     await check(world, answers, r.log)

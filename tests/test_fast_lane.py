@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from bot.app import FeedbackBot
 from handlers.reactions import FastLane
 from tests.dbtools import query, replace_under
-from tests.harness import Harness
+from tests.harness import Harness, wait_until
 from tests.slack_payloads import CHANNEL, event_envelope, new_ts, new_uuid, reaction_event
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
@@ -168,7 +169,7 @@ async def test_socket_mode_reactions_take_the_fast_lane_and_a_refused_write_is_n
 
 @pytest.mark.sqlite_only  # it breaks the SQLite file itself
 async def test_a_database_failure_while_pruning_event_ids_does_not_stop_the_worker(
-    harness: Harness, tmp_path: Path
+    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The hourly prune of old event ids failed once (the file was replaced at that
     moment): the worker's task ended with the error, and nothing was sent until a restart."""
@@ -178,11 +179,18 @@ async def test_a_database_failure_while_pruning_event_ids_does_not_stop_the_work
     a = await h.contextual_answer()
     path, aside = Path(h.store.path), tmp_path / "aside.db"
     replace_under(path, aside)
+    caplog.set_level(logging.WARNING, logger="bot.delivery")
     worker._pruned_at = 0.0  # the hour is up
     worker.notify()
     # Its turn fails (and waits its poll interval, 1 s), then it prunes: that fails too.
-    await asyncio.sleep(1.5)
+
+    async def prune_failed() -> bool:
+        ended = worker._task is None or worker._task.done()
+        return ended or "could not prune old Slack event ids" in caplog.text
+
+    await wait_until(prune_failed)
+    assert worker._task is not None and not worker._task.done(), "the worker's task ended"
     os.replace(aside, path)
     await h.slack.react(USERS[0], "+1", a["ts"])
-    [received] = await h.contextual.wait_for(1, timeout=5)
+    [received] = await h.contextual.wait_for(1)
     assert received.body == {"message_id": a["message_id"], "feedback": "thumbs_up"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -50,12 +49,14 @@ async def test_429_honours_retry_after(harness: Harness) -> None:
     h = harness
     h.contextual.fail(429, retry_after="1")
     a = await h.contextual_answer()
-    sent = time.monotonic()
     await h.slack.react(ALICE, "-1", a["ts"])
     await h.contextual.wait_for(1)
-    waited = time.monotonic() - sent
-    # The test backoff base is 0.05 s: only Retry-After explains a wait of a second.
-    assert 0.95 <= waited < 3.0, waited
+    # Measured between the two requests' arrivals, as the stand-in saw them: the time the
+    # bot took to send the first one is not part of the wait. The test backoff base is
+    # 0.05 s: only Retry-After explains a wait of a second (the upper bound leaves a
+    # loaded machine a few seconds, and still catches a unit read wrong).
+    refused, taken = h.contextual.attempts
+    assert 0.95 <= taken.start - refused.start < 5.0, taken.start - refused.start
     assert h.contextual.statuses() == ["thumbs_down"]
 
 
@@ -66,10 +67,11 @@ async def test_retry_after_as_an_http_date_is_honoured(harness: Harness) -> None
     h.contextual.fail(503, retry_after=formatdate(when, usegmt=True))
     a = await h.contextual_answer()
     await h.slack.react(ALICE, "-1", a["ts"])
-    [received] = await h.contextual.wait_for(1, timeout=10)
-    arrived = time.time() - (asyncio.get_running_loop().time() - received.at)
-    # The test backoff base is 0.05 s: only the date explains waiting until then.
-    assert when - 0.05 <= arrived < when + 1.0, arrived - when
+    [received] = await h.contextual.wait_for(1)
+    arrived = h.contextual.attempts[-1].start  # wall-clock time, as the date is
+    # The test backoff base is 0.05 s: only the date explains waiting until then (and not
+    # much longer: a few seconds' room for a loaded machine).
+    assert when - 0.05 <= arrived < when + 4.0, arrived - when
     assert h.contextual.rejected == [(503, received.path)]
 
 
@@ -78,7 +80,7 @@ async def test_timeout_is_retried(harness: Harness) -> None:
     h.contextual.hang(1.0)  # the bot's provider timeout in tests is 0.5 s
     a = await h.contextual_answer()
     await h.slack.react(ALICE, "+1", a["ts"])
-    await h.contextual.wait_for(1, timeout=5)
+    await h.contextual.wait_for(1)
     await h.settled()
     [row] = await h.store.list_deliveries()
     assert row.state == "delivered"
@@ -176,7 +178,7 @@ async def test_a_newer_verdict_supersedes_a_dead_one_on_retry(harness: Harness) 
     await h.settled()
     # Retrying the old thumbs_up now would land an older verdict after a newer one.
     assert await h.store.retry_dead() == (0, 1)
-    await asyncio.sleep(0.2)
+    await h.settled()  # had the old row been queued again, this waits for its send
     assert h.contextual.statuses() == ["thumbs_down"]
 
 
@@ -223,9 +225,14 @@ async def test_bad_signatures_are_rejected_and_change_nothing(harness: Harness) 
     tampered = body.replace("+1", "-1")
     r = await h.http.post(h.slack.url, content=tampered, headers=headers)
     assert r.status_code == 401
-    await asyncio.sleep(0.1)
     assert await stored_counts(h) == (0, 0, 0)
-    assert h.contextual.received == []
+    # The same event signed as it should be is taken: the refused ones left nothing behind,
+    # not even its event id; once it is delivered, nothing else is on its way.
+    assert (await h.slack.post(body)).status_code == 200
+    await h.contextual.wait_for(1)
+    await h.settled()
+    assert await stored_counts(h) == (1, 1, 1)
+    assert h.contextual.statuses() == ["thumbs_up"]
 
 
 async def test_malformed_but_signed_bodies_get_a_clear_400(harness: Harness) -> None:
@@ -253,8 +260,14 @@ async def test_malformed_but_signed_bodies_get_a_clear_400(harness: Harness) -> 
     assert r.status_code == 400
     assert "event.user" in r.text
 
-    await asyncio.sleep(0.1)
     assert await stored_counts(h) == (0, 0, 0)
+    # A well-formed vote after them is stored and sent alone: none of the refused ones was
+    # stored, or queued to be sent behind it.
+    await h.slack.react(BOB, "-1", a["ts"])
+    await h.contextual.wait_for(1)
+    await h.settled()
+    assert await stored_counts(h) == (1, 1, 1)
+    assert h.contextual.statuses() == ["thumbs_down"]
 
 
 async def test_url_verification_challenge(harness: Harness) -> None:

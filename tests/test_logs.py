@@ -29,12 +29,12 @@ async def test_json_lines_with_an_outcome_per_delivery_and_per_registration(
     await world.register(bot, a)
     await slack.react(ALICE, "+1", c["ts"])
     await slack.react(ALICE, "-1", a["ts"])
-    await world.aquilax.wait_for(1, timeout=15)
+    await world.aquilax.wait_for(1)
 
     async def dead() -> bool:
         return (await world.health(bot))["deliveries"]["dead"] == 1
 
-    await wait_until(dead, timeout=15)
+    await wait_until(dead)
     await bot.terminate()
 
     records = [json.loads(line) for line in bot.output]  # every line is one JSON object

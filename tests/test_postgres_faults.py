@@ -51,7 +51,7 @@ async def test_a_database_that_refuses_connections_gets_503s_and_recovers(
     async def healthy() -> bool:
         return (await h.http.get(f"{h.base_url}/healthz")).status_code == 200
 
-    await wait_until(healthy, timeout=10)
+    await wait_until(healthy)
     await h.contextual.wait_for(1)
     assert await query(h.store, "SELECT user_id FROM votes") == [(ALICE,)]
 

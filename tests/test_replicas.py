@@ -122,7 +122,7 @@ async def test_three_replicas_one_killed_keep_every_vote_once_and_every_slot_in_
         return d["pending"] == 0 and d["sending"] == 0
 
     await wait_until(settled, timeout=60, every=0.2)
-    await asyncio.sleep(0.3)
+    await wait_until(world.contextual.ended)
 
     # Every vote stored once: as many rows as the acked changes made, whoever took them.
     store = await Store.open(world.db)

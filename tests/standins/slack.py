@@ -23,12 +23,14 @@ from aiohttp import web
 from jsonschema import Draft202012Validator, ValidationError
 
 from bot.doctor import SCOPES as MANIFEST_SCOPES
+from tests.standins import DEADLINE
 from tests.standins.blockkit import check_message, check_view
 
 BOT_USER = "UBOTFB001"
 BOT_ID = "BBOTFB001"
 TEAM = "T0TEST001"
 APP_ID = "A0APP0001"  # the app the bot token belongs to, as Socket Mode's hello says
+HELLO = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": APP_ID}}
 
 # What assistants attach to an AI answer; the stand-in holds the bot's own posts to it.
 ANSWER_METADATA_SCHEMA = (
@@ -69,6 +71,7 @@ class SlackStandIn:
     socket_acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     refuse_sockets: bool = False  # Slack's WebSocket endpoint is unreachable
+    withhold_hello: bool = False  # connections open, but Slack does not say hello (say_hello)
     # What the bot token was granted, as Slack says in auth.test's X-OAuth-Scopes header:
     # what manifest.yml asks for (bot/doctor.py holds that list, checked against the file).
     scopes: list[str] = field(default_factory=lambda: list(MANIFEST_SCOPES))
@@ -174,7 +177,7 @@ class SlackStandIn:
     def calls_to(self, method: str) -> list[dict[str, Any]]:
         return [c.args for c in self.calls if c.method == method]
 
-    async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[dict]:
+    async def wait_for(self, method: str, count: int = 1, timeout: float = DEADLINE) -> list[dict]:
         async with asyncio.timeout(timeout):
             while len(self.calls_to(method)) < count:
                 self._changed.clear()
@@ -182,10 +185,10 @@ class SlackStandIn:
         return self.calls_to(method)
 
     async def socket_send(
-        self, payload: dict[str, Any], kind: str = "events_api", ack_timeout: float = 5
+        self, payload: dict[str, Any], kind: str = "events_api", ack_timeout: float = DEADLINE
     ) -> dict:
         """Send one Socket Mode envelope to the connected bot; return its acknowledgement."""
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(DEADLINE):
             while not self._sockets:
                 self._changed.clear()
                 await self._changed.wait()
@@ -205,6 +208,11 @@ class SlackStandIn:
                 await self._changed.wait()
         return self.socket_acks[envelope_id]
 
+    async def say_hello(self) -> None:
+        """Slack's hello, at last, on every open connection."""
+        for ws in list(self._sockets):
+            await ws.send_json(HELLO)
+
     async def drop_sockets(self) -> None:
         """Close every Socket Mode connection and refuse new ones (an outage)."""
         self.refuse_sockets = True
@@ -216,9 +224,8 @@ class SlackStandIn:
             return web.Response(status=503)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_json(
-            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP0001"}}
-        )
+        if not self.withhold_hello:
+            await ws.send_json(HELLO)
         self._sockets.append(ws)
         self._changed.set()
         async for message in ws:
@@ -228,7 +235,7 @@ class SlackStandIn:
         self._sockets.remove(ws)
         return ws
 
-    async def wait_for_response(self, count: int = 1, timeout: float = 5.0) -> list[dict]:
+    async def wait_for_response(self, count: int = 1, timeout: float = DEADLINE) -> list[dict]:
         async with asyncio.timeout(timeout):
             while len(self.responses) < count:
                 self._changed.clear()
