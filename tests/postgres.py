@@ -106,7 +106,7 @@ def start() -> Server:
         account = pwd.getpwnam("postgres")
         os.chown(folder, account.pw_uid, account.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", _free_port()
+    data = folder / "data"
     subprocess.run(
         [
             *run_as,
@@ -133,25 +133,33 @@ def start() -> Server:
         if os.environ.get("FEEDBACK_TEST_POSTGRES_DURABLE") == "1"
         else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     )
-    options = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}{durability} -c max_connections=200"
-    )
-    subprocess.run(
-        [
-            *run_as,
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(folder / "log"),
-            "-o",
-            options,
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    # The suite's workers (pytest -n) each start a server: a port another took between
+    # _free_port() and the start is tried again with another.
+    for attempt in range(3):
+        port = _free_port()
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}{durability}"
+            " -c max_connections=200"
+        )
+        started = subprocess.run(
+            [
+                *run_as,
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(folder / "log"),
+                "-o",
+                options,
+                "-w",
+                "start",
+            ],
+            capture_output=True,
+        )
+        if started.returncode == 0:
+            break
+        if attempt == 2:
+            started.check_returncode()
     return Server(f"postgresql://{USER}@127.0.0.1:{port}/postgres", folder, bin_dir, run_as)
 
 
