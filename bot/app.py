@@ -26,7 +26,7 @@ from bot.health import Health
 from bot.inbound import CheckedSocketModeHandler
 from bot.keys import Keys
 from bot.late_lookup import LateLookup
-from bot.logs import Redactor
+from bot.logs import DropMessage, Redactor
 from bot.metadata_registrar import MetadataRegistrar
 from bot.metrics import Metrics
 from bot.permissions import Permissions
@@ -34,7 +34,7 @@ from bot.providers import PROVIDERS, Provider
 from bot.registration import AnswerIn
 from bot.services import Identity, Services
 from bot.settings import Settings, SettingsError
-from bot.slack_api import granted_scopes, slack_session, web_client
+from bot.slack_api import check_app_token, granted_scopes, slack_session, web_client
 from bot.votes import Votes
 from bot.web import build_web_app, runner
 from bot.workspace import workspace_guard
@@ -44,21 +44,10 @@ from storage import StorageError, Store
 log = logging.getLogger(__name__)
 
 
-class _Dropped(logging.Filter):
-    """Drops one message, word for word."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self._message = message
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != self._message
-
-
 # Bolt gets our own client (our session and SLACK_API_URL), and reads SLACK_BOT_TOKEN from the
 # environment all the same: it then warns that the token is unused, on every start. It is
 # the same token, which authorize() hands over.
-_TOKEN_UNUSED = _Dropped(warning_client_prioritized_and_token_skipped())
+_TOKEN_UNUSED = DropMessage(warning_client_prioritized_and_token_skipped())
 
 
 class FeedbackBot:
@@ -100,7 +89,7 @@ class FeedbackBot:
             )
             identity = await _identify(slack)
             if s.socket_mode:
-                await _check_app_token(slack, _secret(s.slack_app_token))
+                await check_app_token(slack, _secret(s.slack_app_token))
             self._http, keys, worker = await _delivery_worker(
                 store,
                 s,
@@ -401,17 +390,6 @@ async def _identify(slack: AsyncWebClient) -> Identity:
         bot_id=str(me["bot_id"]),
         scopes=granted_scopes(me),
     )
-
-
-async def _check_app_token(slack: AsyncWebClient, app_token: str) -> None:
-    """The socket client retries a refused token forever; refuse to start instead."""
-    try:
-        await slack.apps_connections_open(app_token=app_token)
-    except SlackApiError as e:
-        raise SettingsError(
-            f"SLACK_APP_TOKEN was refused by Slack ({e.response.get('error', 'unknown error')}):"
-            " create an app-level token with connections:write under Basic Information"
-        ) from None
 
 
 def _secret(value: object) -> str:

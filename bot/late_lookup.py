@@ -31,10 +31,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +42,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.channel_settings import ChannelOptions
+from bot.lookup_pace import Budget, RetrySchedule, retry_after
 from bot.metadata_registrar import MetadataRegistrar, Outcome
 from bot.metadata_schema import as_posted, is_answer_metadata
 from bot.slack_api import (
@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 
 MISS_TTL = 3600.0  # how long a message found to be no answer stays so
 MISSES_KEPT = 10_000  # the most such messages remembered (the oldest are forgotten first)
-RETRY_FIRST = 2.0  # a lookup Slack could not answer is tried again after 2 s, 4 s … 5 min
-RETRY_MAX = 300.0
 GIVE_UP_AFTER = 86400.0  # reactions held this long are dropped (with a warning)
 PER_MINUTE = 20  # Slack calls a minute, by default (FEEDBACK_LOOKUP_PER_MINUTE)
 RATE_LIMITED_PAUSE = 60.0  # a 429 without a usable Retry-After pauses the budget this long
@@ -73,91 +71,6 @@ _SCOPE_HINT = (
 )
 
 Key = tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class RetrySchedule:
-    """How long a lookup Slack could not answer waits before it is tried again: `first`
-    after the first failure, doubled after each further one, never more than `cap`."""
-
-    first: float = RETRY_FIRST
-    cap: float = RETRY_MAX
-
-    def pause(self, failures: int) -> float:
-        """The wait after `failures` failures in a row (1 for the first)."""
-        # The exponent is bounded so that a message failing for days cannot overflow.
-        return min(self.first * 2.0 ** min(max(failures, 1) - 1, 64), self.cap)
-
-
-class Budget:
-    """The Slack calls late lookup may make in this workspace: a token bucket holding at
-    most one minute's worth (`per_minute` calls), refilled at `per_minute` a minute, and
-    paused by a 429 for as long as Slack's Retry-After says. `clock` and `sleep` are the
-    monotonic clock and how to wait on it (tests give a clock they move by hand)."""
-
-    def __init__(
-        self,
-        per_minute: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        if per_minute < 1:
-            raise ValueError("a budget needs at least one call a minute")
-        self.per_minute = per_minute
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(per_minute)
-        self._at = clock()
-        self._paused_until = 0.0
-        self.blocked = False  # a call is waiting for the bucket (status, tests)
-
-    def _refill(self) -> None:
-        now = self._clock()
-        if now > self._at:
-            self._tokens = min(
-                float(self.per_minute), self._tokens + (now - self._at) * self.per_minute / 60
-            )
-            self._at = now
-
-    def _wait(self) -> float:
-        """Seconds until a call may be made (0: now)."""
-        now = self._clock()
-        if now < self._paused_until:
-            return self._paused_until - now
-        self._refill()
-        if self._tokens >= 1:
-            return 0.0
-        return (1 - self._tokens) * 60 / self.per_minute
-
-    async def take(self) -> None:
-        """Wait for a call's token, and spend it."""
-        while (wait := self._wait()) > 0:
-            self.blocked = True
-            try:
-                await self._sleep(wait)
-            finally:
-                self.blocked = False
-        self._tokens -= 1
-
-    def pause(self, seconds: float) -> None:
-        """Slack refused a call as over its limit: no call for `seconds`, then one, and the
-        rest at the bucket's pace (no burst right after a refusal)."""
-        self._refill()
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-        self._tokens = min(self._tokens, 1.0)
-        self._at = max(self._at, self._paused_until)  # nothing accrues while paused
-
-    def left(self) -> int:
-        """Calls that could be made now."""
-        if self.paused_for() > 0:
-            return 0
-        self._refill()
-        return max(0, math.floor(self._tokens))
-
-    def paused_for(self) -> float:
-        """Seconds of a 429's pause still to run."""
-        return max(0.0, self._paused_until - self._clock())
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +231,7 @@ class LateLookup:
             message = await self._find(channel, ts)
         except SlackApiError as e:
             if e.response.status_code == 429:
-                pause = _retry_after(e) or RATE_LIMITED_PAUSE
+                pause = retry_after(e) or RATE_LIMITED_PAUSE
                 self.budget.pause(pause)
                 log.warning(
                     "Slack rate-limited the late lookup of %s: lookups pause for %g s", where, pause
@@ -326,7 +239,7 @@ class LateLookup:
                 return True
             error = str(e.response.get("error", "unknown_error"))
             if error not in _PERMANENT:
-                self._retry_later((channel, ts), _retry_after(e), f"Slack refused it ({error})")
+                self._retry_later((channel, ts), retry_after(e), f"Slack refused it ({error})")
                 return False
             if error in _NOT_THERE:
                 log.debug("late lookup of %s: the message is gone (%s)", where, error)
@@ -490,14 +403,3 @@ class LateLookup:
             error,
             hint,
         )
-
-
-def _retry_after(error: SlackApiError) -> float | None:
-    """Slack's Retry-After (on a 429, or a 503 that says when to come back)."""
-    raw = (error.response.headers or {}).get("Retry-After") if error.response else None
-    try:
-        value = float(raw) if raw is not None else None
-    except ValueError:
-        return None
-    # A huge or negative value must not stop lookups for good, nor spin.
-    return min(max(value, 1.0), 3600.0) if value is not None and math.isfinite(value) else None

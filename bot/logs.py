@@ -120,3 +120,14 @@ def setup_logging(level: int, redactor: Redactor, fmt: str = "text") -> None:
     if level > logging.DEBUG:
         for name in QUIET_UNLESS_DEBUG:
             logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+class DropMessage(logging.Filter):
+    """Drops one message, word for word (a dependency's warning that does not apply)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self._message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self._message

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 
 # Seconds a Slack Web API call may take.
 SLACK_TIMEOUT = 10.0
@@ -90,3 +90,14 @@ HISTORY_SCOPES = ("channels:history", "groups:history")
 
 def missing_history_scopes(granted: frozenset[str]) -> list[str]:
     return [scope for scope in HISTORY_SCOPES if scope not in granted]
+
+
+async def check_app_token(slack: AsyncWebClient, app_token: str) -> None:
+    """The socket client retries a refused token forever; refuse to start instead."""
+    try:
+        await slack.apps_connections_open(app_token=app_token)
+    except SlackApiError as e:
+        raise SettingsError(
+            f"SLACK_APP_TOKEN was refused by Slack ({e.response.get('error', 'unknown error')}):"
+            " create an app-level token with connections:write under Basic Information"
+        ) from None

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bot.channel_settings import WORKSPACE, ChannelSettings
-from bot.late_lookup import Budget, LateLookup, RetrySchedule
+from bot.late_lookup import LateLookup
+from bot.lookup_pace import Budget, RetrySchedule
 from storage import Store
 from tests.dbtools import query
 from tests.harness import Harness, wait_until
