@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage.db import connect
-from storage.migrations import MIGRATIONS
+from storage.sqlite.db import connect
+from storage.sqlite.migrations import MIGRATIONS
 
 CHANNELS = 50
 AGENT = "3c90c3cc-0d44-4b50-8888-8dd25736052a"

@@ -16,28 +16,28 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
-from bot.answer_admin import AnswerAdmin
-from bot.answers import Answers, Registered
-from bot.background import Background
-from bot.channel_settings import ChannelSettings
-from bot.delivery import Backoff, DeliveryWorker
-from bot.feedback_command.execute import FeedbackCommand
-from bot.health import Health
-from bot.inbound import CheckedSocketModeHandler
-from bot.keys import Keys
-from bot.late_lookup import LateLookup
-from bot.logs import DropMessage, Redactor
-from bot.metadata_registrar import MetadataRegistrar
-from bot.metrics import Metrics
-from bot.permissions import Permissions
+from bot.admin.execute import FeedbackCommand
+from bot.admin.permissions import Permissions
+from bot.answers.admin import AnswerAdmin
+from bot.answers.late_lookup import LateLookup
+from bot.answers.register import Answers, Registered
+from bot.answers.self_registration import MetadataRegistrar
+from bot.config.channels import ChannelSettings
+from bot.config.settings import Settings, SettingsError
+from bot.delivery.keys import Keys
+from bot.delivery.worker import Backoff, DeliveryWorker
 from bot.providers import PROVIDERS, Provider
-from bot.registration import AnswerIn
+from bot.providers.registration import AnswerIn
 from bot.services import Identity, Services
-from bot.settings import Settings, SettingsError
-from bot.slack_api import check_app_token, granted_scopes, slack_session, web_client
-from bot.votes import Votes
-from bot.web import build_web_app, runner
-from bot.workspace import workspace_guard
+from bot.slack.api import check_app_token, granted_scopes, slack_session, web_client
+from bot.slack.inbound import CheckedSocketModeHandler
+from bot.slack.workspace import workspace_guard
+from bot.support.background import Background
+from bot.support.health import Health
+from bot.support.logs import DropMessage, Redactor
+from bot.support.metrics import Metrics
+from bot.votes.recording import Votes
+from bot.web.routes import build_web_app, runner
 from handlers.reactions import FastLane
 from storage import StorageError, Store
 
@@ -184,7 +184,7 @@ class FeedbackBot:
             before_authorize=workspace_guard(identity.team_id),
             authorize=authorize,
             signing_secret=_secret(self.settings.slack_signing_secret) or "",
-            # The /slack/events route verifies signatures before parsing; see bot/web.py.
+            # The /slack/events route verifies signatures before parsing; see bot/web/routes.py.
             request_verification_enabled=False,
             # Listeners write the vote to SQLite before the ack, so a crash after the ack
             # cannot lose it; they do no network I/O before returning.

@@ -67,14 +67,15 @@ class Verdict:
     category: str | None = None
 
 
-REMOVED = Verdict(Status.REMOVED)
+# The verdict when no vote stands: the feedback is taken back at the provider.
+WITHDRAWN = Verdict(Status.REMOVED)
 
 
 def verdict(standing: Iterable[Vote]) -> Verdict:
     """The newest vote that still stands decides; with none standing, the feedback is removed."""
     newest = max(standing, key=lambda v: v.seq, default=None)
     if newest is None:
-        return REMOVED
+        return WITHDRAWN
     return Verdict(newest.status, newest.explanation, newest.category)
 
 
@@ -173,7 +174,7 @@ class Registration(StrEnum):
     # Message metadata updated before any vote: the old mapping removed, the new one stored.
     REPLACED = "replaced"
     # Message metadata on a message whose answer an admin removed: it stays removed.
-    REMOVED = "removed"
+    ANSWER_REMOVED = "removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +239,7 @@ class VoteResult:
     standing: Status | None = None  # what the user's vote from this origin says now
     verdict: Verdict | None = None
     delivery_id: int | None = None  # set when the verdict changed and a delivery was queued
-    held: bool = False  # no answer there yet: kept for the late lookup (bot/late_lookup.py)
+    held: bool = False  # no answer there yet: kept for the late lookup (bot/answers/late_lookup.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """What listeners and routes are given: the services the composition root (bot/app.py)
 builds once. A leaf: it imports the services' types, never the root, so handlers/ and
-bot/web.py depend on this module and not on the wiring."""
+bot/web/routes.py depend on this module and not on the wiring."""
 
 from __future__ import annotations
 
@@ -8,21 +8,21 @@ from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answer_admin import AnswerAdmin
-from bot.answers import Answers
-from bot.background import Background
-from bot.channel_settings import ChannelSettings
-from bot.delivery import DeliveryWorker
-from bot.feedback_command.execute import FeedbackCommand
-from bot.health import Health
-from bot.keys import Keys
-from bot.late_lookup import LateLookup
-from bot.logs import Redactor
-from bot.metadata_registrar import MetadataRegistrar
-from bot.metrics import Metrics
-from bot.permissions import Permissions
-from bot.settings import Settings
-from bot.votes import Votes
+from bot.admin.execute import FeedbackCommand
+from bot.admin.permissions import Permissions
+from bot.answers.admin import AnswerAdmin
+from bot.answers.late_lookup import LateLookup
+from bot.answers.register import Answers
+from bot.answers.self_registration import MetadataRegistrar
+from bot.config.channels import ChannelSettings
+from bot.config.settings import Settings
+from bot.delivery.keys import Keys
+from bot.delivery.worker import DeliveryWorker
+from bot.support.background import Background
+from bot.support.health import Health
+from bot.support.logs import Redactor
+from bot.support.metrics import Metrics
+from bot.votes.recording import Votes
 from storage import Store
 
 

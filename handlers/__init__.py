@@ -5,14 +5,14 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import actions, commands, home, metadata, reactions, views
+from handlers import actions, commands, home, metadata, reactions, submissions
 from handlers.errors import on_error
 
 
 def register(app: AsyncApp, services: Services) -> None:
     reactions.register(app, services)
     actions.register(app, services)
-    views.register(app, services)
+    submissions.register(app, services)
     commands.register(app, services)
     home.register(app, services)
     metadata.register(app, services)

@@ -9,7 +9,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.blocks import (
+from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, WHOLE_ANSWER, Status, VoteChange
+from bot.services import Services
+from bot.slack.blocks import (
     ANSWER_FLAG,
     ANSWER_VOTE,
     EMOJI,
@@ -19,9 +21,7 @@ from bot.blocks import (
     confirmation,
     label_text,
 )
-from bot.domain import BUTTON_ORIGIN, EXPLAINABLE, WHOLE_ANSWER, Status, VoteChange
-from bot.services import Services
-from bot.views import feedback_form, vote_id
+from bot.slack.views import feedback_form, vote_id
 from handlers.payloads import BlockActions, parse_payload
 from handlers.replies import open_modal, send_ephemeral
 

@@ -9,12 +9,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.response import BoltResponse
 
-from bot.feedback_command.grammar import UsageError, help_text, parse_command
-from bot.feedback_command.invocations import Invocation
-from bot.feedback_command.render import NOT_ALLOWED, SETUP_NEEDS_SECRET
+from bot.admin.grammar import UsageError, help_text, parse_command
+from bot.admin.invocations import Invocation
+from bot.admin.render import NOT_ALLOWED, SETUP_NEEDS_SECRET
 from bot.providers import PROVIDERS
 from bot.services import Services
-from bot.views import setup_view
+from bot.slack.views import setup_view
 from handlers.payloads import SlashCommand, parse_payload
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ async def on_error(error: Exception) -> BoltResponse | None:
 
 def unhandled(body: dict[str, Any]) -> str:
     """What a request no listener took was, in a few words, on one line. The body passed
-    the envelope check (bot/inbound.py), so the fields read here have Slack's types."""
+    the envelope check (bot/slack/inbound.py), so the fields read here have Slack's types."""
     kind = body.get("type")
     if "command" in body:
         return f"the slash command {_short(body['command'])}"

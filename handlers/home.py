@@ -10,7 +10,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
-from bot.views import home_view
+from bot.slack.views import home_view
 from handlers.payloads import HomeOpened, parse_payload
 
 log = logging.getLogger(__name__)

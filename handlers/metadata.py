@@ -1,5 +1,5 @@
 """message_metadata_posted / _updated / _deleted: answers that other apps post register
-themselves (bot/metadata_registrar.py decides whether the app is trusted and the metadata
+themselves (bot/answers/self_registration.py decides whether the app is trusted and the metadata
 good). The registration is stored before the ack, so a crash cannot lose it; a "Was this
 helpful?" prompt, where the channel wants one, follows in the background."""
 
@@ -11,8 +11,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.metadata_registrar import Outcome
-from bot.metadata_schema import PostedMetadata, is_answer_metadata
+from bot.answers.metadata import PostedMetadata, is_answer_metadata
+from bot.answers.self_registration import Outcome
 from bot.services import Services
 from handlers.payloads import MetadataEnvelope, parse_payload
 

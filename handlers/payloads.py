@@ -9,13 +9,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from slack_bolt.response import BoltResponse
 
-from bot.inbound import EnvelopeLevel, SlackEnvelope
-from bot.validation import EventId, SlackId, SlackTs, describe, error_list
+from bot.slack.inbound import EnvelopeLevel, SlackEnvelope
+from bot.support.validation import EventId, SlackId, SlackTs, describe, error_list
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
-# Every id, ts and name Slack sends is bounded here (bot/validation.py has the shapes), so
+# Every id, ts and name Slack sends is bounded here (bot/support/validation.py has the shapes), so
 # that whatever is stored or used as a key is the size Slack's own would be. A payload that
 # does not fit is refused whole with a 400 that names the field (`parse_payload`); over
 # Socket Mode that 400 is acknowledged and dropped, as any malformed envelope is.
@@ -58,7 +58,7 @@ class ReactionCallback(SlackEnvelope):
 
     @property
     def teams(self) -> set[str | None]:
-        """The workspaces whose installation may see this event, as bot/workspace.py reads
+        """The workspaces whose installation may see this event, as bot/slack/workspace.py reads
         them for Bolt's door."""
         return {self.team_id, *(a.team_id for a in self.authorizations or ())}
 
@@ -188,7 +188,7 @@ class MetadataEvent(BaseModel):
     message_ts: SlackTs
     event_ts: SlackTs | None = None  # when the metadata was posted, updated or deleted
     # What the message says now (posted, updated) and said before (updated, deleted): any
-    # shape, as any app may post any metadata; bot/metadata_schema.py reads ours.
+    # shape, as any app may post any metadata; bot/answers/metadata.py reads ours.
     metadata: Any = None
     previous_metadata: Any = None
 

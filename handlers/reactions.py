@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
-from bot.blocks import form_offer
 from bot.domain import EXPLAINABLE, VoteChange, normalise_emoji, reaction_origin
 from bot.services import Services
+from bot.slack.blocks import form_offer
 from handlers.errors import on_error
 from handlers.payloads import ReactionCallback, ReactionEnvelope, parse_payload
 from handlers.replies import send_ephemeral

@@ -1,7 +1,7 @@
 """Storage: SQLite through aiosqlite (the default) or PostgreSQL through asyncpg; schema,
 migrations, and one module of queries per aggregate and backend behind the `Store` facade."""
 
-from storage.db import StorageError
+from storage.errors import StorageError
 from storage.models import (
     AuditEntry,
     Claim,

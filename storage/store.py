@@ -2,19 +2,19 @@
 no SQL; each method runs the function of the same name in the module of its aggregate,
 through the backend that FEEDBACK_DB names:
 
-    storage/answers.py   answers, their sources, and post reservations
-    storage/votes.py     votes, and settling a slot into the outbox (queue_verdict_change)
-    storage/outbox.py    deliveries: claims, leases, outcomes, retries, counts
-    storage/config.py    channel and workspace settings, and the audit log
-    storage/keys.py      provider keys (encrypted)
-    storage/events.py    processed Slack event ids, and the health probe
-    storage/held.py      reactions held while the late lookup finds their message
-    storage/composite.py the units that span aggregates (register, remove an answer)
+    storage/sqlite/answers.py   answers, their sources, and post reservations
+    storage/sqlite/votes.py     votes, and settling a slot into the outbox (queue_verdict_change)
+    storage/sqlite/outbox.py    deliveries: claims, leases, outcomes, retries, counts
+    storage/sqlite/config.py    channel and workspace settings, and the audit log
+    storage/sqlite/keys.py      provider keys (encrypted)
+    storage/sqlite/events.py    processed Slack event ids, and the health probe
+    storage/sqlite/held.py      reactions held while the late lookup finds their message
+    storage/sqlite/composite.py the units that span aggregates (register, remove an answer)
 
-SQLite (a file path, the default; storage/sqlite_backend.py): each unit is a plain function
+SQLite (a file path, the default; storage/sqlite/backend.py): each unit is a plain function
 over the sqlite3 connection, run as one call on aiosqlite's connection thread, so a
 transaction is one hop to that thread; votes share transactions through a group commit
-(storage/group_commit.py). PostgreSQL (a postgresql:// URL; storage/postgres/): the module
+(storage/sqlite/group_commit.py). PostgreSQL (a postgresql:// URL; storage/postgres/): the module
 of the same name under storage/postgres/, an async function run in one short transaction
 on a connection of the pool, for several replicas on one database. Both modules of an
 aggregate take the same arguments and return the same types; the rules they keep are
@@ -39,8 +39,7 @@ from bot.domain import (
     VoteChange,
     VoteResult,
 )
-from storage.backend import Backend
-from storage.held import HeldMessage
+from storage.contract import Backend
 from storage.models import (
     AuditEntry,
     Claim,
@@ -50,6 +49,7 @@ from storage.models import (
     PostReservation,
     Removal,
 )
+from storage.sqlite.held import HeldMessage
 
 
 class Store:
@@ -64,8 +64,8 @@ class Store:
     @classmethod
     async def open(cls, path: str | Path) -> Store:
         """Open FEEDBACK_DB (creating and migrating it as needed): a file path, or a
-        postgresql:// URL. Raises storage.db.DatabaseOpenError saying what is wrong."""
-        from storage.backend import open_backend
+        postgresql:// URL. Raises storage.errors.DatabaseOpenError saying what is wrong."""
+        from storage.backends import open_backend
 
         return cls(await open_backend(str(path)))
 
@@ -80,7 +80,7 @@ class Store:
         SQLite has no such signal: a worker there looks at data_version instead."""
         await self._b.subscribe_deliveries(wake)
 
-    # ---------------------------------------------------------------- storage/answers.py
+    # ---------------------------------------------------------------- storage/sqlite/answers.py
 
     async def find_answer(self, channel: str, ts: str) -> Answer | None:
         return await self._b.run(self._q.answers.find_answer, channel, ts)
@@ -124,7 +124,7 @@ class Store:
     async def remove_answer(self, channel: str, ts: str, reason: str) -> Removal | None:
         return await self._b.run(self._q.composite.remove_answer, channel, ts, reason)
 
-    # ---------------------------------------------------------------- storage/votes.py
+    # ---------------------------------------------------------------- storage/sqlite/votes.py
 
     async def apply_vote(self, change: VoteChange, *, dedupe_key: str | None = None) -> VoteResult:
         return await self._b.run_grouped(self._q.votes.apply_vote, change, dedupe_key=dedupe_key)
@@ -147,7 +147,7 @@ class Store:
             hold=hold,
         )
 
-    # ---------------------------------------------------------------- storage/held.py
+    # ---------------------------------------------------------------- storage/sqlite/held.py
 
     async def held_messages(self) -> list[HeldMessage]:
         return await self._b.run(self._q.held.held_messages)
@@ -182,7 +182,7 @@ class Store:
     async def vote_stats(self, channel: str | None, since: float) -> dict[str, dict[str, int]]:
         return await self._b.run(self._q.votes.vote_stats, channel, since)
 
-    # ---------------------------------------------------------------- storage/outbox.py
+    # ---------------------------------------------------------------- storage/sqlite/outbox.py
 
     async def finish_and_claim(
         self,
@@ -226,7 +226,7 @@ class Store:
     async def last_delivered_at(self, provider: str) -> float | None:
         return await self._b.run(self._q.outbox.last_delivered_at, provider)
 
-    # ---------------------------------------------------------------- storage/events.py
+    # ---------------------------------------------------------------- storage/sqlite/events.py
 
     async def data_version(self) -> int:
         """Changes whenever another connection (another process) commits (SQLite only)."""
@@ -235,7 +235,7 @@ class Store:
     async def prune_events(self, older_than: float) -> int:
         return await self._b.run(self._q.events.prune_events, older_than)
 
-    # ---------------------------------------------------------------- storage/config.py
+    # ---------------------------------------------------------------- storage/sqlite/config.py
 
     async def config_values(self, scopes: Sequence[str]) -> list[tuple[str, str, Any]]:
         return await self._b.run(self._q.config.config_values, scopes)
@@ -246,7 +246,7 @@ class Store:
     async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
         return await self._b.run(self._q.config.audit_log, limit)
 
-    # ---------------------------------------------------------------- storage/keys.py
+    # ---------------------------------------------------------------- storage/sqlite/keys.py
 
     async def provider_keys(self) -> dict[str, tuple[bytes, str]]:
         return await self._b.run(self._q.keys.provider_keys)

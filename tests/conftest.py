@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from bot.app import FeedbackBot
-from bot.delivery import Backoff
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.delivery.worker import Backoff
 from tests import postgres
 from tests.credentials import (
     API_TOKEN,

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from storage import Store
-from storage.db import run
-from storage.sqlite_backend import SqliteBackend
+from storage.sqlite.backend import SqliteBackend
+from storage.sqlite.db import run
 
 T = TypeVar("T")
 

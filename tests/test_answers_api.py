@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.channel_settings import ChannelSettings
+from bot.config.channels import ChannelSettings
 from storage import Store
 from tests.credentials import API_TOKEN, BOT_TOKEN
 from tests.dbtools import query

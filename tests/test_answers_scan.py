@@ -7,9 +7,9 @@ import json
 import time
 from pathlib import Path
 
-from bot.answers import Answers
-from bot.channel_settings import ChannelSettings
-from bot.metadata_schema import registration_payload
+from bot.answers.metadata import registration_payload
+from bot.answers.register import Answers
+from bot.config.channels import ChannelSettings
 from storage import Store
 from tests.credentials import BOT_TOKEN
 from tests.dbtools import query

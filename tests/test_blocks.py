@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.blocks import escape, split_text
+from bot.slack.blocks import escape, split_text
 
 
 @pytest.mark.parametrize(

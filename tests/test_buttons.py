@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import (
+from bot.domain import Answer
+from bot.slack.blocks import (
     ANSWER_FLAG,
     ANSWER_VOTE,
     OPEN_FORM,
     SOURCE_BLOCK_PREFIX,
     SOURCE_VOTE,
 )
-from bot.domain import Answer
 from storage import Store
 from tests.credentials import BOT_TOKEN, SIGNING_SECRET
 from tests.dbtools import query

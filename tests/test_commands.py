@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.keys import Keys
-from bot.logs import Redactor
+from bot.delivery.keys import Keys
+from bot.support.logs import Redactor
 from storage import Store
 from tests.harness import Harness, wait_until
 from tests.slack_payloads import CHANNEL, new_ts, new_uuid, view_submission

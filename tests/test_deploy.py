@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import EXPECTED, Settings
+from bot.config.settings import EXPECTED, Settings
 from tests.dbtools import replace_under
 from tests.harness import Harness
 from tests.process import _clean_environ
@@ -52,7 +52,7 @@ def test_a_env_copied_from_the_example_starts_with_the_defaults(tmp_path: Path) 
         [
             sys.executable,
             "-c",
-            "from bot.settings import load_settings; "
+            "from bot.config.settings import load_settings; "
             "s = load_settings(); print(s.feedback_db, s.feedback_port, s.feedback_worker)",
         ],
         cwd=tmp_path,

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from cryptography.fernet import Fernet
 
-from bot.doctor import SCOPES
+from bot.cli.doctor import SCOPES
 from bot.domain import Answer, DeliveryState, Status, VoteChange
 from storage import Finished, Store
 from tests.conftest import env_for, settings_for

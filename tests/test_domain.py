@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from bot.delivery import Backoff
+from bot.delivery.worker import Backoff
 from bot.domain import (
-    REMOVED,
+    WITHDRAWN,
     Status,
     Verdict,
     Vote,
@@ -16,13 +16,13 @@ from bot.domain import (
     normalise_emoji,
     verdict,
 )
-from bot.logs import MASK, Redactor
+from bot.support.logs import MASK, Redactor
 
 UP, DOWN, FLAG = Status.THUMBS_UP, Status.THUMBS_DOWN, Status.FLAGGED
 
 
 def test_no_vote_standing_means_removed() -> None:
-    assert verdict([]) == REMOVED
+    assert verdict([]) == WITHDRAWN
 
 
 def test_newest_standing_vote_decides_regardless_of_input_order() -> None:

@@ -179,7 +179,7 @@ async def test_a_database_failure_while_pruning_event_ids_does_not_stop_the_work
     a = await h.contextual_answer()
     path, aside = Path(h.store.path), tmp_path / "aside.db"
     replace_under(path, aside)
-    caplog.set_level(logging.WARNING, logger="bot.delivery")
+    caplog.set_level(logging.WARNING, logger="bot.delivery.worker")
     worker._pruned_at = 0.0  # the hour is up
     worker.notify()
     # Its turn fails (and waits its poll interval, 1 s), then it prunes: that fails too.

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain import Status
-from bot.feedback_command.grammar import USAGE, UsageError, help_text, parse_command
-from bot.feedback_command.invocations import (
+from bot.admin.grammar import USAGE, UsageError, help_text, parse_command
+from bot.admin.invocations import (
     AddEmoji,
     ForgetKey,
     Help,
@@ -24,6 +23,7 @@ from bot.feedback_command.invocations import (
     ShowStatus,
     Switch,
 )
+from bot.domain import Status
 
 
 @pytest.mark.parametrize(

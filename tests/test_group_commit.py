@@ -1,4 +1,4 @@
-"""Group commit (storage/group_commit.py) on a real SQLite file: votes that queue together
+"""Group commit (storage/sqlite/group_commit.py) on a real SQLite file: votes that queue together
 share one COMMIT, a failing unit rolls back alone, a failed COMMIT (or a unit whose failure
 takes the whole transaction with it) fails every unit and keeps none of their dedupe rows,
 and a lone vote is not held back."""
@@ -17,7 +17,8 @@ import pytest
 
 from bot.domain import Answer, Status, VoteChange
 from storage import StorageError, Store
-from storage.db import DatabaseMovedError, transaction
+from storage.errors import DatabaseMovedError
+from storage.sqlite.db import transaction
 from tests.dbtools import on_connection, query, replace_under
 from tests.harness import wait_until
 

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from bot.app import FeedbackBot
-from bot.blocks import ANSWER_VOTE, OPEN_FORM
-from bot.views import FORM_CALLBACK, SETUP_CALLBACK
+from bot.slack.blocks import ANSWER_VOTE, OPEN_FORM
+from bot.slack.views import FORM_CALLBACK, SETUP_CALLBACK
 from tests.credentials import API_TOKEN, SECRETS, SIGNING_SECRET
 from tests.dbtools import query
 from tests.harness import Harness, wait_until

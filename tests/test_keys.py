@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.keys import Keys, KeysError
-from bot.logs import Redactor
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.delivery.keys import Keys, KeysError
+from bot.support.logs import Redactor
 from storage import Store
 
 ENV_KEY = "env-contextual-key-123456"

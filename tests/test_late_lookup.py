@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.channel_settings import WORKSPACE, ChannelSettings
-from bot.late_lookup import LateLookup
-from bot.lookup_pace import Budget, RetrySchedule
+from bot.answers.late_lookup import LateLookup
+from bot.answers.lookup_pace import Budget, RetrySchedule
+from bot.config.channels import WORKSPACE, ChannelSettings
 from storage import Store
 from tests.dbtools import query
 from tests.harness import Harness, wait_until
@@ -136,7 +136,7 @@ async def test_without_the_history_scope_it_says_which_to_add(
         h.slack_api.scopes.remove(scope)
     ts = by_assistant(h, answer_metadata())
     await h.feedback(ADMIN, "late-lookup on")
-    with caplog.at_level(logging.WARNING, logger="bot.late_lookup"):
+    with caplog.at_level(logging.WARNING, logger="bot.answers.late_lookup"):
         await h.slack.react(ALICE, "+1", ts)
         await looked_up(h)
     assert "missing_scope" in caplog.text and "add the channels:history scope" in caplog.text
@@ -438,7 +438,7 @@ async def test_a_failing_lookup_waits_by_its_retry_schedule(
     h.bot.services.late_lookup.retry = RetrySchedule(first=0.01, cap=0.04)
     ts = by_assistant(h, answer_metadata())
     h.slack_api.errors["conversations.history"] = "internal_error"
-    with caplog.at_level(logging.WARNING, logger="bot.late_lookup"):
+    with caplog.at_level(logging.WARNING, logger="bot.answers.late_lookup"):
         await h.slack.react(ALICE, "+1", ts)
         await h.slack_api.wait_for("conversations.history", count=5)
         del h.slack_api.errors["conversations.history"]

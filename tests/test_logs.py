@@ -73,9 +73,9 @@ async def test_text_lines_say_slot_provider_verdict_result_and_attempt(
     a = await h.contextual_answer()
     await h.slack.react(ALICE, "-1", a["ts"])
     await h.settled()
-    [registered] = [r.getMessage() for r in caplog.records if r.name == "bot.answers"]
+    [registered] = [r.getMessage() for r in caplog.records if r.name == "bot.answers.register"]
     assert registered.startswith(f"registration C0FEEDBK01/{a['ts']}: created (contextual ")
-    [delivered] = [r.getMessage() for r in caplog.records if r.name == "bot.delivery"]
+    [delivered] = [r.getMessage() for r in caplog.records if r.name == "bot.delivery.worker"]
     assert delivered.startswith(
         f"delivery 1 C0FEEDBK01/{a['ts']} contextual thumbs_down: delivered (attempt 1, "
     )

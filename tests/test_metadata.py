@@ -14,8 +14,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from slack_sdk import WebClient
 
-from bot.answers import Answers
-from bot.channel_settings import ChannelSettings
+from bot.answers.register import Answers
+from bot.config.channels import ChannelSettings
 from tests.credentials import BOT_TOKEN
 from tests.harness import Harness, wait_until
 from tests.slack_payloads import (
@@ -88,7 +88,7 @@ async def test_an_untrusted_apps_metadata_registers_nothing(
 ) -> None:
     h = harness
     ts = new_ts()
-    with caplog.at_level(logging.DEBUG, logger="bot.metadata_registrar"):
+    with caplog.at_level(logging.DEBUG, logger="bot.answers.self_registration"):
         await posted(h, ts, answer_metadata())
     assert await h.store.find_answer(CHANNEL, ts) is None
     assert f"from app {ASSISTANT_APP}: not a trusted app" in caplog.text
@@ -371,7 +371,7 @@ async def test_schema_version_true_and_a_post_field_are_refused_with_the_reason(
     for metadata, reason in cases:
         ts = new_ts()
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="bot.metadata_registrar"):
+        with caplog.at_level(logging.WARNING, logger="bot.answers.self_registration"):
             await posted(h, ts, metadata)
         assert await h.store.find_answer(CHANNEL, ts) is None
         assert reason in caplog.text, (reason, caplog.text)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.app import FeedbackBot
-from bot.channel_settings import ChannelSettings
+from bot.config.channels import ChannelSettings
 from storage import Store
 from tests import postgres
 from tests.conftest import TEST_BACKOFF, settings_for

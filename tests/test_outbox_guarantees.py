@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.delivery import Backoff, DeliveryWorker, lease_for
+from bot.delivery.worker import Backoff, DeliveryWorker, lease_for
 from bot.domain import WHOLE_ANSWER, Answer, DeliveryState, Source, Status, Verdict, VoteChange
 from bot.providers import ContextualProvider, Outcome, Provider
 from storage import Claim, Finished, StorageError, Store

@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 
 from storage import Store
-from storage.db import SchemaTooNewError
-from storage.migrations import MIGRATIONS
+from storage.errors import SchemaTooNewError
+from storage.sqlite.migrations import MIGRATIONS
 from tests import postgres
 from tests.dbtools import query
 from tests.harness import Harness, wait_until

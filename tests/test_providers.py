@@ -13,8 +13,9 @@ from collections.abc import Mapping
 import aiohttp
 import pytest
 
-from bot.channel_settings import KEYS, ChannelOptions
-from bot.domain import REMOVED, Answer, Status, Verdict
+from bot.config.channels import KEYS, ChannelOptions
+from bot.config.settings import EXPECTED, Settings
+from bot.domain import WITHDRAWN, Answer, Status, Verdict
 from bot.providers import (
     PROVIDERS,
     ContextualProvider,
@@ -31,8 +32,7 @@ from bot.providers.base import (
     request,
     retried_by_default,
 )
-from bot.registration import AnswerIn
-from bot.settings import EXPECTED, Settings
+from bot.providers.registration import AnswerIn
 from tests.credentials import AQUILAX_KEY, CONTEXTUAL_KEY
 from tests.harness import Harness, wait_until
 from tests.slack_payloads import new_uuid
@@ -98,9 +98,9 @@ async def test_the_client_does_with_a_removal_what_the_spec_declares(spec: Provi
         if spec.removed is None:
             # It would send the removal: with no key, it fails for want of one.
             with pytest.raises(PermanentError, match=spec.key_variable):
-                await client.send(answer, "", REMOVED)
+                await client.send(answer, "", WITHDRAWN)
         else:
-            assert await client.send(answer, "", REMOVED) == Skipped(spec.removed)
+            assert await client.send(answer, "", WITHDRAWN) == Skipped(spec.removed)
 
 
 # ------------------------------------------------------------ what is read of an answer

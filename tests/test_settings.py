@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import Redactor
-from bot.settings import SettingsError, load_settings
-from storage.backend import displayed
+from bot.config.settings import SettingsError, load_settings
+from bot.support.logs import Redactor
+from storage.location import displayed
 from tests.credentials import BOT_TOKEN, SIGNING_SECRET
 from tests.process import _clean_environ
 

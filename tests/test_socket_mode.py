@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from bot.app import FeedbackBot
-from bot.settings import SettingsError
+from bot.config.settings import SettingsError
 from tests.conftest import settings_for
 from tests.credentials import API_TOKEN
 from tests.slack_payloads import (

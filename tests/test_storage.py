@@ -12,13 +12,14 @@ import pytest
 
 from bot.domain import Answer, DeliveryState, Status, VoteChange
 from storage import Finished, Store
-from storage.db import SchemaTooNewError, _statements, run
-from storage.migrations import MIGRATIONS
+from storage.errors import SchemaTooNewError
+from storage.sqlite.db import _statements, run
+from storage.sqlite.migrations import MIGRATIONS
 from tests.dbtools import query
 
 
 async def test_work_runs_whole_on_the_connection_thread(tmp_path: Path) -> None:
-    """storage.db.run relies on aiosqlite internals: fail loudly if they change."""
+    """storage.sqlite.db.run relies on aiosqlite internals: fail loudly if they change."""
     db = await aiosqlite.connect(tmp_path / "t.db")
     try:
         seen: list[str] = []

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench import dataset
-from bot.answer_admin import BadQuery, parse_time
+from bot.answers.admin import BadQuery, parse_time
 from tests.credentials import API_TOKEN
 from tests.harness import Harness
 from tests.process import _clean_environ

@@ -21,12 +21,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NoReturn
 
-from bot.answer_admin import BadQuery
+from bot.answers.admin import BadQuery
 from bot.cli import answers, checks, deliveries, migrate, serve, votes
-from bot.logs import Redactor, setup_logging
-from bot.settings import EXPECTED, SettingsError, load_settings
-from storage.backend import QUERY_PASSWORD, URL_PASSWORD, displayed, is_postgres
-from storage.db import DatabaseOpenError, SchemaTooNewError
+from bot.config.settings import EXPECTED, SettingsError, load_settings
+from bot.support.logs import Redactor, setup_logging
+from storage.errors import DatabaseOpenError, SchemaTooNewError
+from storage.location import QUERY_PASSWORD, URL_PASSWORD, displayed, is_postgres
 
 # The status a shell reports for a program stopped by SIGPIPE (`yes | head -1`): the reader
 # of our output went away, which is not an error of ours to report.

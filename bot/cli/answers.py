@@ -11,18 +11,18 @@ import aiohttp
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
-from bot.answer_admin import AnswerAdmin, detail_json, removal_json
-from bot.answer_scan import ScanError, scan
-from bot.answers import Answers, PostError, answer_errors, answer_json
-from bot.channel_settings import ChannelSettings
+from bot.answers.admin import AnswerAdmin, detail_json, removal_json
+from bot.answers.register import Answers, PostError, answer_errors, answer_json
+from bot.answers.scan import ScanError, scan
+from bot.answers.self_registration import MetadataRegistrar
 from bot.cli.options import TIME_HELP, channel_arg, limit, time_arg, with_store
+from bot.config.channels import ChannelSettings
+from bot.config.settings import Settings
 from bot.domain import Registration
-from bot.feedback_command.render import counted
-from bot.metadata_registrar import MetadataRegistrar
 from bot.providers import PROVIDERS, CliOption
-from bot.settings import Settings
-from bot.slack_api import slack_session, web_client
-from bot.validation import describe
+from bot.slack.api import slack_session, web_client
+from bot.support.validation import describe
+from bot.support.words import counted
 from storage import Store
 
 

@@ -7,8 +7,8 @@ import json
 
 from cryptography.fernet import Fernet
 
-from bot.doctor import Check, diagnose
-from bot.settings import Settings
+from bot.cli.doctor import Check, diagnose
+from bot.config.settings import Settings
 
 
 def register(

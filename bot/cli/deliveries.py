@@ -7,11 +7,11 @@ import json
 import sys
 import time
 
-from bot.answer_admin import delivery_json
+from bot.admin import render
+from bot.answers.admin import delivery_json
 from bot.cli.options import delivery_arg, limit, with_store
+from bot.config.settings import Settings
 from bot.domain import DeliveryState
-from bot.feedback_command import render
-from bot.settings import Settings
 
 
 def register(

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from bot.settings import Settings
-from storage.backend import is_postgres
+from bot.config.settings import Settings
+from storage.location import is_postgres
 
 
 def register(

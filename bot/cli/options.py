@@ -6,9 +6,9 @@ import argparse
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from bot.answer_admin import TIME_FORMAT, BadQuery, check_channel, parse_time
-from bot.feedback_command.grammar import MAX_ID, delivery_id, number
-from bot.settings import Settings
+from bot.admin.grammar import MAX_ID, delivery_id, number
+from bot.answers.admin import TIME_FORMAT, BadQuery, check_channel, parse_time
+from bot.config.settings import Settings
 from storage import Store
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ TIME_HELP = TIME_FORMAT
 
 
 def time_arg(raw: str) -> float:
-    """--since and --until, everywhere: one format (bot.answer_admin.parse_time)."""
+    """--since and --until, everywhere: one format (bot.answers.admin.parse_time)."""
     try:
         return parse_time(raw, "the time")
     except BadQuery:

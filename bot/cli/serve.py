@@ -9,8 +9,8 @@ import signal
 from collections.abc import Callable
 
 from bot.app import DeliveryProcess, FeedbackBot
-from bot.logs import Redactor, setup_logging
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.support.logs import Redactor, setup_logging
 
 log = logging.getLogger("bot")
 

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from bot import vote_export
 from bot.cli.options import TIME_HELP, channel_arg, time_arg
-from bot.feedback_command.render import counted
-from bot.settings import Settings
-from bot.vote_export import VoteFilter
+from bot.config.settings import Settings
+from bot.support.words import counted
+from bot.votes import export as vote_export
+from bot.votes.export import VoteFilter
 from storage import Store
 
 

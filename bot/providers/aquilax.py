@@ -33,8 +33,8 @@ from pydantic import StringConstraints
 
 from bot.domain import Answer, Status, Verdict
 from bot.providers.base import Outcome, Sent, Skipped, missing_key, request, unexpected_answer
+from bot.providers.registration import AnswerIn
 from bot.providers.spec import CliOption, ProviderSpec
-from bot.registration import AnswerIn
 
 LABEL = "AquilaX"
 KEY_SETTING = "aquilax_api_key"

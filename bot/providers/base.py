@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 ERROR_TEXT_LIMIT = 500
 # The most that is read of any answer, success or error.
 BODY_LIMIT = 64 * 1024
-# What a provider's key is replaced with in its error text, as bot.logs masks it.
+# What a provider's key is replaced with in its error text, as bot.support.logs masks it.
 KEY_MASK = "[redacted]"
 
 

@@ -45,8 +45,8 @@ from bot.providers.base import (
     request,
     unexpected_answer,
 )
+from bot.providers.registration import MAX_SOURCES, AnswerIn, SourceIn
 from bot.providers.spec import CliOption, ProviderSpec
-from bot.registration import MAX_SOURCES, AnswerIn, SourceIn
 
 LABEL = "Contextual"
 KEY_SETTING = "contextual_api_key"

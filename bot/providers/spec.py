@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from bot.config.settings import Settings
 from bot.domain import Answer
 from bot.providers.base import Provider
-from bot.registration import AnswerIn
-from bot.settings import Settings
+from bot.providers.registration import AnswerIn
 
 # How the wiring builds a client: the shared HTTP session, the base URL from the settings,
 # and a callable giving the current key (setup can change it while the bot runs).

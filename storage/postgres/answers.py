@@ -1,4 +1,4 @@
-"""Answers and post reservations on PostgreSQL: the units of storage/answers.py (the rules
+"""Answers and post reservations on PostgreSQL: the units of storage/sqlite/answers.py (the rules
 are in its docstrings), async over an asyncpg connection in the facade's transaction.
 
 What differs: replicas are not serialised as SQLite's writers are, so registering relies on
@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 
 from bot.domain import Answer, Provenance, Registration
-from storage.answers import answer_from_row, answer_values, metadata_registration_from_row
 from storage.models import MetadataRegistration, PostReservation, PostState
+from storage.sqlite.answers import answer_from_row, answer_values, metadata_registration_from_row
 
-# storage/answers.py's columns, with the sources aggregated the PostgreSQL way.
+# storage/sqlite/answers.py's columns, with the sources aggregated the PostgreSQL way.
 ANSWER_COLUMNS = """
     a.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org, a.grp,
     a.posted_by_bot, a.thread_ts, a.prompt_ts,
@@ -41,7 +41,7 @@ async def find_answer(conn: asyncpg.Connection, channel: str, ts: str) -> Answer
 async def find_answer_for_controls(
     conn: asyncpg.Connection, channel: str, ts: str
 ) -> Answer | None:
-    """storage.answers.find_answer_for_controls (the answer itself first)."""
+    """storage.sqlite.answers.find_answer_for_controls (the answer itself first)."""
     answer = await find_answer(conn, channel, ts)
     if answer is not None:
         return answer
@@ -57,7 +57,7 @@ async def find_answer_for_controls(
 async def add_answer(
     conn: asyncpg.Connection, answer: Answer, provenance: Provenance | None = None
 ) -> tuple[Registration, Answer]:
-    """storage.answers.add_answer. Another replica may register the same message between
+    """storage.sqlite.answers.add_answer. Another replica may register the same message between
     our look and our insert: the insert then does nothing (it waits for that replica's
     transaction first), and we answer from the row it stored."""
     while True:
@@ -97,7 +97,7 @@ async def last_via_metadata(conn: asyncpg.Connection) -> MetadataRegistration | 
 async def list_answers(
     conn: asyncpg.Connection, channel: str | None, limit: int, before_id: int | None
 ) -> tuple[list[Answer], int | None]:
-    """storage.answers.list_answers."""
+    """storage.sqlite.answers.list_answers."""
     where = ["a.removed_at IS NULL"]
     params: list[Any] = []
     if channel is not None:
@@ -119,7 +119,7 @@ async def list_answers(
 async def mark_removed(
     conn: asyncpg.Connection, channel: str, ts: str, now: float
 ) -> Answer | None:
-    """storage.answers.mark_removed. The answer row is locked (FOR NO KEY UPDATE, as votes
+    """storage.sqlite.answers.mark_removed. The answer row is locked (FOR NO KEY UPDATE, as votes
     take it) as it is read, so that votes on it wait, and a replica removing it at the same
     time finds none."""
     row = await conn.fetchrow(
@@ -157,7 +157,7 @@ async def was_removed(conn: asyncpg.Connection, channel: str, ts: str) -> bool:
 
 
 async def carry_prompt(conn: asyncpg.Connection, old: Answer, new: Answer) -> Answer:
-    """storage.answers.carry_prompt, inside the caller's transaction."""
+    """storage.sqlite.answers.carry_prompt, inside the caller's transaction."""
     if old.prompt_ts is None:
         return new
     await conn.execute("UPDATE answers SET prompt_ts = NULL WHERE id = $1", old.id)
@@ -175,7 +175,7 @@ async def set_prompt_ts(conn: asyncpg.Connection, answer_id: int, prompt_ts: str
 async def reserve_post(
     conn: asyncpg.Connection, answer: Answer, holder: str, ttl: float
 ) -> PostReservation:
-    """storage.answers.reserve_post, decided with the reservation row locked: it is
+    """storage.sqlite.answers.reserve_post, decided with the reservation row locked: it is
     inserted if absent (a replica inserting it too waits for us), else locked FOR UPDATE.
     With the lock held, the posted answer is looked for again: a replica that posted and
     registered it since our first look dropped its reservation in that transaction."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from storage.backend import Queries
+from storage.contract import Queries
 from storage.postgres import answers, composite, config, events, held, keys, outbox, votes
 from storage.postgres.db import DELIVERIES_CHANNEL, connect, transaction
 

@@ -1,4 +1,4 @@
-"""The units that span aggregates, on PostgreSQL: storage/composite.py's `register`,
+"""The units that span aggregates, on PostgreSQL: storage/sqlite/composite.py's `register`,
 `remove_answer` and `drop_held` (the rules are in their docstrings), async over an asyncpg
 connection in the facade's transaction.
 
@@ -16,15 +16,15 @@ import time
 import asyncpg
 
 from bot.domain import Answer, Provenance, Registration
-from storage.composite import _newer
 from storage.models import Removal
 from storage.postgres import answers, held, outbox, votes
+from storage.sqlite.composite import _newer
 
 
 async def remove_answer(
     conn: asyncpg.Connection, channel: str, ts: str, reason: str
 ) -> Removal | None:
-    """storage.composite.remove_answer. mark_removed locks the answer row as it reads it."""
+    """storage.sqlite.composite.remove_answer. mark_removed locks the answer row as it reads it."""
     now = time.time()
     await held.lock_message(conn, channel, ts)
     answer = await answers.mark_removed(conn, channel, ts, now)
@@ -42,7 +42,7 @@ async def register(
     holder: str | None = None,
     replace_unvoted: bool = False,
 ) -> tuple[Registration, Answer, bool]:
-    """storage.composite.register. Under the message's lock, the answer found there stays
+    """storage.sqlite.composite.register. Under the message's lock, the answer found there stays
     as found until we commit (only these units register or remove it)."""
     now = time.time()
     await held.lock_message(conn, answer.channel, answer.ts)
@@ -50,7 +50,7 @@ async def register(
         await answers.drop_reservation(conn, answer, holder)
     if provenance is not None and await answers.was_removed(conn, answer.channel, answer.ts):
         removed = await answers.removed_answer(conn, answer.channel, answer.ts)
-        return Registration.REMOVED, removed, False
+        return Registration.ANSWER_REMOVED, removed, False
     outcome, stored = await answers.add_answer(conn, answer, provenance)
     if (
         outcome is Registration.CONFLICT
@@ -67,7 +67,7 @@ async def register(
 
 
 async def drop_held(conn: asyncpg.Connection, channel: str, ts: str) -> tuple[int, bool]:
-    """storage.composite.drop_held."""
+    """storage.sqlite.composite.drop_held."""
     now = time.time()
     await held.lock_message(conn, channel, ts)
     live = await answers.find_answer(conn, channel, ts)

@@ -1,4 +1,4 @@
-"""Settings and the audit log on PostgreSQL: the units of storage/config.py (the rules are in
+"""Settings and the audit log on PostgreSQL: the units of storage/sqlite/config.py (the rules are in
 its docstrings), async over an asyncpg connection in the facade's transaction.
 
 What differs: set_config reads the old value with the row locked (FOR UPDATE), so that two
@@ -27,7 +27,7 @@ async def config_values(
 
 
 async def set_config(conn: asyncpg.Connection, scope: str, key: str, value: Any, user: str) -> Any:
-    """storage.config.set_config. A setting not stored yet has no row to lock: it is
+    """storage.sqlite.config.set_config. A setting not stored yet has no row to lock: it is
     inserted with ON CONFLICT DO NOTHING, and when a replica inserted it first, we look
     again (its row is committed then) and lock that."""
     new = None if value is None else json.dumps(value, sort_keys=True)
@@ -85,7 +85,7 @@ async def audit(
     old: str | None,
     new: str | None,
 ) -> None:
-    """storage.config.audit, inside the caller's transaction."""
+    """storage.sqlite.config.audit, inside the caller's transaction."""
     await conn.execute(
         "INSERT INTO audit_log (at, user_id, scope, key, old_value, new_value)"
         " VALUES ($1, $2, $3, $4, $5, $6)",

@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from storage.backend import displayed
-from storage.db import DatabaseOpenError, SchemaTooNewError, StorageError
+from storage.errors import DatabaseOpenError, SchemaTooNewError, StorageError
+from storage.location import displayed
 from storage.postgres.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # pg_advisory_lock keys (any two bigints nobody else uses): migrations, and claiming.
 MIGRATE_LOCK = 0x66656564_0001
 CLAIM_LOCK = 0x66656564_0002
-# The channel a replica NOTIFYs when it queues a delivery (bot/delivery.py listens).
+# The channel a replica NOTIFYs when it queues a delivery (bot/delivery/worker.py listens).
 DELIVERIES_CHANNEL = "feedback_deliveries"
 
 # Options of ours in the URL, taken out before asyncpg sees it; the rest (sslmode,

@@ -1,4 +1,4 @@
-"""Processed Slack events and the health probe on PostgreSQL: the units of storage/events.py
+"""Processed Slack events and the health probe on PostgreSQL: the units of storage/sqlite/events.py
 (the rules are in its docstrings), async over an asyncpg connection in the facade's
 transaction.
 
@@ -12,12 +12,12 @@ import time
 
 import asyncpg
 
-from storage.db import StorageError
+from storage.errors import StorageError
 from storage.postgres.db import count, transaction
 
 
 async def mark_processed(conn: asyncpg.Connection, event_id: str, now: float) -> bool:
-    """storage.events.mark_processed. A replica marking the same event at once waits for
+    """storage.sqlite.events.mark_processed. A replica marking the same event at once waits for
     our transaction, then inserts nothing: one of the two processes it."""
     return (
         count(

@@ -1,4 +1,4 @@
-"""Held reactions on PostgreSQL: the units of storage/held.py (the rules are in its
+"""Held reactions on PostgreSQL: the units of storage/sqlite/held.py (the rules are in its
 docstrings), async over an asyncpg connection in the facade's transaction.
 
 What differs: SQLite's writers take turns, PostgreSQL's replicas do not. Taking the held
@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncpg
 
 from bot.domain import VoteChange
-from storage.held import HeldMessage, held_change_from_row, held_values
 from storage.postgres.db import count
+from storage.sqlite.held import HeldMessage, held_change_from_row, held_values
 
 # The first key of the advisory lock of one message (lock_message); the second is a hash of
 # the message. Two int4 keys: a key space apart from the bigint ones of storage/postgres/db.py.
@@ -49,7 +49,7 @@ async def hold(
 async def take_held(
     conn: asyncpg.Connection, answer_id: int, channel: str, ts: str
 ) -> list[tuple[VoteChange, float]]:
-    """storage.held.take_held: deleted and returned in one statement, oldest first."""
+    """storage.sqlite.held.take_held: deleted and returned in one statement, oldest first."""
     rows = await conn.fetch(
         "WITH taken AS (DELETE FROM held_reactions WHERE channel = $1 AND ts = $2"
         " RETURNING id, user_id, origin, action, status, received_at)"
@@ -79,7 +79,7 @@ async def held_message(conn: asyncpg.Connection, channel: str, ts: str) -> HeldM
 
 
 async def drop(conn: asyncpg.Connection, channel: str, ts: str) -> int:
-    """storage.held.drop, inside the caller's transaction (composite.drop_held)."""
+    """storage.sqlite.held.drop, inside the caller's transaction (composite.drop_held)."""
     return count(
         await conn.execute("DELETE FROM held_reactions WHERE channel = $1 AND ts = $2", channel, ts)
     )

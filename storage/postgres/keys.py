@@ -1,4 +1,4 @@
-"""Provider keys on PostgreSQL: the units of storage/keys.py (the rules are in its
+"""Provider keys on PostgreSQL: the units of storage/sqlite/keys.py (the rules are in its
 docstrings), async over an asyncpg connection in the facade's transaction; the ciphertext
 is BYTEA.
 
@@ -23,7 +23,7 @@ async def provider_keys(conn: asyncpg.Connection) -> dict[str, tuple[bytes, str]
 async def set_provider_key(
     conn: asyncpg.Connection, provider: str, ciphertext: bytes | None, last4: str, user: str
 ) -> None:
-    """storage.keys.set_provider_key. A key not stored yet has no row to lock: it is
+    """storage.sqlite.keys.set_provider_key. A key not stored yet has no row to lock: it is
     inserted with ON CONFLICT DO NOTHING, and when a replica inserted it first, we look
     again and lock that."""
     now = time.time()

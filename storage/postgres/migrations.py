@@ -1,4 +1,4 @@
-"""The PostgreSQL schema: the same numbered list as storage/migrations.py, one entry per
+"""The PostgreSQL schema: the same numbered list as storage/sqlite/migrations.py, one entry per
 SQLite migration, so that a database of either kind at version N holds the same tables.
 
 No PostgreSQL database predates schema 8 (the release that added this backend), so entry 1

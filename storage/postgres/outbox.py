@@ -1,4 +1,4 @@
-"""The delivery outbox on PostgreSQL: the units of storage/outbox.py (the rules that keep a
+"""The delivery outbox on PostgreSQL: the units of storage/sqlite/outbox.py (the rules that keep a
 slot in order are in its docstrings), async over an asyncpg connection in the facade's
 transaction.
 
@@ -22,15 +22,15 @@ import asyncpg
 
 from bot.domain import Delivery, DeliveryState
 from storage.models import Claim, DeliveryCounts, Finished
-from storage.outbox import (
+from storage.postgres.answers import ANSWER_COLUMNS
+from storage.postgres.db import CLAIM_LOCK, count
+from storage.sqlite.outbox import (
     CUT_OFF,
     NEVER_SENT,
     REMOVED_BEFORE_RETRY,
     REMOVED_WHILE_SENT,
     _delivery,
 )
-from storage.postgres.answers import ANSWER_COLUMNS
-from storage.postgres.db import CLAIM_LOCK, count
 
 __all__ = [
     "cancel_pending",
@@ -43,7 +43,7 @@ __all__ = [
     "retry_dead",
 ]
 
-# storage/outbox.py's columns (the aliases `_delivery` reads; `id` is the answer's).
+# storage/sqlite/outbox.py's columns (the aliases `_delivery` reads; `id` is the answer's).
 _DELIVERY_COLUMNS = f"""
     d.id AS delivery_id, d.content_id, d.status, d.explanation, d.category, d.state,
     d.attempts, d.next_attempt_at, d.created_at, d.last_error, d.provider_ref, {ANSWER_COLUMNS}
@@ -60,7 +60,7 @@ async def finish_and_claim(
     lease: float,
     in_flight: Collection[int] = (),
 ) -> Claim:
-    """storage.outbox.finish_and_claim, under CLAIM_LOCK. The sending rows this turn may
+    """storage.sqlite.outbox.finish_and_claim, under CLAIM_LOCK. The sending rows this turn may
     write (its finished sends and orphans, its leases to renew, the expired leases) are locked
     first, in id order, and only those are written. Before that, their answers are locked
     FOR KEY SHARE: a row written twice in one transaction (a retry, an orphan or a
@@ -136,7 +136,7 @@ async def finish_and_claim(
 async def claim_due(
     conn: asyncpg.Connection, now: float, limit: int, owner: str, lease_until: float
 ) -> list[asyncpg.Record]:
-    """storage.outbox.claim_due. Runs inside finish_and_claim, under CLAIM_LOCK: claimers
+    """storage.sqlite.outbox.claim_due. Runs inside finish_and_claim, under CLAIM_LOCK: claimers
     take turns, and each turn's statements see the claims committed before it. Rows locked
     by a vote settling their slot are skipped this turn."""
     rows = await conn.fetch(
@@ -166,7 +166,7 @@ async def claim_due(
 async def _record_finished(
     conn: asyncpg.Connection, finished: Sequence[Finished], now: float, owner: str
 ) -> tuple[set[int], set[int]]:
-    """storage.outbox._record_finished; the rows are locked by the caller."""
+    """storage.sqlite.outbox._record_finished; the rows are locked by the caller."""
     superseded: set[int] = set()
     lost: set[int] = set()
     for f in finished:
@@ -203,7 +203,7 @@ async def _recorded(
     error: str | None,
     ref: str | None,
 ) -> bool:
-    """storage.outbox._recorded."""
+    """storage.sqlite.outbox._recorded."""
     return bool(
         await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = $1 AND state = $2"
@@ -226,7 +226,7 @@ async def _answer_removed(conn: asyncpg.Connection, delivery_id: int) -> bool:
 
 
 async def _requeue(conn: asyncpg.Connection, ids: Sequence[int], now: float, why: str) -> int:
-    """storage.outbox._requeue, over rows the caller locked."""
+    """storage.sqlite.outbox._requeue, over rows the caller locked."""
     for delivery_id in ids:
         state, reason = "pending", why
         if await _answer_removed(conn, delivery_id):
@@ -247,7 +247,7 @@ async def _requeue(conn: asyncpg.Connection, ids: Sequence[int], now: float, why
 
 
 async def release(conn: asyncpg.Connection, owner: str, lease: float) -> int:
-    """storage.outbox.release (SQLite's scalar min() is LEAST here). The rows are locked in
+    """storage.sqlite.outbox.release (SQLite's scalar min() is LEAST here). The rows are locked in
     id order first, as finish_and_claim locks them."""
     await conn.execute(
         "SELECT id FROM deliveries WHERE state = 'sending' AND claimed_by = $1"
@@ -289,7 +289,7 @@ async def list_deliveries(
 
 
 async def cancel_pending(conn: asyncpg.Connection, answer_id: int, reason: str, now: float) -> int:
-    """storage.outbox.cancel_pending. The caller holds the answer row's lock. The answer's
+    """storage.sqlite.outbox.cancel_pending. The caller holds the answer row's lock. The answer's
     pending and sending rows are locked first, in id order: a send finishing meanwhile
     (which may put its row back in the queue) is waited for, and its row cancelled too."""
     await conn.execute(
@@ -309,7 +309,7 @@ async def cancel_pending(conn: asyncpg.Connection, answer_id: int, reason: str, 
 
 
 async def retry_dead(conn: asyncpg.Connection, ids: Sequence[int] = ()) -> tuple[int, int]:
-    """storage.outbox.retry_dead. Requeueing settles a slot, so the answers of the dead rows
+    """storage.sqlite.outbox.retry_dead. Requeueing settles a slot, so the answers of the dead rows
     are locked first (in id order), as a vote locks its answer: a vote queueing a newer
     verdict meanwhile is waited for, then supersedes the requeued row or is seen here."""
     now = time.time()
@@ -397,7 +397,7 @@ async def delivery_counts(conn: asyncpg.Connection) -> DeliveryCounts:
 
 
 async def last_delivered_at(conn: asyncpg.Connection, provider: str) -> float | None:
-    """storage.outbox.last_delivered_at."""
+    """storage.sqlite.outbox.last_delivered_at."""
     updated = await conn.fetchval(
         "SELECT d.updated_at FROM deliveries d JOIN answers a ON a.id = d.answer_id"
         " WHERE d.state = 'delivered' AND a.provider = $1 ORDER BY d.id DESC LIMIT 1",

@@ -8,9 +8,10 @@ import asyncio
 import os
 import sqlite3
 
-from storage.db import DatabaseOpenError, run
-from storage.db import connect as open_sqlite
+from storage.errors import DatabaseOpenError
 from storage.postgres.db import connect as open_postgres
+from storage.sqlite.db import connect as open_sqlite
+from storage.sqlite.db import run
 
 # In the order references allow; each with the columns both schemas share. health_probe is
 # the bot's own scratch row, not data.

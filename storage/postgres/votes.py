@@ -1,4 +1,4 @@
-"""Votes and settling on PostgreSQL: the units of storage/votes.py (the rules are in its
+"""Votes and settling on PostgreSQL: the units of storage/sqlite/votes.py (the rules are in its
 docstrings), async over an asyncpg connection in the facade's transaction.
 
 What differs: replicas are not serialised as SQLite's writers are, so every unit that changes
@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from bot.domain import (
-    REMOVED,
+    WITHDRAWN,
     AnswerRef,
     SlotVerdict,
     Status,
@@ -32,12 +32,12 @@ from bot.domain import (
     next_standing,
     verdict,
 )
-from storage.outbox import verdict_from_row
 from storage.postgres.db import DELIVERIES_CHANNEL
 from storage.postgres.events import mark_processed
 from storage.postgres.held import hold as hold_reaction
 from storage.postgres.held import lock_message
-from storage.votes import EXPORT_COLUMNS, stored_vote_from_row
+from storage.sqlite.outbox import verdict_from_row
+from storage.sqlite.votes import EXPORT_COLUMNS, stored_vote_from_row
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -64,7 +64,7 @@ async def _lock_answer(conn: asyncpg.Connection, answer_id: int) -> None:
 async def apply_vote(
     conn: asyncpg.Connection, change: VoteChange, *, dedupe_key: str | None = None
 ) -> VoteResult:
-    """storage.votes.apply_vote: the dedupe mark first (a redelivered event waits on it,
+    """storage.sqlite.votes.apply_vote: the dedupe mark first (a redelivered event waits on it,
     then changes nothing), then the answer's lock."""
     now = time.time()
     if dedupe_key is not None and not await mark_processed(conn, dedupe_key, now):
@@ -76,7 +76,7 @@ async def apply_vote(
 async def change_vote(
     conn: asyncpg.Connection, change: VoteChange, now: float, cast_at: float | None = None
 ) -> VoteResult:
-    """storage.votes.change_vote. The caller holds the answer row's lock (apply_vote,
+    """storage.sqlite.votes.change_vote. The caller holds the answer row's lock (apply_vote,
     apply_vote_to_message, and the registration that applies held reactions lock it), so
     the standing vote read here cannot change before it is replaced."""
     row = await conn.fetchrow(
@@ -118,7 +118,7 @@ async def apply_vote_to_message(
     dedupe_key: str | None = None,
     hold: bool = False,
 ) -> tuple[AnswerRef | None, VoteResult]:
-    """storage.votes.apply_vote_to_message. The answer is looked up with its row locked (no
+    """storage.sqlite.votes.apply_vote_to_message. The answer is looked up with its row locked (no
     answer there: no lock is taken), then the dedupe mark, then the change. Holding takes
     the message's lock (storage/postgres/held.py: lock_message) before it looks again, as
     registering takes it: a registration committed meanwhile is then seen, and one that
@@ -176,7 +176,7 @@ async def get_vote(conn: asyncpg.Connection, vote_id: int) -> StoredVote | None:
 async def explain_vote(
     conn: asyncpg.Connection, vote_id: int, explanation: str | None, category: str | None
 ) -> VoteResult:
-    """storage.votes.explain_vote, with the vote's answer locked first."""
+    """storage.sqlite.votes.explain_vote, with the vote's answer locked first."""
     now = time.time()
     await conn.execute(
         "SELECT a.id FROM votes v JOIN answers a ON a.id = v.answer_id WHERE v.id = $1"
@@ -210,8 +210,8 @@ async def export_page(
     channel: str | None,
     limit: int,
 ) -> list[tuple[Any, ...]]:
-    """storage.votes.export_page (EXPORT_COLUMNS as SQLite's: the orphaned flag comes back
-    as a bool here, 0/1 there; bot/vote_export.py reads it with bool())."""
+    """storage.sqlite.votes.export_page (EXPORT_COLUMNS as SQLite's: the orphaned flag comes back
+    as a bool here, 0/1 there; bot/votes/export.py reads it with bool())."""
     where = ["v.id > $1"]
     params: list[Any] = [after_id]
     if since is not None:
@@ -238,7 +238,7 @@ async def count_votes(conn: asyncpg.Connection, answer_id: int) -> int:
 
 
 async def slot_verdicts(conn: asyncpg.Connection, answer_id: int) -> list[SlotVerdict]:
-    """storage.votes.slot_verdicts, in one query. Ordered by content_id in byte order
+    """storage.sqlite.votes.slot_verdicts, in one query. Ordered by content_id in byte order
     (COLLATE "C"), as SQLite orders text, whatever the database's collation."""
     rows = await conn.fetch(
         "SELECT g.content_id, g.standing, n.status FROM ("
@@ -251,7 +251,7 @@ async def slot_verdicts(conn: asyncpg.Connection, answer_id: int) -> list[SlotVe
     return [
         SlotVerdict(
             r["content_id"],
-            Status(r["status"]) if r["status"] is not None else REMOVED.status,
+            Status(r["status"]) if r["status"] is not None else WITHDRAWN.status,
             int(r["standing"]),
         )
         for r in rows
@@ -261,7 +261,7 @@ async def slot_verdicts(conn: asyncpg.Connection, answer_id: int) -> list[SlotVe
 async def vote_stats(
     conn: asyncpg.Connection, channel: str | None, since: float
 ) -> dict[str, dict[str, int]]:
-    """storage.votes.vote_stats."""
+    """storage.sqlite.votes.vote_stats."""
     where = "v.cast_at >= $1"
     params: list[Any] = [since]
     if channel is not None:
@@ -279,7 +279,7 @@ async def vote_stats(
 async def queue_verdict_change(
     conn: asyncpg.Connection, answer_id: int, content_id: str, now: float
 ) -> tuple[Verdict, int | None]:
-    """storage.votes.queue_verdict_change (the outbox rules are there). The caller holds
+    """storage.sqlite.votes.queue_verdict_change (the outbox rules are there). The caller holds
     the answer row's lock. The slot's recent outbox rows are read FOR UPDATE: a row a claim
     is taking meanwhile is waited for and then seen as sending (never superseded in
     flight), and a claim skips the rows locked here. A pending row queued is announced with
@@ -305,7 +305,7 @@ async def queue_verdict_change(
     )
     pending = [r for r in recent if r["state"] == "pending"]
     held_row = next((r for r in recent if r["state"] in _HELD), None)
-    held = verdict_from_row(held_row) if held_row is not None else REMOVED
+    held = verdict_from_row(held_row) if held_row is not None else WITHDRAWN
     keep = None
     if pending and verdict_from_row(pending[0]) == new and new != held:
         keep = pending[0]["id"]

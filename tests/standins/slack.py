@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from jsonschema import Draft202012Validator, ValidationError
 
-from bot.doctor import SCOPES as MANIFEST_SCOPES
+from bot.cli.doctor import SCOPES as MANIFEST_SCOPES
 from tests.standins import DEADLINE
 from tests.standins.blockkit import check_message, check_view
 
@@ -73,7 +73,7 @@ class SlackStandIn:
     refuse_sockets: bool = False  # Slack's WebSocket endpoint is unreachable
     withhold_hello: bool = False  # connections open, but Slack does not say hello (say_hello)
     # What the bot token was granted, as Slack says in auth.test's X-OAuth-Scopes header:
-    # what manifest.yml asks for (bot/doctor.py holds that list, checked against the file).
+    # what manifest.yml asks for (bot/cli/doctor.py holds that list, checked against the file).
     scopes: list[str] = field(default_factory=lambda: list(MANIFEST_SCOPES))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))

@@ -1,0 +1,4 @@
+"""`/feedback`, in three steps: `grammar` turns the text into a typed invocation (or a
+UsageError with the usage line), `execute` carries it out against the configuration, the
+keys and the store, and `render` writes the Slack mrkdwn reply; `permissions` says who may
+change what. May import any package of bot/ but web/ and cli/, and storage."""

@@ -1,3 +1,0 @@
-"""`/feedback`, in three steps: `grammar` turns the text into a typed invocation (or a
-UsageError with the usage line), `execute` carries it out against the configuration, the
-keys and the store, and `render` writes the Slack mrkdwn reply."""

@@ -1,0 +1,323 @@
+"""Votes and settling: recording one user's action on a slot and, in the same transaction,
+queueing the slot's new verdict in the outbox (`queue_verdict_change`).
+
+Each public function is one unit of work over the sqlite3 connection, run as one call on its
+thread by the `Store` facade (storage/store.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import replace
+from typing import Any
+
+from bot.domain import (
+    WITHDRAWN,
+    AnswerRef,
+    SlotVerdict,
+    Status,
+    StoredVote,
+    Verdict,
+    Vote,
+    VoteChange,
+    VoteResult,
+    next_standing,
+    verdict,
+)
+from storage.sqlite import held
+from storage.sqlite.db import transaction
+from storage.sqlite.events import mark_processed
+from storage.sqlite.outbox import verdict_from_row
+
+# States in which a delivery row says what the provider holds or is about to hold.
+_HELD = ("sending", "delivered", "skipped")
+
+
+def apply_vote(
+    db: sqlite3.Connection, change: VoteChange, *, dedupe_key: str | None = None
+) -> VoteResult:
+    """Apply one user's action and, in the same transaction, queue the new verdict.
+
+    `dedupe_key` (a Slack event id) makes a redelivered event change nothing.
+    """
+    now = time.time()
+    with transaction(db):
+        if dedupe_key is not None and not mark_processed(db, dedupe_key, now):
+            return VoteResult(duplicate=True)
+        return change_vote(db, change, now)
+
+
+def change_vote(
+    db: sqlite3.Connection, change: VoteChange, now: float, cast_at: float | None = None
+) -> VoteResult:
+    """`apply_vote` inside the caller's transaction (held reactions are applied so, with
+    the registration that found their answer; `cast_at` is then when the reaction came)."""
+    row = db.execute(
+        "SELECT id, status FROM votes WHERE answer_id = ? AND content_id = ?"
+        " AND user_id = ? AND origin = ? AND withdrawn_at IS NULL",
+        (change.answer_id, change.content_id, change.user, change.origin),
+    ).fetchone()
+    current = Status(row["status"]) if row else None
+    target = next_standing(change.action, current, change.status)
+    if target == current:
+        return VoteResult(vote_id=row["id"] if row else None, standing=current)
+    if row is not None:
+        db.execute("UPDATE votes SET withdrawn_at = ? WHERE id = ?", (now, row["id"]))
+    vote_id = None
+    if target is not None:
+        vote_id = db.execute(
+            "INSERT INTO votes (answer_id, content_id, user_id, origin, status, cast_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                change.answer_id,
+                change.content_id,
+                change.user,
+                change.origin,
+                target.value,
+                now if cast_at is None else cast_at,
+            ),
+        ).lastrowid
+    new, delivery_id = queue_verdict_change(db, change.answer_id, change.content_id, now)
+    return VoteResult(vote_id=vote_id, standing=target, verdict=new, delivery_id=delivery_id)
+
+
+def apply_vote_to_message(
+    db: sqlite3.Connection,
+    channel: str,
+    ts: str,
+    change: VoteChange,
+    *,
+    dedupe_key: str | None = None,
+    hold: bool = False,
+) -> tuple[AnswerRef | None, VoteResult]:
+    """The reaction path in one call: find the answer on message (channel, ts) and apply
+    `change` to it (its answer_id is filled in). No answer there: nothing is written,
+    and no write lock is taken, which matters as most reactions are on other messages;
+    unless `hold`, when the reaction is kept for the late lookup (storage/sqlite/held.py), with
+    its event marked processed, in one transaction. Only the answer's id and thread are
+    read: its sources cost more than the vote."""
+    answer = _answer_on(db, channel, ts)
+    if answer is None and hold:
+        now = time.time()
+        with transaction(db):
+            if dedupe_key is not None and not mark_processed(db, dedupe_key, now):
+                return None, VoteResult(duplicate=True)
+            # Looked at again under the write lock: another process may have registered the
+            # message meanwhile, and a reaction held for an answer would wait for nothing.
+            answer = _answer_on(db, channel, ts)
+            if answer is not None:
+                return answer, change_vote(db, replace(change, answer_id=answer.id), now)
+            if _is_a_prompt(db, channel, ts):
+                return None, VoteResult()  # the bot's own "Was this helpful?" reply
+            held.hold(db, channel, ts, change, dedupe_key, now)
+        return None, VoteResult(held=True)
+    if answer is None:
+        return None, VoteResult()
+    return answer, apply_vote(db, replace(change, answer_id=answer.id), dedupe_key=dedupe_key)
+
+
+def _answer_on(db: sqlite3.Connection, channel: str, ts: str) -> AnswerRef | None:
+    row = db.execute(
+        "SELECT id, thread_ts FROM answers WHERE channel = ? AND ts = ? AND removed_at IS NULL",
+        (channel, ts),
+    ).fetchone()
+    return AnswerRef(row["id"], row["thread_ts"]) if row else None
+
+
+def _is_a_prompt(db: sqlite3.Connection, channel: str, ts: str) -> bool:
+    return (
+        db.execute(
+            "SELECT 1 FROM answers WHERE channel = ? AND prompt_ts = ? AND removed_at IS NULL",
+            (channel, ts),
+        ).fetchone()
+        is not None
+    )
+
+
+def get_vote(db: sqlite3.Connection, vote_id: int) -> StoredVote | None:
+    row = db.execute(
+        "SELECT id, answer_id, content_id, user_id, origin, status, explanation,"
+        " category, withdrawn_at IS NULL AS standing FROM votes WHERE id = ?",
+        (vote_id,),
+    ).fetchone()
+    return stored_vote_from_row(row) if row else None
+
+
+def stored_vote_from_row(row: Any) -> StoredVote:
+    return StoredVote(
+        id=row["id"],
+        answer_id=row["answer_id"],
+        content_id=row["content_id"],
+        user=row["user_id"],
+        origin=row["origin"],
+        status=Status(row["status"]),
+        explanation=row["explanation"],
+        category=row["category"],
+        is_standing=bool(row["standing"]),
+    )
+
+
+def explain_vote(
+    db: sqlite3.Connection, vote_id: int, explanation: str | None, category: str | None
+) -> VoteResult:
+    """Attach the "what went wrong?" answers to a standing vote and re-settle its slot:
+    when it is the vote that decides the verdict, the provider hears the explanation."""
+    now = time.time()
+    with transaction(db):
+        row = db.execute(
+            "UPDATE votes SET explanation = ?, category = ?"
+            " WHERE id = ? AND withdrawn_at IS NULL"
+            " RETURNING answer_id, content_id, status",
+            (explanation, category, vote_id),
+        ).fetchone()
+        if row is None:
+            return VoteResult()
+        new, delivery_id = queue_verdict_change(db, row["answer_id"], row["content_id"], now)
+        return VoteResult(
+            vote_id=vote_id,
+            standing=Status(row["status"]),
+            verdict=new,
+            delivery_id=delivery_id,
+        )
+
+
+# What an export row holds, in order (bot/votes/export.py names them for CSV and JSON).
+EXPORT_COLUMNS = (
+    "v.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org,"
+    " a.grp, v.content_id, v.user_id, v.status, v.origin, v.explanation, v.category,"
+    " v.cast_at, v.withdrawn_at, a.removed_at IS NOT NULL"
+)
+
+
+def export_page(
+    db: sqlite3.Connection,
+    after_id: int,
+    since: float | None,
+    until: float | None,
+    channel: str | None,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """Up to `limit` votes with an id above `after_id`, oldest first, with their answer's
+    ids: one page of an export. Pages by id, so a million votes never sit in memory."""
+    where = ["v.id > ?"]
+    params: list[Any] = [after_id]
+    if since is not None:
+        where.append("v.cast_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("v.cast_at < ?")
+        params.append(until)
+    if channel is not None:
+        where.append("a.channel = ?")
+        params.append(channel)
+    return [
+        tuple(r)
+        for r in db.execute(
+            f"SELECT {EXPORT_COLUMNS} FROM votes v JOIN answers a ON a.id = v.answer_id"
+            f" WHERE {' AND '.join(where)} ORDER BY v.id LIMIT ?",
+            (*params, limit),
+        )
+    ]
+
+
+def count_votes(db: sqlite3.Connection, answer_id: int) -> int:
+    (count,) = db.execute("SELECT count(*) FROM votes WHERE answer_id = ?", (answer_id,)).fetchone()
+    return int(count)
+
+
+def slot_verdicts(db: sqlite3.Connection, answer_id: int) -> list[SlotVerdict]:
+    """Each slot of the answer that has votes: its verdict (the newest standing vote's
+    status, or removed) and how many votes stand there, the answer itself first."""
+    rows = db.execute(
+        "SELECT content_id, sum(withdrawn_at IS NULL) AS standing, max(CASE WHEN"
+        " withdrawn_at IS NULL THEN id END) AS newest FROM votes WHERE answer_id = ?"
+        " GROUP BY content_id ORDER BY content_id",
+        (answer_id,),
+    ).fetchall()
+    out = []
+    for r in rows:
+        status = WITHDRAWN.status
+        if r["newest"] is not None:
+            (raw,) = db.execute("SELECT status FROM votes WHERE id = ?", (r["newest"],)).fetchone()
+            status = Status(raw)
+        out.append(SlotVerdict(r["content_id"], status, int(r["standing"])))
+    return out
+
+
+def vote_stats(
+    db: sqlite3.Connection, channel: str | None, since: float
+) -> dict[str, dict[str, int]]:
+    """Votes cast since `since`, per status: all of them, and those still standing."""
+    where = "v.cast_at >= ?"
+    params: list[Any] = [since]
+    if channel is not None:
+        where += " AND a.channel = ?"
+        params.append(channel)
+    rows = db.execute(
+        "SELECT v.status, count(*), sum(v.withdrawn_at IS NULL) FROM votes v"
+        f" JOIN answers a ON a.id = v.answer_id WHERE {where} GROUP BY v.status",
+        params,
+    ).fetchall()
+    return {r[0]: {"cast": int(r[1]), "standing": int(r[2])} for r in rows}
+
+
+def queue_verdict_change(
+    db: sqlite3.Connection, answer_id: int, content_id: str, now: float
+) -> tuple[Verdict, int | None]:
+    """Settle a slot after its votes changed: compute its verdict and put it in the outbox
+    if, and only if, the provider would otherwise hold something else.
+
+    The outbox rules, for the slot (answer_id, content_id):
+    - the verdict is that of the newest vote still standing, or `removed` (bot.domain.verdict);
+    - what the provider holds is the verdict of the newest row sending, delivered or skipped
+      (`removed` when there is none);
+    - pending rows are superseded: they have not left yet, and the provider only ever needs
+      the newest verdict; except that a pending row already carrying this verdict stays
+      queued instead of being replaced by a copy;
+    - a new row is queued only when the verdict differs from what the provider holds and no
+      pending row already carries it;
+    - rows sending, delivered, skipped or dead are left alone: a send in flight finishes
+      first, and `storage.sqlite.outbox.claim_due` sends the new row only after it.
+
+    Runs inside the caller's transaction, with the vote change it settles. Returns the
+    verdict, and the id of the row queued for it (None when no row was added).
+    """
+    # Only the newest standing vote can decide (bot.domain.verdict), so only it is read:
+    # a slot with thousands of votes costs one index step.
+    newest = [
+        Vote(r["id"], r["user_id"], Status(r["status"]), r["explanation"], r["category"])
+        for r in db.execute(
+            "SELECT id, user_id, status, explanation, category FROM votes"
+            " WHERE answer_id = ? AND content_id = ? AND withdrawn_at IS NULL"
+            " ORDER BY id DESC LIMIT 1",
+            (answer_id, content_id),
+        )
+    ]
+    new = verdict(newest)
+    recent = db.execute(
+        "SELECT id, state, status, explanation, category FROM deliveries"
+        " WHERE answer_id = ? AND content_id = ?"
+        " AND state IN ('pending', 'sending', 'delivered', 'skipped')"
+        " ORDER BY id DESC LIMIT 3",
+        (answer_id, content_id),
+    ).fetchall()
+    pending = [r for r in recent if r["state"] == "pending"]
+    held_row = next((r for r in recent if r["state"] in _HELD), None)
+    held = verdict_from_row(held_row) if held_row is not None else WITHDRAWN
+    keep = None
+    if pending and verdict_from_row(pending[0]) == new and new != held:
+        keep = pending[0]["id"]
+    stale = [(now, r["id"]) for r in pending if r["id"] != keep]
+    if stale:
+        db.executemany(
+            "UPDATE deliveries SET state = 'superseded', updated_at = ? WHERE id = ?", stale
+        )
+    if keep is not None or new == held:
+        return new, None
+    cur = db.execute(
+        "INSERT INTO deliveries (answer_id, content_id, status, explanation, category,"
+        " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (answer_id, content_id, new.status.value, new.explanation, new.category, now, now, now),
+    )
+    return new, cur.lastrowid
