@@ -140,9 +140,15 @@ class Answer:
     id: int = 0  # assigned by the store
 
     @property
+    def target_column(self) -> str:
+        """The column of `answers` that holds `target`."""
+        return "message_id" if self.message_id else "request_id"
+
+    @property
     def target(self) -> str:
-        """The provider's id for the answer, for logs and messages."""
-        return self.message_id if self.provider == "contextual" else self.request_id or ""
+        """The provider's id for the answer, for logs and messages: its message or its request
+        (each provider's registration requires exactly one of the two)."""
+        return self.message_id or self.request_id or ""
 
     def source(self, content_id: str) -> Source | None:
         return next((s for s in self.sources if s.content_id == content_id), None)

@@ -237,7 +237,7 @@ async def release_post(conn: asyncpg.Connection, answer: Answer, holder: str) ->
 
 
 async def _find_posted(conn: asyncpg.Connection, answer: Answer) -> Answer | None:
-    column = "message_id" if answer.provider == "contextual" else "request_id"
+    column = answer.target_column
     row = await conn.fetchrow(
         f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.{column} = $1"
         " AND a.channel = $2 AND a.posted_by_bot = 1 AND a.removed_at IS NULL"

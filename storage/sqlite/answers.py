@@ -198,7 +198,7 @@ def release_post(db: sqlite3.Connection, answer: Answer, holder: str) -> None:
 
 def _find_posted(db: sqlite3.Connection, answer: Answer) -> Answer | None:
     """An answer the bot already posted for the same provider message in the channel."""
-    column = "message_id" if answer.provider == "contextual" else "request_id"
+    column = answer.target_column
     row = db.execute(
         # `+a.channel`: look up by the provider's id (a handful of rows), not by walking
         # the channel's answers, which SQLite would otherwise choose.
