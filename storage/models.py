@@ -1,5 +1,5 @@
 """The types of the store's own bookkeeping: post reservations, the delivery worker's claims
-and outcomes, outbox counts, audit rows. No Slack, no HTTP.
+and outcomes, outbox counts, audit rows, held reactions. No Slack, no HTTP.
 
 The vocabulary the store hands out and takes in (Answer, Delivery, VoteChange, ...) lives in
 bot/domain.py.
@@ -78,6 +78,16 @@ class DeliveryCounts:
     dead: int
     oldest_pending_at: float | None
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    """A message whose reactions are held while the late lookup finds it."""
+
+    channel: str
+    ts: str
+    reactions: int
+    first_at: float
 
 
 @dataclass(frozen=True, slots=True)

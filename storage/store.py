@@ -17,8 +17,11 @@ transaction is one hop to that thread; votes share transactions through a group 
 (storage/sqlite/group_commit.py). PostgreSQL (a postgresql:// URL; storage/postgres/): the module
 of the same name under storage/postgres/, an async function run in one short transaction
 on a connection of the pool, for several replicas on one database. Both modules of an
-aggregate take the same arguments and return the same types; the rules they keep are
-written once, in the SQLite module's docstrings.
+aggregate take the same arguments and return the same types (the Protocols of
+storage/queries.py, which mypy checks each module and each call below against, and
+tests/test_backend_contract.py the rest). The decisions they share are written once, in
+storage/rules.py, and the row converters in storage/rows.py; what stays in each backend's
+SQL is which rows a statement takes, and the locks.
 """
 
 from __future__ import annotations
@@ -45,11 +48,11 @@ from storage.models import (
     Claim,
     DeliveryCounts,
     Finished,
+    HeldMessage,
     MetadataRegistration,
     PostReservation,
     Removal,
 )
-from storage.sqlite.held import HeldMessage
 
 
 class Store:

@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from bot.domain import Answer, DeliveryState, Status, VoteChange
 from storage import Finished, Store
 from storage.errors import SchemaTooNewError
-from storage.sqlite.db import _statements, run
+from storage.sqlite.db import _statements
 from storage.sqlite.migrations import MIGRATIONS
 from tests.dbtools import query
-
-
-async def test_work_runs_whole_on_the_connection_thread(tmp_path: Path) -> None:
-    """storage.sqlite.db.run relies on aiosqlite internals: fail loudly if they change."""
-    db = await aiosqlite.connect(tmp_path / "t.db")
-    try:
-        seen: list[str] = []
-
-        def work(conn: sqlite3.Connection) -> int:
-            seen.append(threading.current_thread().name)
-            return conn.execute("SELECT 41 + 1").fetchone()[0]
-
-        assert await run(db, work) == 42
-        assert seen and seen[0] != threading.current_thread().name
-    finally:
-        await db.close()
 
 
 async def test_migrations_run_once_and_refuse_a_newer_schema(tmp_path: Path) -> None:

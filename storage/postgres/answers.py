@@ -16,12 +16,15 @@ import asyncpg
 
 from bot.domain import Answer, Provenance, Registration
 from storage.models import MetadataRegistration, PostReservation, PostState
-from storage.sqlite.answers import answer_from_row, answer_values, metadata_registration_from_row
+from storage.rows import (
+    ANSWER_FIELDS,
+    answer_from_row,
+    answer_values,
+    metadata_registration_from_row,
+)
 
-# storage/sqlite/answers.py's columns, with the sources aggregated the PostgreSQL way.
-ANSWER_COLUMNS = """
-    a.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org, a.grp,
-    a.posted_by_bot, a.thread_ts, a.prompt_ts,
+# The columns answer_from_row reads, with the sources aggregated the PostgreSQL way.
+ANSWER_COLUMNS = f"""{ANSWER_FIELDS},
     (SELECT coalesce(json_agg(json_build_array(s.content_id, s.label) ORDER BY s.position),
                      '[]'::json)::text
        FROM answer_sources s WHERE s.answer_id = a.id) AS sources

@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Concatenate, ParamSpec, TypeVar, cast
 
 import asyncpg
 
-from storage.contract import Queries
+from storage.contract import PostgresQueries
 from storage.postgres import answers, composite, config, events, held, keys, outbox, votes
 from storage.postgres.db import DELIVERIES_CHANNEL, connect, transaction
 
 log = logging.getLogger(__name__)
 
-QUERIES = Queries(
+P = ParamSpec("P")
+T = TypeVar("T")
+# The facade's type for a unit of work covers both backends'; here it is always a coroutine
+# function (PostgresQueries, checked by tests/test_backend_contract.py).
+Work = Callable[Concatenate[asyncpg.Connection, P], T | Awaitable[T]]
+
+QUERIES = PostgresQueries(
     answers=answers,
     votes=votes,
     outbox=outbox,
@@ -47,9 +53,9 @@ class PostgresBackend:
         pool, target = await connect(url)
         return cls(pool, target.dsn, target.shown)
 
-    async def run(self, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def run(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         async with transaction(self.pool) as conn:
-            return await work(conn, *args, **kwargs)
+            return await cast(Awaitable[T], work(conn, *args, **kwargs))
 
     # Each vote is its own short transaction: PostgreSQL takes concurrent writers, and the
     # group commit exists for SQLite's one writer at a time.

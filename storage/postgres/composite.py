@@ -18,7 +18,7 @@ import asyncpg
 from bot.domain import Answer, Provenance, Registration
 from storage.models import Removal
 from storage.postgres import answers, held, outbox, votes
-from storage.sqlite.composite import _newer
+from storage.rules import provenance_newer
 
 
 async def remove_answer(
@@ -50,12 +50,13 @@ async def register(
         await answers.drop_reservation(conn, answer, holder)
     if provenance is not None and await answers.was_removed(conn, answer.channel, answer.ts):
         removed = await answers.removed_answer(conn, answer.channel, answer.ts)
-        return Registration.ANSWER_REMOVED, removed, False
+        if removed is not None:  # it is: was_removed has just read it
+            return Registration.ANSWER_REMOVED, removed, False
     outcome, stored = await answers.add_answer(conn, answer, provenance)
     if (
         outcome is Registration.CONFLICT
         and replace_unvoted
-        and _newer(provenance, await answers.metadata_ts(conn, stored.id))
+        and provenance_newer(provenance, await answers.metadata_ts(conn, stored.id))
     ):
         await _lock_answer(conn, stored.id)  # no vote lands on it while we count
         if await votes.count_votes(conn, stored.id) == 0:
@@ -77,14 +78,14 @@ async def drop_held(conn: asyncpg.Connection, channel: str, ts: str) -> tuple[in
 
 
 async def _apply_held(conn: asyncpg.Connection, answer: Answer, now: float) -> bool:
-    queued = False
+    """storage.sqlite.composite._apply_held, with the answer locked before its votes change."""
     taken = await held.take_held(conn, answer.id, answer.channel, answer.ts)
     if taken:
         await _lock_answer(conn, answer.id)
-    for change, came_at in taken:
-        result = await votes.change_vote(conn, change, now, cast_at=came_at)
-        queued = result.delivery_id is not None or queued
-    return queued
+    results = [
+        await votes.change_vote(conn, change, now, cast_at=came_at) for change, came_at in taken
+    ]
+    return any(r.delivery_id is not None for r in results)
 
 
 async def _lock_answer(conn: asyncpg.Connection, answer_id: int) -> None:

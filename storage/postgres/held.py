@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncpg
 
 from bot.domain import VoteChange
+from storage.models import HeldMessage
 from storage.postgres.db import count
-from storage.sqlite.held import HeldMessage, held_change_from_row, held_values
+from storage.rows import held_message_from_row, held_reaction_from_row, held_values
+from storage.rules import arrival_order
 
 # The first key of the advisory lock of one message (lock_message); the second is a hash of
 # the message. Two int4 keys: a key space apart from the bigint ones of storage/postgres/db.py.
@@ -49,15 +51,15 @@ async def hold(
 async def take_held(
     conn: asyncpg.Connection, answer_id: int, channel: str, ts: str
 ) -> list[tuple[VoteChange, float]]:
-    """storage.sqlite.held.take_held: deleted and returned in one statement, oldest first."""
+    """storage.sqlite.held.take_held: deleted and returned in one statement, in the order
+    they apply (storage/rules.py: arrival_order)."""
     rows = await conn.fetch(
-        "WITH taken AS (DELETE FROM held_reactions WHERE channel = $1 AND ts = $2"
-        " RETURNING id, user_id, origin, action, status, received_at)"
-        " SELECT user_id, origin, action, status, received_at FROM taken ORDER BY id",
+        "DELETE FROM held_reactions WHERE channel = $1 AND ts = $2"
+        " RETURNING id, user_id, origin, action, status, received_at",
         channel,
         ts,
     )
-    return [held_change_from_row(answer_id, r) for r in rows]
+    return arrival_order(held_reaction_from_row(answer_id, r) for r in rows)
 
 
 async def held_messages(conn: asyncpg.Connection) -> list[HeldMessage]:
@@ -65,17 +67,17 @@ async def held_messages(conn: asyncpg.Connection) -> list[HeldMessage]:
         "SELECT channel, ts, count(*) AS n, min(received_at) AS first_at FROM held_reactions"
         " GROUP BY channel, ts ORDER BY first_at"
     )
-    return [HeldMessage(r["channel"], r["ts"], int(r["n"]), r["first_at"]) for r in rows]
+    return [held_message_from_row(r) for r in rows]
 
 
 async def held_message(conn: asyncpg.Connection, channel: str, ts: str) -> HeldMessage | None:
     row = await conn.fetchrow(
-        "SELECT count(*) AS n, min(received_at) AS first_at FROM held_reactions"
-        " WHERE channel = $1 AND ts = $2",
+        "SELECT channel, ts, count(*) AS n, min(received_at) AS first_at FROM held_reactions"
+        " WHERE channel = $1 AND ts = $2 GROUP BY channel, ts",
         channel,
         ts,
     )
-    return HeldMessage(channel, ts, int(row["n"]), row["first_at"]) if row["n"] else None
+    return held_message_from_row(row) if row is not None else None
 
 
 async def drop(conn: asyncpg.Connection, channel: str, ts: str) -> int:

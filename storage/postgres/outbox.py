@@ -1,6 +1,6 @@
 """The delivery outbox on PostgreSQL: the units of storage/sqlite/outbox.py (the rules that keep a
-slot in order are in its docstrings), async over an asyncpg connection in the facade's
-transaction.
+slot in order are in its docstrings and in storage/rules.py), async over an asyncpg connection
+in the facade's transaction.
 
 What differs: SQLite's BEGIN IMMEDIATE made one claimer, and one writer, at a time. Here
 claims take an advisory lock (CLAIM_LOCK: one claimer at a time across replicas) and the
@@ -24,12 +24,28 @@ from bot.domain import Delivery, DeliveryState
 from storage.models import Claim, DeliveryCounts, Finished
 from storage.postgres.answers import ANSWER_COLUMNS
 from storage.postgres.db import CLAIM_LOCK, count
-from storage.sqlite.outbox import (
+from storage.rows import (
+    DELIVERY_FIELDS,
+    claimed_from_row,
+    delivery_counts_from_rows,
+    delivery_from_row,
+)
+from storage.rules import (
     CUT_OFF,
     NEVER_SENT,
     REMOVED_BEFORE_RETRY,
-    REMOVED_WHILE_SENT,
-    _delivery,
+    Outcome,
+    QueueFacts,
+    StoredOutcome,
+    already_recorded,
+    goes_back,
+    lease_end,
+    outcome,
+    owned_sends,
+    renewal_due_before,
+    requeue_outcome,
+    requeue_state,
+    tally,
 )
 
 __all__ = [
@@ -43,11 +59,7 @@ __all__ = [
     "retry_dead",
 ]
 
-# storage/sqlite/outbox.py's columns (the aliases `_delivery` reads; `id` is the answer's).
-_DELIVERY_COLUMNS = f"""
-    d.id AS delivery_id, d.content_id, d.status, d.explanation, d.category, d.state,
-    d.attempts, d.next_attempt_at, d.created_at, d.last_error, d.provider_ref, {ANSWER_COLUMNS}
-"""
+_DELIVERY_COLUMNS = f"{DELIVERY_FIELDS}, {ANSWER_COLUMNS}"
 
 
 async def finish_and_claim(
@@ -69,7 +81,7 @@ async def finish_and_claim(
     which that check passes; were one FOR UPDATE, the wait happens here, before any row
     lock, where it cannot close a cycle with a vote waiting on our rows."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
-    renew_before = now + lease * 2 / 3  # renewed once a third of the lease has run
+    renew_before = renewal_due_before(now, lease)
     touched = (
         "state = 'sending' AND ((claimed_by = $1 AND (id = ANY($5::bigint[])"
         " OR NOT id = ANY($2::bigint[]) OR lease_until < $3::float8))"
@@ -103,14 +115,14 @@ async def finish_and_claim(
             owner,
         )
     }
-    # Those in flight were locked (and are written) only if a third of the lease has run.
+    owned = owned_sends(mine, in_flight, (f.delivery_id for f in finished))
+    # Those in flight were locked (and are written) only if their renewal was due.
     await conn.execute(
         "UPDATE deliveries SET lease_until = $1::float8 WHERE id = ANY($2::bigint[])",
-        now + lease,
-        sorted(mine & set(in_flight)),
+        lease_end(now, lease),
+        owned.renew,
     )
-    orphans = sorted(mine - set(in_flight) - {f.delivery_id for f in finished})
-    orphaned = await _requeue(conn, orphans, now, NEVER_SENT)
+    orphaned = await _requeue(conn, owned.orphans, now, NEVER_SENT)
     expired = [
         int(r[0])
         for r in await conn.fetch(
@@ -121,13 +133,13 @@ async def finish_and_claim(
         )
     ]
     recovered = await _requeue(conn, expired, now, CUT_OFF)
-    rows = await claim_due(conn, now, limit, owner, now + lease) if limit > 0 else []
+    rows = await claim_due(conn, now, limit, owner, lease_end(now, lease)) if limit > 0 else []
     later = await conn.fetchval(
         "SELECT min(next_attempt_at) FROM deliveries"
         " WHERE state = 'pending' AND next_attempt_at > $1::float8",
         now,
     )
-    claimed = [_delivery(r, state=DeliveryState.SENDING, attempts_delta=1) for r in rows]
+    claimed = [claimed_from_row(r) for r in rows]
     return Claim(
         claimed, later, frozenset(superseded), recovered, frozenset(lost), orphaned=orphaned
     )
@@ -160,85 +172,67 @@ async def claim_due(
             now,
             [r["delivery_id"] for r in rows],
         )
-    return rows
+    return list(rows)
 
 
 async def _record_finished(
     conn: asyncpg.Connection, finished: Sequence[Finished], now: float, owner: str
 ) -> tuple[set[int], set[int]]:
     """storage.sqlite.outbox._record_finished; the rows are locked by the caller."""
-    superseded: set[int] = set()
-    lost: set[int] = set()
+    results: list[tuple[int, Outcome, bool]] = []
     for f in finished:
-        state, at, error = f.state, f.retry_at, f.error
-        if state is DeliveryState.PENDING and await _answer_removed(conn, f.delivery_id):
-            state, error = DeliveryState.SKIPPED, REMOVED_WHILE_SENT
-        elif state is DeliveryState.PENDING and await _newer_row_exists(conn, f.delivery_id):
-            state = DeliveryState.SUPERSEDED
-            superseded.add(f.delivery_id)
+        facts = await _queue_facts(conn, f.delivery_id) if goes_back(f) else None
+        recorded = outcome(f, facts)
         status = await conn.execute(
             "UPDATE deliveries SET state = $1, last_error = $2, provider_ref = $3,"
             " next_attempt_at = CASE WHEN $4::float8 > 0 THEN $4::float8"
             " ELSE next_attempt_at END,"
             " claimed_by = NULL, lease_until = NULL, updated_at = $5::float8"
             " WHERE id = $6 AND state = 'sending' AND claimed_by = $7",
-            state.value,
-            error,
+            recorded.state.value,
+            recorded.error,
             f.ref,
-            at,
+            f.retry_at,
             now,
             f.delivery_id,
             owner,
         )
-        if count(status) == 0 and not await _recorded(conn, f.delivery_id, state, error, f.ref):
-            lost.add(f.delivery_id)
-            superseded.discard(f.delivery_id)
-    return superseded, lost
-
-
-async def _recorded(
-    conn: asyncpg.Connection,
-    delivery_id: int,
-    state: DeliveryState,
-    error: str | None,
-    ref: str | None,
-) -> bool:
-    """storage.sqlite.outbox._recorded."""
-    return bool(
-        await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = $1 AND state = $2"
-            " AND last_error IS NOT DISTINCT FROM $3 AND provider_ref IS NOT DISTINCT FROM $4)",
-            delivery_id,
-            state.value,
-            error,
-            ref,
+        counts = count(status) > 0 or already_recorded(
+            await _stored(conn, f.delivery_id), recorded, f.ref
         )
+        results.append((f.delivery_id, recorded, counts))
+    return tally(results)
+
+
+async def _stored(conn: asyncpg.Connection, delivery_id: int) -> StoredOutcome | None:
+    row = await conn.fetchrow(
+        "SELECT state, last_error, provider_ref FROM deliveries WHERE id = $1", delivery_id
     )
+    return (row[0], row[1], row[2]) if row else None
 
 
-async def _answer_removed(conn: asyncpg.Connection, delivery_id: int) -> bool:
-    removed = await conn.fetchval(
-        "SELECT a.removed_at IS NOT NULL FROM deliveries d JOIN answers a ON a.id = d.answer_id"
-        " WHERE d.id = $1",
+async def _queue_facts(conn: asyncpg.Connection, delivery_id: int) -> QueueFacts:
+    """storage.sqlite.outbox._queue_facts."""
+    row = await conn.fetchrow(
+        "SELECT a.removed_at IS NOT NULL, EXISTS (SELECT 1 FROM deliveries n"
+        "   WHERE n.answer_id = d.answer_id AND n.content_id = d.content_id AND n.id > d.id"
+        "   AND n.state != 'superseded')"
+        " FROM deliveries d JOIN answers a ON a.id = d.answer_id WHERE d.id = $1",
         delivery_id,
     )
-    return bool(removed)
+    return QueueFacts(bool(row[0]), bool(row[1])) if row else QueueFacts(False, False)
 
 
 async def _requeue(conn: asyncpg.Connection, ids: Sequence[int], now: float, why: str) -> int:
     """storage.sqlite.outbox._requeue, over rows the caller locked."""
     for delivery_id in ids:
-        state, reason = "pending", why
-        if await _answer_removed(conn, delivery_id):
-            state, reason = "skipped", REMOVED_WHILE_SENT
-        elif await _newer_row_exists(conn, delivery_id):
-            state = "superseded"
+        state, reason = requeue_outcome(await _queue_facts(conn, delivery_id), why)
         await conn.execute(
             "UPDATE deliveries SET state = $1, next_attempt_at = $2::float8, claimed_by = NULL,"
             " lease_until = NULL, updated_at = $2::float8,"
             " last_error = CASE WHEN $1 = 'skipped' THEN $3 ELSE coalesce(last_error, $3) END"
             " WHERE id = $4",
-            state,
+            state.value,
             now,
             reason,
             delivery_id,
@@ -285,7 +279,7 @@ async def list_deliveries(
         f" JOIN answers a ON a.id = d.answer_id {where} ORDER BY d.id DESC LIMIT ${len(params)}",
         *params,
     )
-    return [_delivery(r) for r in rows]
+    return [delivery_from_row(r) for r in rows]
 
 
 async def cancel_pending(conn: asyncpg.Connection, answer_id: int, reason: str, now: float) -> int:
@@ -336,7 +330,8 @@ async def retry_dead(conn: asyncpg.Connection, ids: Sequence[int] = ()) -> tuple
     ]
     requeued = superseded = 0
     for delivery_id in dead:
-        if await _answer_removed(conn, delivery_id):
+        state = requeue_state(await _queue_facts(conn, delivery_id))
+        if state is DeliveryState.SKIPPED:
             await conn.execute(
                 "UPDATE deliveries SET state = 'skipped', last_error = $1, updated_at = $2::float8"
                 " WHERE id = $3",
@@ -345,28 +340,18 @@ async def retry_dead(conn: asyncpg.Connection, ids: Sequence[int] = ()) -> tuple
                 delivery_id,
             )
             continue
-        if await _newer_row_exists(conn, delivery_id):
-            state, superseded = "superseded", superseded + 1
+        if state is DeliveryState.SUPERSEDED:
+            superseded += 1
         else:
-            state, requeued = "pending", requeued + 1
+            requeued += 1
         await conn.execute(
             "UPDATE deliveries SET state = $1, attempts = 0, next_attempt_at = $2::float8,"
             " updated_at = $2::float8 WHERE id = $3",
-            state,
+            state.value,
             now,
             delivery_id,
         )
     return requeued, superseded
-
-
-async def _newer_row_exists(conn: asyncpg.Connection, delivery_id: int) -> bool:
-    exists = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM deliveries n, deliveries d WHERE d.id = $1"
-        " AND n.answer_id = d.answer_id AND n.content_id = d.content_id AND n.id > d.id"
-        " AND n.state != 'superseded')",
-        delivery_id,
-    )
-    return bool(exists)
 
 
 async def delivery_counts(conn: asyncpg.Connection) -> DeliveryCounts:
@@ -387,13 +372,7 @@ async def delivery_counts(conn: asyncpg.Connection) -> DeliveryCounts:
         "   ORDER BY next_attempt_at DESC, id DESC LIMIT 1)"
         ") AS e ORDER BY updated_at DESC, k LIMIT 1"
     )
-    return DeliveryCounts(
-        pending=int(row[0]),
-        sending=int(row[1]),
-        dead=int(row[2]),
-        oldest_pending_at=float(row[3]) if row[3] is not None else None,
-        last_error=err[0] if err else None,
-    )
+    return delivery_counts_from_rows(row, err)
 
 
 async def last_delivered_at(conn: asyncpg.Connection, provider: str) -> float | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from functools import partial
+from typing import Any
 
 from storage.errors import DatabaseOpenError
 from storage.postgres.db import connect as open_postgres
@@ -118,12 +120,7 @@ async def copy(source: str, target: str) -> dict[str, int]:
             async with conn.transaction():
                 for table, columns in TABLES.items():
                     names = ", ".join(columns)
-                    rows = await run(
-                        lite,
-                        lambda db, t=table, n=names: [
-                            tuple(r) for r in db.execute(f"SELECT {n} FROM {t}")
-                        ],
-                    )
+                    rows = await run(lite, partial(_rows, table=table, names=names))
                     for start in range(0, len(rows), BATCH):
                         await conn.copy_records_to_table(
                             table, records=rows[start : start + BATCH], columns=list(columns)
@@ -137,9 +134,7 @@ async def copy(source: str, target: str) -> dict[str, int]:
                     )
             for table in TABLES:
                 there = await conn.fetchval(f"SELECT count(*) FROM {table}")
-                here = await run(
-                    lite, lambda db, t=table: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                )
+                here = await run(lite, partial(_count, table=table))
                 if there != here:
                     raise TransferError(
                         f"{table}: {here} rows in SQLite but {there} in PostgreSQL after the copy"
@@ -150,3 +145,11 @@ async def copy(source: str, target: str) -> dict[str, int]:
         await pool.close()
         await lite.close()
     return copied
+
+
+def _rows(db: sqlite3.Connection, table: str, names: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in db.execute(f"SELECT {names} FROM {table}")]
+
+
+def _count(db: sqlite3.Connection, table: str) -> int:
+    return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])

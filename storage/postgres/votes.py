@@ -20,24 +20,29 @@ from typing import Any
 import asyncpg
 
 from bot.domain import (
-    WITHDRAWN,
     AnswerRef,
     SlotVerdict,
     Status,
     StoredVote,
     Verdict,
-    Vote,
     VoteChange,
     VoteResult,
-    next_standing,
     verdict,
 )
 from storage.postgres.db import DELIVERIES_CHANNEL
 from storage.postgres.events import mark_processed
 from storage.postgres.held import hold as hold_reaction
 from storage.postgres.held import lock_message
-from storage.sqlite.outbox import verdict_from_row
-from storage.sqlite.votes import EXPORT_COLUMNS, stored_vote_from_row
+from storage.rows import (
+    EXPORT_COLUMNS,
+    slot_row,
+    slot_verdict,
+    standing_vote,
+    stored_vote_from_row,
+    vote_from_row,
+    vote_stats_from_rows,
+)
+from storage.rules import settle, vote_step
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -52,9 +57,6 @@ __all__ = [
     "slot_verdicts",
     "vote_stats",
 ]
-
-# States in which a delivery row says what the provider holds or is about to hold.
-_HELD = ("sending", "delivered", "skipped")
 
 
 async def _lock_answer(conn: asyncpg.Connection, answer_id: int) -> None:
@@ -76,9 +78,10 @@ async def apply_vote(
 async def change_vote(
     conn: asyncpg.Connection, change: VoteChange, now: float, cast_at: float | None = None
 ) -> VoteResult:
-    """storage.sqlite.votes.change_vote. The caller holds the answer row's lock (apply_vote,
-    apply_vote_to_message, and the registration that applies held reactions lock it), so
-    the standing vote read here cannot change before it is replaced."""
+    """storage.sqlite.votes.change_vote (storage/rules.py: vote_step). The caller holds the
+    answer row's lock (apply_vote, apply_vote_to_message, and the registration that applies
+    held reactions lock it), so the standing vote read here cannot change before it is
+    replaced."""
     row = await conn.fetchrow(
         "SELECT id, status FROM votes WHERE answer_id = $1 AND content_id = $2"
         " AND user_id = $3 AND origin = $4 AND withdrawn_at IS NULL",
@@ -87,14 +90,13 @@ async def change_vote(
         change.user,
         change.origin,
     )
-    current = Status(row["status"]) if row else None
-    target = next_standing(change.action, current, change.status)
-    if target == current:
-        return VoteResult(vote_id=row["id"] if row else None, standing=current)
-    if row is not None:
-        await conn.execute("UPDATE votes SET withdrawn_at = $1 WHERE id = $2", now, row["id"])
+    step = vote_step(change, standing_vote(row), now, cast_at)
+    if not step.changed:
+        return VoteResult(vote_id=step.kept, standing=step.standing)
+    if step.withdraw is not None:
+        await conn.execute("UPDATE votes SET withdrawn_at = $1 WHERE id = $2", now, step.withdraw)
     vote_id = None
-    if target is not None:
+    if step.cast is not None:
         vote_id = await conn.fetchval(
             "INSERT INTO votes (answer_id, content_id, user_id, origin, status, cast_at)"
             " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -102,11 +104,11 @@ async def change_vote(
             change.content_id,
             change.user,
             change.origin,
-            target.value,
-            now if cast_at is None else cast_at,
+            step.cast.value,
+            step.cast_at,
         )
     new, delivery_id = await queue_verdict_change(conn, change.answer_id, change.content_id, now)
-    return VoteResult(vote_id=vote_id, standing=target, verdict=new, delivery_id=delivery_id)
+    return VoteResult(vote_id=vote_id, standing=step.standing, verdict=new, delivery_id=delivery_id)
 
 
 async def apply_vote_to_message(
@@ -248,14 +250,7 @@ async def slot_verdicts(conn: asyncpg.Connection, answer_id: int) -> list[SlotVe
         ' LEFT JOIN votes n ON n.id = g.newest ORDER BY g.content_id COLLATE "C"',
         answer_id,
     )
-    return [
-        SlotVerdict(
-            r["content_id"],
-            Status(r["status"]) if r["status"] is not None else WITHDRAWN.status,
-            int(r["standing"]),
-        )
-        for r in rows
-    ]
+    return [slot_verdict(r["content_id"], r["status"], r["standing"]) for r in rows]
 
 
 async def vote_stats(
@@ -273,19 +268,19 @@ async def vote_stats(
         ' GROUP BY v.status ORDER BY v.status COLLATE "C"',
         *params,
     )
-    return {r[0]: {"cast": int(r[1]), "standing": int(r[2])} for r in rows}
+    return vote_stats_from_rows(rows)
 
 
 async def queue_verdict_change(
     conn: asyncpg.Connection, answer_id: int, content_id: str, now: float
 ) -> tuple[Verdict, int | None]:
-    """storage.sqlite.votes.queue_verdict_change (the outbox rules are there). The caller holds
+    """storage.sqlite.votes.queue_verdict_change (storage/rules.py: settle). The caller holds
     the answer row's lock. The slot's recent outbox rows are read FOR UPDATE: a row a claim
     is taking meanwhile is waited for and then seen as sending (never superseded in
     flight), and a claim skips the rows locked here. A pending row queued is announced with
     NOTIFY (delivered at COMMIT) so that the workers of every replica wake."""
     newest = [
-        Vote(r["id"], r["user_id"], Status(r["status"]), r["explanation"], r["category"])
+        vote_from_row(r)
         for r in await conn.fetch(
             "SELECT id, user_id, status, explanation, category FROM votes"
             " WHERE answer_id = $1 AND content_id = $2 AND withdrawn_at IS NULL"
@@ -303,21 +298,15 @@ async def queue_verdict_change(
         answer_id,
         content_id,
     )
-    pending = [r for r in recent if r["state"] == "pending"]
-    held_row = next((r for r in recent if r["state"] in _HELD), None)
-    held = verdict_from_row(held_row) if held_row is not None else WITHDRAWN
-    keep = None
-    if pending and verdict_from_row(pending[0]) == new and new != held:
-        keep = pending[0]["id"]
-    stale = [r["id"] for r in pending if r["id"] != keep]
-    if stale:
+    settlement = settle(new, [slot_row(r) for r in recent])
+    if settlement.supersede:
         await conn.execute(
             "UPDATE deliveries SET state = 'superseded', updated_at = $1"
             " WHERE id = ANY($2::bigint[])",
             now,
-            stale,
+            list(settlement.supersede),
         )
-    if keep is not None or new == held:
+    if not settlement.queue:
         return new, None
     delivery_id = await conn.fetchval(
         "INSERT INTO deliveries (answer_id, content_id, status, explanation, category,"

@@ -8,21 +8,24 @@ own run inside their caller's.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from dataclasses import replace
 from typing import Any
 
-from bot.domain import Answer, Provenance, Registration, Source
+from bot.domain import Answer, Provenance, Registration
 from storage.models import MetadataRegistration, PostReservation, PostState
+from storage.rows import (
+    ANSWER_FIELDS,
+    answer_from_row,
+    answer_values,
+    metadata_registration_from_row,
+)
 from storage.sqlite.db import transaction
 
 # The columns answer_from_row reads, with the sources in one JSON array; the outbox selects
 # them with each delivery.
-ANSWER_COLUMNS = """
-    a.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org, a.grp,
-    a.posted_by_bot, a.thread_ts, a.prompt_ts,
+ANSWER_COLUMNS = f"""{ANSWER_FIELDS},
     (SELECT json_group_array(json_array(s.content_id, s.label))
        FROM (SELECT content_id, label FROM answer_sources
               WHERE answer_id = a.id ORDER BY position) AS s) AS sources
@@ -220,53 +223,4 @@ def drop_reservation(db: sqlite3.Connection, answer: Answer, holder: str) -> Non
         "DELETE FROM post_reservations WHERE channel = ? AND provider = ? AND target = ?"
         " AND holder = ?",
         (*_post_key(answer), holder),
-    )
-
-
-def answer_values(answer: Answer, provenance: Provenance | None, now: float) -> tuple[Any, ...]:
-    """The columns add_answer inserts, in its order (both backends insert these)."""
-    return (
-        answer.channel,
-        answer.ts,
-        answer.provider,
-        answer.agent_id,
-        answer.message_id,
-        answer.request_id,
-        answer.org,
-        answer.group,
-        int(answer.posted_by_bot),
-        answer.thread_ts,
-        now,
-        provenance.via if provenance else None,
-        provenance.app_id if provenance else None,
-        provenance.metadata_ts if provenance else None,
-    )
-
-
-def metadata_registration_from_row(row: Any) -> MetadataRegistration:
-    return MetadataRegistration(
-        row["channel"],
-        row["ts"],
-        row["created_at"],
-        row["registered_via"],
-        row["registered_by_app"],
-    )
-
-
-def answer_from_row(row: sqlite3.Row) -> Answer:
-    sources = tuple(Source(cid, label) for cid, label in json.loads(row["sources"] or "[]"))
-    return Answer(
-        id=row["id"],
-        channel=row["channel"],
-        ts=row["ts"],
-        provider=row["provider"],
-        agent_id=row["agent_id"],
-        message_id=row["message_id"],
-        request_id=row["request_id"],
-        org=row["org"],
-        group=row["grp"],
-        sources=sources,
-        posted_by_bot=bool(row["posted_by_bot"]),
-        thread_ts=row["thread_ts"],
-        prompt_ts=row["prompt_ts"],
     )

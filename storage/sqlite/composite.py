@@ -10,6 +10,7 @@ import time
 
 from bot.domain import Answer, Provenance, Registration
 from storage.models import Removal
+from storage.rules import provenance_newer
 from storage.sqlite import answers, held, outbox, votes
 from storage.sqlite.db import transaction
 
@@ -50,12 +51,13 @@ def register(
             answers.drop_reservation(db, answer, holder)
         if provenance is not None and answers.was_removed(db, answer.channel, answer.ts):
             removed = answers.removed_answer(db, answer.channel, answer.ts)
-            return Registration.ANSWER_REMOVED, removed, False
+            if removed is not None:  # it is: was_removed has just read it
+                return Registration.ANSWER_REMOVED, removed, False
         outcome, stored = answers.add_answer(db, answer, provenance)
         if (
             outcome is Registration.CONFLICT
             and replace_unvoted
-            and _newer(provenance, answers.metadata_ts(db, stored.id))
+            and provenance_newer(provenance, answers.metadata_ts(db, stored.id))
             and votes.count_votes(db, stored.id) == 0
         ):
             answers.mark_removed(db, answer.channel, answer.ts, now)
@@ -79,15 +81,11 @@ def drop_held(db: sqlite3.Connection, channel: str, ts: str) -> tuple[int, bool]
 
 
 def _apply_held(db: sqlite3.Connection, answer: Answer, now: float) -> bool:
-    queued = False
-    for change, came_at in held.take_held(db, answer.id, answer.channel, answer.ts):
-        queued = (
-            votes.change_vote(db, change, now, cast_at=came_at).delivery_id is not None or queued
-        )
-    return queued
-
-
-def _newer(provenance: Provenance | None, than: float | None) -> bool:
-    if provenance is None or provenance.metadata_ts is None or than is None:
-        return True
-    return provenance.metadata_ts > than
+    """Apply the reactions held for the answer's message, in the order take_held gives them
+    (storage/rules.py: arrival_order), each counting from when it came; True when one of
+    them queued a delivery."""
+    results = [
+        votes.change_vote(db, change, now, cast_at=came_at)
+        for change, came_at in held.take_held(db, answer.id, answer.channel, answer.ts)
+    ]
+    return any(r.delivery_id is not None for r in results)

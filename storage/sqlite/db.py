@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +21,7 @@ from storage.errors import (
     StorageError,
 )
 from storage.sqlite.migrations import MIGRATIONS
+from storage.sqlite.thread import call
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,7 +147,7 @@ def commit_group(
 
 
 @contextmanager
-def _savepoint(db: BoundConnection) -> Iterator[None]:
+def _savepoint(db: sqlite3.Connection) -> Iterator[None]:
     if not db.in_transaction:
         db.execute("BEGIN IMMEDIATE")  # the batch's: commit_group commits it
     db.execute("SAVEPOINT unit")
@@ -180,16 +182,11 @@ def storage_error(db: sqlite3.Connection, error: Exception, *, probe: bool = Fal
 
 
 async def run(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `work` on the connection's own thread, as one call.
-
-    aiosqlite gives every statement its own round trip to that thread; under load each trip
-    waits for a turn of the event loop, so a ten-statement transaction took ten turns (the
-    benchmark measured 160 events/s). Its public methods all go through `_execute`, which
-    runs any callable on the thread: a whole transaction then costs one trip. aiosqlite is
-    pinned below 0.23 and tests/test_storage.py checks this still holds.
-    """
+    """Run `work` on the connection's own thread, as one call: a whole transaction costs one
+    trip to that thread, not one per statement (storage/sqlite/thread.py says why that
+    needs aiosqlite's private parts)."""
     try:
-        return await db._execute(work, db._conn)  # type: ignore[no-any-return]
+        return await call(db, work)
     except sqlite3.IntegrityError:
         raise
     except (sqlite3.OperationalError, sqlite3.DatabaseError) as e:
@@ -215,7 +212,7 @@ async def connect(path: str | Path) -> aiosqlite.Connection:
     db.row_factory = aiosqlite.Row
     try:
         await run(db, _prepare)
-        await run(db, lambda conn: conn.bind(str(path)))
+        await run(db, partial(_bind, path=str(path)))
     except (sqlite3.Error, StorageError) as e:
         await db.close()
         raise DatabaseOpenError(_problem(path, e)) from None
@@ -223,6 +220,11 @@ async def connect(path: str | Path) -> aiosqlite.Connection:
         await db.close()
         raise
     return db
+
+
+def _bind(db: sqlite3.Connection, path: str) -> None:
+    assert isinstance(db, BoundConnection)  # connect opens it with that factory
+    db.bind(path)
 
 
 def _prepare_path(path: Path) -> None:

@@ -11,6 +11,7 @@ import aiosqlite
 
 from storage.errors import StorageError
 from storage.sqlite.db import BoundConnection, run, transaction
+from storage.sqlite.thread import sqlite_connection
 
 # How long a failed write keeps /healthz at 503 when no write has succeeded since.
 WRITE_FAILURE_MEMORY = 60.0
@@ -47,7 +48,7 @@ async def health(connection: aiosqlite.Connection, by: str) -> list[str]:
     can slip through where a vote does not (SQLite reuses free pages), so a failed write
     counts for a minute unless a write has changed something since.
     """
-    conn = connection._conn
+    conn = sqlite_connection(connection)
     assert isinstance(conn, BoundConnection)
     try:
         conn.check_file()

@@ -12,18 +12,11 @@ transaction.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
 
-from bot.domain import Status, VoteChange
-
-
-@dataclass(frozen=True, slots=True)
-class HeldMessage:
-    channel: str
-    ts: str
-    reactions: int
-    first_at: float
+from bot.domain import VoteChange
+from storage.models import HeldMessage
+from storage.rows import held_message_from_row, held_reaction_from_row, held_values
+from storage.rules import arrival_order
 
 
 def hold(
@@ -41,35 +34,20 @@ def hold(
     )
 
 
-def held_values(
-    channel: str, ts: str, change: VoteChange, event_id: str | None, now: float
-) -> tuple[Any, ...]:
-    """The columns `hold` inserts, in its order (both backends insert these)."""
-    status = change.status.value if change.status else None
-    return (channel, ts, change.user, change.origin, change.action, status, event_id, now)
-
-
 def take_held(
     db: sqlite3.Connection, answer_id: int, channel: str, ts: str
 ) -> list[tuple[VoteChange, float]]:
-    """The reactions held for message (channel, ts), oldest first, as changes to the answer
-    now there, each with when it came; they are forgotten (the caller applies them in the
-    same transaction)."""
+    """The reactions held for message (channel, ts), in the order they apply
+    (storage/rules.py: arrival_order), as changes to the answer now there, each with when it
+    came; they are forgotten (the caller applies them in the same transaction)."""
     rows = db.execute(
-        "SELECT user_id, origin, action, status, received_at FROM held_reactions"
-        " WHERE channel = ? AND ts = ? ORDER BY id",
+        "SELECT id, user_id, origin, action, status, received_at FROM held_reactions"
+        " WHERE channel = ? AND ts = ?",
         (channel, ts),
     ).fetchall()
     if rows:
         db.execute("DELETE FROM held_reactions WHERE channel = ? AND ts = ?", (channel, ts))
-    return [held_change_from_row(answer_id, r) for r in rows]
-
-
-def held_change_from_row(answer_id: int, row: Any) -> tuple[VoteChange, float]:
-    """A held reaction as a change to the answer now on its message, and when it came."""
-    status = Status(row["status"]) if row["status"] else None
-    change = VoteChange(answer_id, row["user_id"], row["origin"], row["action"], status)
-    return change, float(row["received_at"])
+    return arrival_order(held_reaction_from_row(answer_id, r) for r in rows)
 
 
 def held_messages(db: sqlite3.Connection) -> list[HeldMessage]:
@@ -78,17 +56,17 @@ def held_messages(db: sqlite3.Connection) -> list[HeldMessage]:
         "SELECT channel, ts, count(*) AS n, min(received_at) AS first_at FROM held_reactions"
         " GROUP BY channel, ts ORDER BY first_at"
     ).fetchall()
-    return [HeldMessage(r["channel"], r["ts"], r["n"], r["first_at"]) for r in rows]
+    return [held_message_from_row(r) for r in rows]
 
 
 def held_message(db: sqlite3.Connection, channel: str, ts: str) -> HeldMessage | None:
     """The reactions held for one message, if any (a retried lookup asks)."""
     row = db.execute(
-        "SELECT count(*) AS n, min(received_at) AS first_at FROM held_reactions"
-        " WHERE channel = ? AND ts = ?",
+        "SELECT channel, ts, count(*) AS n, min(received_at) AS first_at FROM held_reactions"
+        " WHERE channel = ? AND ts = ? GROUP BY channel, ts",
         (channel, ts),
     ).fetchone()
-    return HeldMessage(channel, ts, row["n"], row["first_at"]) if row["n"] else None
+    return held_message_from_row(row) if row is not None else None
 
 
 def drop(db: sqlite3.Connection, channel: str, ts: str) -> int:

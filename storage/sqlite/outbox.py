@@ -1,8 +1,9 @@
 """The delivery outbox: verdicts waiting for, or on their way to, the providers.
 
 The rules that keep every slot in order, whichever process sends, are in `claim_due` and
-`finish_and_claim`; what gets queued, and what a new verdict supersedes, is decided when a
-vote is settled (`storage.sqlite.votes.queue_verdict_change`).
+storage/rules.py (what a turn does with the sends it owns, what a row sent back to the queue
+becomes, whose outcome counts); what gets queued, and what a new verdict supersedes, is
+decided when a vote is settled (`storage.sqlite.votes.queue_verdict_change`).
 
 Each public function is one unit of work over the sqlite3 connection, run as one call on its
 thread by the `Store` facade (storage/store.py).
@@ -15,17 +16,37 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from bot.domain import Delivery, DeliveryState, Status, Verdict
+from bot.domain import Delivery, DeliveryState
 from storage.models import Claim, DeliveryCounts, Finished
-from storage.sqlite.answers import ANSWER_COLUMNS, answer_from_row
+from storage.rows import (
+    DELIVERY_FIELDS,
+    claimed_from_row,
+    delivery_counts_from_rows,
+    delivery_from_row,
+)
+from storage.rules import (
+    CUT_OFF,
+    NEVER_SENT,
+    REMOVED_BEFORE_RETRY,
+    Outcome,
+    QueueFacts,
+    StoredOutcome,
+    already_recorded,
+    goes_back,
+    lease_end,
+    outcome,
+    owned_sends,
+    renewal_due_before,
+    requeue_outcome,
+    requeue_state,
+    tally,
+)
+from storage.sqlite.answers import ANSWER_COLUMNS
 from storage.sqlite.db import transaction
 
 Row = sqlite3.Row
 
-_DELIVERY_COLUMNS = f"""
-    d.id AS delivery_id, d.content_id, d.status, d.explanation, d.category, d.state,
-    d.attempts, d.next_attempt_at, d.created_at, d.last_error, d.provider_ref, {ANSWER_COLUMNS}
-"""
+_DELIVERY_COLUMNS = f"{DELIVERY_FIELDS}, {ANSWER_COLUMNS}"
 
 
 def finish_and_claim(
@@ -43,20 +64,18 @@ def finish_and_claim(
     due rows for `owner`. See `claim_due` for the rules that keep a slot in order.
 
     `in_flight` names the sends the worker really has under way (claimed, no outcome
-    yet). Only those are renewed. Any other row still `sending` for `owner` is one the
-    worker never got: a turn whose transaction committed while the worker was told it
-    failed (a connection lost at COMMIT). Nothing sends it, so it goes back to the queue
-    at once (`orphaned`), rather than being renewed for as long as the worker lives."""
+    yet): storage/rules.py's `owned_sends` says which of its rows in flight are renewed,
+    and which it never got and go back to the queue at once (`orphaned`)."""
     with transaction(db):
         superseded, lost = _record_finished(db, finished, now, owner)
-        mine = {int(r[0]) for r in db.execute(_OWNED, (owner,))}
+        mine = [int(r[0]) for r in db.execute(_OWNED, (owner,))]
+        owned = owned_sends(mine, in_flight, (f.delivery_id for f in finished))
+        renew_before = renewal_due_before(now, lease)
         db.executemany(
             "UPDATE deliveries SET lease_until = ? WHERE id = ? AND lease_until < ?",
-            # Renewed once a third of the lease has run, not on every turn.
-            [(now + lease, i, now + lease * 2 / 3) for i in sorted(mine & set(in_flight))],
+            [(lease_end(now, lease), i, renew_before) for i in owned.renew],
         )
-        orphans = sorted(mine - set(in_flight) - {f.delivery_id for f in finished})
-        orphaned = _requeue(db, orphans, now, NEVER_SENT)
+        orphaned = _requeue(db, owned.orphans, now, NEVER_SENT)
         expired = [
             int(r[0])
             for r in db.execute(
@@ -66,24 +85,19 @@ def finish_and_claim(
             )
         ]
         recovered = _requeue(db, expired, now, CUT_OFF)
-        rows = claim_due(db, now, limit, owner, now + lease) if limit > 0 else []
+        rows = claim_due(db, now, limit, owner, lease_end(now, lease)) if limit > 0 else []
         later = db.execute(
             "SELECT min(next_attempt_at) FROM deliveries"
             " WHERE state = 'pending' AND next_attempt_at > ?",
             (now,),
         ).fetchone()[0]
-    claimed = [_delivery(r, state=DeliveryState.SENDING, attempts_delta=1) for r in rows]
+    claimed = [claimed_from_row(r) for r in rows]
     return Claim(
         claimed, later, frozenset(superseded), recovered, frozenset(lost), orphaned=orphaned
     )
 
 
 _OWNED = "SELECT id FROM deliveries WHERE state = 'sending' AND claimed_by = ?"
-# Why a row in flight went back to the queue (its last_error, unless it has one already).
-CUT_OFF = "cut off mid-send (its sender stopped)"
-NEVER_SENT = "claimed, but the claim never reached its sender (a database failure)"
-REMOVED_WHILE_SENT = "the answer was removed while it was sent"
-REMOVED_BEFORE_RETRY = "the answer was removed: not retried"
 
 
 def claim_due(
@@ -121,76 +135,63 @@ def claim_due(
 def _record_finished(
     db: sqlite3.Connection, finished: Sequence[Finished], now: float, owner: str
 ) -> tuple[set[int], set[int]]:
-    """Record the outcome of the owner's sends. A failed row goes back to the queue unless a
-    newer verdict for its slot exists; then it is superseded, so an older verdict never lands
-    after a newer one. A row whose lease was taken over (this process stalled past it) is
-    left to its new owner: returned as lost. An outcome offered again because the turn that
-    recorded it committed while its caller was told it failed is already there: neither
-    written again nor lost."""
-    superseded: set[int] = set()
-    lost: set[int] = set()
+    """Record the outcome of the owner's sends, as storage/rules.py's `outcome` says, where
+    it counts (`already_recorded`, `tally`): returns those superseded and those lost."""
+    results: list[tuple[int, Outcome, bool]] = []
     for f in finished:
-        state, at, error = f.state, f.retry_at, f.error
-        if state is DeliveryState.PENDING and _answer_removed(db, f.delivery_id):
-            # It was in flight when its answer was removed: not sent again.
-            state, error = DeliveryState.SKIPPED, REMOVED_WHILE_SENT
-        elif state is DeliveryState.PENDING and _newer_row_exists(db, f.delivery_id):
-            state = DeliveryState.SUPERSEDED
-            superseded.add(f.delivery_id)
+        facts = _queue_facts(db, f.delivery_id) if goes_back(f) else None
+        recorded = outcome(f, facts)
         cur = db.execute(
             "UPDATE deliveries SET state = ?, last_error = ?, provider_ref = ?,"
             " next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END,"
             " claimed_by = NULL, lease_until = NULL, updated_at = ?"
             " WHERE id = ? AND state = 'sending' AND claimed_by = ?",
-            (state.value, error, f.ref, at, at, now, f.delivery_id, owner),
+            (
+                recorded.state.value,
+                recorded.error,
+                f.ref,
+                f.retry_at,
+                f.retry_at,
+                now,
+                f.delivery_id,
+                owner,
+            ),
         )
-        if cur.rowcount == 0 and not _recorded(db, f.delivery_id, state, error, f.ref):
-            lost.add(f.delivery_id)
-            superseded.discard(f.delivery_id)
-    return superseded, lost
+        counts = cur.rowcount > 0 or already_recorded(_stored(db, f.delivery_id), recorded, f.ref)
+        results.append((f.delivery_id, recorded, counts))
+    return tally(results)
 
 
-def _recorded(
-    db: sqlite3.Connection,
-    delivery_id: int,
-    state: DeliveryState,
-    error: str | None,
-    ref: str | None,
-) -> bool:
-    """The row already holds this outcome (and is no longer in flight)."""
+def _stored(db: sqlite3.Connection, delivery_id: int) -> StoredOutcome | None:
     row = db.execute(
-        "SELECT 1 FROM deliveries WHERE id = ? AND state = ? AND last_error IS ?"
-        " AND provider_ref IS ?",
-        (delivery_id, state.value, error, ref),
+        "SELECT state, last_error, provider_ref FROM deliveries WHERE id = ?", (delivery_id,)
     ).fetchone()
-    return row is not None
+    return (row[0], row[1], row[2]) if row else None
 
 
-def _answer_removed(db: sqlite3.Connection, delivery_id: int) -> bool:
+def _queue_facts(db: sqlite3.Connection, delivery_id: int) -> QueueFacts:
+    """What decides the fate of the row if it goes back to the queue (rules.requeue_state)."""
     row = db.execute(
-        "SELECT a.removed_at IS NOT NULL FROM deliveries d JOIN answers a ON a.id = d.answer_id"
-        " WHERE d.id = ?",
+        "SELECT a.removed_at IS NOT NULL, EXISTS (SELECT 1 FROM deliveries n"
+        "   WHERE n.answer_id = d.answer_id AND n.content_id = d.content_id AND n.id > d.id"
+        "   AND n.state != 'superseded')"
+        " FROM deliveries d JOIN answers a ON a.id = d.answer_id WHERE d.id = ?",
         (delivery_id,),
     ).fetchone()
-    return bool(row and row[0])
+    return QueueFacts(bool(row[0]), bool(row[1])) if row else QueueFacts(False, False)
 
 
 def _requeue(db: sqlite3.Connection, ids: Sequence[int], now: float, why: str) -> int:
-    """Rows in flight that nobody is sending any more go back to the queue: at least once,
-    so the verdict is sent again. Where a newer verdict for the slot is queued, the old one
-    is superseded instead; a removed answer's is skipped."""
+    """Rows in flight that nobody is sending any more go back to the queue
+    (rules.requeue_outcome): at least once, so the verdict is sent again."""
     for delivery_id in ids:
-        state, reason = "pending", why
-        if _answer_removed(db, delivery_id):
-            state, reason = "skipped", REMOVED_WHILE_SENT
-        elif _newer_row_exists(db, delivery_id):
-            state = "superseded"
+        state, reason = requeue_outcome(_queue_facts(db, delivery_id), why)
         db.execute(
             "UPDATE deliveries SET state = ?, next_attempt_at = ?, claimed_by = NULL,"
             " lease_until = NULL, updated_at = ?,"
             " last_error = CASE WHEN ? = 'skipped' THEN ? ELSE coalesce(last_error, ?) END"
             " WHERE id = ?",
-            (state, now, now, state, reason, reason, delivery_id),
+            (state.value, now, now, state.value, reason, reason, delivery_id),
         )
     return len(ids)
 
@@ -227,7 +228,7 @@ def list_deliveries(
         f" JOIN answers a ON a.id = d.answer_id {where} ORDER BY d.id DESC LIMIT ?",
         (*params, limit),
     ).fetchall()
-    return [_delivery(r) for r in rows]
+    return [delivery_from_row(r) for r in rows]
 
 
 def cancel_pending(db: sqlite3.Connection, answer_id: int, reason: str, now: float) -> int:
@@ -241,9 +242,9 @@ def cancel_pending(db: sqlite3.Connection, answer_id: int, reason: str, now: flo
 
 
 def retry_dead(db: sqlite3.Connection, ids: Sequence[int] = ()) -> tuple[int, int]:
-    """Requeue dead rows (all, or those named). A dead row with a newer verdict for its
-    slot is superseded instead; one of a removed answer is skipped (nothing would ever
-    claim it: it would wait in the queue for good). Returns (requeued, superseded)."""
+    """Requeue dead rows (all, or those named), each as rules.requeue_state says: pending,
+    superseded by a newer verdict for its slot, or skipped when its answer was removed.
+    Returns (requeued, superseded)."""
     now = time.time()
     where = "state = 'dead'"
     params: list[Any] = []
@@ -257,33 +258,24 @@ def retry_dead(db: sqlite3.Connection, ids: Sequence[int] = ()) -> tuple[int, in
         ]
         requeued = superseded = 0
         for delivery_id in dead:
-            if _answer_removed(db, delivery_id):
+            state = requeue_state(_queue_facts(db, delivery_id))
+            if state is DeliveryState.SKIPPED:
                 db.execute(
                     "UPDATE deliveries SET state = 'skipped', last_error = ?, updated_at = ?"
                     " WHERE id = ?",
                     (REMOVED_BEFORE_RETRY, now, delivery_id),
                 )
                 continue
-            if _newer_row_exists(db, delivery_id):
-                state, superseded = "superseded", superseded + 1
+            if state is DeliveryState.SUPERSEDED:
+                superseded += 1
             else:
-                state, requeued = "pending", requeued + 1
+                requeued += 1
             db.execute(
                 "UPDATE deliveries SET state = ?, attempts = 0, next_attempt_at = ?,"
                 " updated_at = ? WHERE id = ?",
-                (state, now, now, delivery_id),
+                (state.value, now, now, delivery_id),
             )
         return requeued, superseded
-
-
-def _newer_row_exists(db: sqlite3.Connection, delivery_id: int) -> bool:
-    row = db.execute(
-        "SELECT EXISTS (SELECT 1 FROM deliveries n, deliveries d WHERE d.id = ?"
-        " AND n.answer_id = d.answer_id AND n.content_id = d.content_id AND n.id > d.id"
-        " AND n.state != 'superseded')",
-        (delivery_id,),
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def delivery_counts(db: sqlite3.Connection) -> DeliveryCounts:
@@ -303,13 +295,7 @@ def delivery_counts(db: sqlite3.Connection) -> DeliveryCounts:
         "   ORDER BY next_attempt_at DESC LIMIT 1)"
         ") ORDER BY updated_at DESC LIMIT 1"
     ).fetchone()
-    return DeliveryCounts(
-        pending=int(row[0]),
-        sending=int(row[1]),
-        dead=int(row[2]),
-        oldest_pending_at=float(row[3]) if row[3] is not None else None,
-        last_error=err[0] if err else None,
-    )
+    return delivery_counts_from_rows(row, err)
 
 
 def last_delivered_at(db: sqlite3.Connection, provider: str) -> float | None:
@@ -320,22 +306,3 @@ def last_delivered_at(db: sqlite3.Connection, provider: str) -> float | None:
         (provider,),
     ).fetchone()
     return float(row[0]) if row else None
-
-
-def verdict_from_row(row: Row) -> Verdict:
-    return Verdict(Status(row["status"]), row["explanation"], row["category"])
-
-
-def _delivery(row: Row, state: DeliveryState | None = None, attempts_delta: int = 0) -> Delivery:
-    return Delivery(
-        id=row["delivery_id"],
-        answer=answer_from_row(row),
-        content_id=row["content_id"],
-        verdict=verdict_from_row(row),
-        state=state or DeliveryState(row["state"]),
-        attempts=row["attempts"] + attempts_delta,
-        next_attempt_at=row["next_attempt_at"],
-        created_at=row["created_at"],
-        last_error=row["last_error"],
-        provider_ref=row["provider_ref"],
-    )

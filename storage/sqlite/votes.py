@@ -13,25 +13,28 @@ from dataclasses import replace
 from typing import Any
 
 from bot.domain import (
-    WITHDRAWN,
     AnswerRef,
     SlotVerdict,
     Status,
     StoredVote,
     Verdict,
-    Vote,
     VoteChange,
     VoteResult,
-    next_standing,
     verdict,
 )
-from storage.sqlite import held
+from storage.rows import (
+    EXPORT_COLUMNS,
+    slot_row,
+    slot_verdict,
+    standing_vote,
+    stored_vote_from_row,
+    vote_from_row,
+    vote_stats_from_rows,
+)
+from storage.rules import settle, vote_step
 from storage.sqlite.db import transaction
 from storage.sqlite.events import mark_processed
-from storage.sqlite.outbox import verdict_from_row
-
-# States in which a delivery row says what the provider holds or is about to hold.
-_HELD = ("sending", "delivered", "skipped")
+from storage.sqlite.held import hold as hold_reaction
 
 
 def apply_vote(
@@ -52,20 +55,20 @@ def change_vote(
     db: sqlite3.Connection, change: VoteChange, now: float, cast_at: float | None = None
 ) -> VoteResult:
     """`apply_vote` inside the caller's transaction (held reactions are applied so, with
-    the registration that found their answer; `cast_at` is then when the reaction came)."""
+    the registration that found their answer; `cast_at` is then when the reaction came).
+    What the change supersedes is storage/rules.py's `vote_step`."""
     row = db.execute(
         "SELECT id, status FROM votes WHERE answer_id = ? AND content_id = ?"
         " AND user_id = ? AND origin = ? AND withdrawn_at IS NULL",
         (change.answer_id, change.content_id, change.user, change.origin),
     ).fetchone()
-    current = Status(row["status"]) if row else None
-    target = next_standing(change.action, current, change.status)
-    if target == current:
-        return VoteResult(vote_id=row["id"] if row else None, standing=current)
-    if row is not None:
-        db.execute("UPDATE votes SET withdrawn_at = ? WHERE id = ?", (now, row["id"]))
+    step = vote_step(change, standing_vote(row), now, cast_at)
+    if not step.changed:
+        return VoteResult(vote_id=step.kept, standing=step.standing)
+    if step.withdraw is not None:
+        db.execute("UPDATE votes SET withdrawn_at = ? WHERE id = ?", (now, step.withdraw))
     vote_id = None
-    if target is not None:
+    if step.cast is not None:
         vote_id = db.execute(
             "INSERT INTO votes (answer_id, content_id, user_id, origin, status, cast_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -74,12 +77,12 @@ def change_vote(
                 change.content_id,
                 change.user,
                 change.origin,
-                target.value,
-                now if cast_at is None else cast_at,
+                step.cast.value,
+                step.cast_at,
             ),
         ).lastrowid
     new, delivery_id = queue_verdict_change(db, change.answer_id, change.content_id, now)
-    return VoteResult(vote_id=vote_id, standing=target, verdict=new, delivery_id=delivery_id)
+    return VoteResult(vote_id=vote_id, standing=step.standing, verdict=new, delivery_id=delivery_id)
 
 
 def apply_vote_to_message(
@@ -110,7 +113,7 @@ def apply_vote_to_message(
                 return answer, change_vote(db, replace(change, answer_id=answer.id), now)
             if _is_a_prompt(db, channel, ts):
                 return None, VoteResult()  # the bot's own "Was this helpful?" reply
-            held.hold(db, channel, ts, change, dedupe_key, now)
+            hold_reaction(db, channel, ts, change, dedupe_key, now)
         return None, VoteResult(held=True)
     if answer is None:
         return None, VoteResult()
@@ -144,20 +147,6 @@ def get_vote(db: sqlite3.Connection, vote_id: int) -> StoredVote | None:
     return stored_vote_from_row(row) if row else None
 
 
-def stored_vote_from_row(row: Any) -> StoredVote:
-    return StoredVote(
-        id=row["id"],
-        answer_id=row["answer_id"],
-        content_id=row["content_id"],
-        user=row["user_id"],
-        origin=row["origin"],
-        status=Status(row["status"]),
-        explanation=row["explanation"],
-        category=row["category"],
-        is_standing=bool(row["standing"]),
-    )
-
-
 def explain_vote(
     db: sqlite3.Connection, vote_id: int, explanation: str | None, category: str | None
 ) -> VoteResult:
@@ -180,14 +169,6 @@ def explain_vote(
             verdict=new,
             delivery_id=delivery_id,
         )
-
-
-# What an export row holds, in order (bot/votes/export.py names them for CSV and JSON).
-EXPORT_COLUMNS = (
-    "v.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org,"
-    " a.grp, v.content_id, v.user_id, v.status, v.origin, v.explanation, v.category,"
-    " v.cast_at, v.withdrawn_at, a.removed_at IS NOT NULL"
-)
 
 
 def export_page(
@@ -237,11 +218,12 @@ def slot_verdicts(db: sqlite3.Connection, answer_id: int) -> list[SlotVerdict]:
     ).fetchall()
     out = []
     for r in rows:
-        status = WITHDRAWN.status
+        status = None
         if r["newest"] is not None:
-            (raw,) = db.execute("SELECT status FROM votes WHERE id = ?", (r["newest"],)).fetchone()
-            status = Status(raw)
-        out.append(SlotVerdict(r["content_id"], status, int(r["standing"])))
+            (status,) = db.execute(
+                "SELECT status FROM votes WHERE id = ?", (r["newest"],)
+            ).fetchone()
+        out.append(slot_verdict(r["content_id"], status, r["standing"]))
     return out
 
 
@@ -259,26 +241,16 @@ def vote_stats(
         f" JOIN answers a ON a.id = v.answer_id WHERE {where} GROUP BY v.status",
         params,
     ).fetchall()
-    return {r[0]: {"cast": int(r[1]), "standing": int(r[2])} for r in rows}
+    return vote_stats_from_rows(rows)
 
 
 def queue_verdict_change(
     db: sqlite3.Connection, answer_id: int, content_id: str, now: float
 ) -> tuple[Verdict, int | None]:
     """Settle a slot after its votes changed: compute its verdict and put it in the outbox
-    if, and only if, the provider would otherwise hold something else.
-
-    The outbox rules, for the slot (answer_id, content_id):
-    - the verdict is that of the newest vote still standing, or `removed` (bot.domain.verdict);
-    - what the provider holds is the verdict of the newest row sending, delivered or skipped
-      (`removed` when there is none);
-    - pending rows are superseded: they have not left yet, and the provider only ever needs
-      the newest verdict; except that a pending row already carrying this verdict stays
-      queued instead of being replaced by a copy;
-    - a new row is queued only when the verdict differs from what the provider holds and no
-      pending row already carries it;
-    - rows sending, delivered, skipped or dead are left alone: a send in flight finishes
-      first, and `storage.sqlite.outbox.claim_due` sends the new row only after it.
+    if, and only if, something else would otherwise stay at the provider (the outbox rules
+    are storage/rules.py's `settle`; `storage.sqlite.outbox.claim_due` sends a new row only
+    after the slot's send in flight).
 
     Runs inside the caller's transaction, with the vote change it settles. Returns the
     verdict, and the id of the row queued for it (None when no row was added).
@@ -286,7 +258,7 @@ def queue_verdict_change(
     # Only the newest standing vote can decide (bot.domain.verdict), so only it is read:
     # a slot with thousands of votes costs one index step.
     newest = [
-        Vote(r["id"], r["user_id"], Status(r["status"]), r["explanation"], r["category"])
+        vote_from_row(r)
         for r in db.execute(
             "SELECT id, user_id, status, explanation, category FROM votes"
             " WHERE answer_id = ? AND content_id = ? AND withdrawn_at IS NULL"
@@ -302,18 +274,13 @@ def queue_verdict_change(
         " ORDER BY id DESC LIMIT 3",
         (answer_id, content_id),
     ).fetchall()
-    pending = [r for r in recent if r["state"] == "pending"]
-    held_row = next((r for r in recent if r["state"] in _HELD), None)
-    held = verdict_from_row(held_row) if held_row is not None else WITHDRAWN
-    keep = None
-    if pending and verdict_from_row(pending[0]) == new and new != held:
-        keep = pending[0]["id"]
-    stale = [(now, r["id"]) for r in pending if r["id"] != keep]
-    if stale:
+    settlement = settle(new, [slot_row(r) for r in recent])
+    if settlement.supersede:
         db.executemany(
-            "UPDATE deliveries SET state = 'superseded', updated_at = ? WHERE id = ?", stale
+            "UPDATE deliveries SET state = 'superseded', updated_at = ? WHERE id = ?",
+            [(now, row_id) for row_id in settlement.supersede],
         )
-    if keep is not None or new == held:
+    if not settlement.queue:
         return new, None
     cur = db.execute(
         "INSERT INTO deliveries (answer_id, content_id, status, explanation, category,"

@@ -1,0 +1,398 @@
+"""The query contract: each aggregate's module typed by a Protocol per backend, plain
+functions over a sqlite3 connection and coroutine functions over an asyncpg connection with
+the same names and parameters. storage/contract.py says how they are checked."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bot.domain import (
+    Answer,
+    AnswerRef,
+    Delivery,
+    DeliveryState,
+    Provenance,
+    Registration,
+    SlotVerdict,
+    StoredVote,
+    Verdict,
+    VoteChange,
+    VoteResult,
+)
+from storage.models import (
+    AuditEntry,
+    Claim,
+    DeliveryCounts,
+    Finished,
+    HeldMessage,
+    MetadataRegistration,
+    PostReservation,
+    Removal,
+)
+
+if TYPE_CHECKING:
+    # asyncpg is an optional extra, and aiosqlite is only named here: types only.
+    import aiosqlite
+    import asyncpg
+
+# ---------------------------------------------------------------------------------- SQLite
+
+
+class SqliteAnswers(Protocol):
+    def add_answer(
+        self, db: sqlite3.Connection, answer: Answer, provenance: Provenance | None = None
+    ) -> tuple[Registration, Answer]: ...
+    def carry_prompt(self, db: sqlite3.Connection, old: Answer, new: Answer) -> Answer: ...
+    def drop_reservation(self, db: sqlite3.Connection, answer: Answer, holder: str) -> None: ...
+    def find_answer(self, db: sqlite3.Connection, channel: str, ts: str) -> Answer | None: ...
+    def find_answer_for_controls(
+        self, db: sqlite3.Connection, channel: str, ts: str
+    ) -> Answer | None: ...
+    def last_via_metadata(self, db: sqlite3.Connection) -> MetadataRegistration | None: ...
+    def list_answers(
+        self, db: sqlite3.Connection, channel: str | None, limit: int, before_id: int | None
+    ) -> tuple[list[Answer], int | None]: ...
+    def mark_removed(
+        self, db: sqlite3.Connection, channel: str, ts: str, now: float
+    ) -> Answer | None: ...
+    def metadata_ts(self, db: sqlite3.Connection, answer_id: int) -> float | None: ...
+    def release_post(self, db: sqlite3.Connection, answer: Answer, holder: str) -> None: ...
+    def removed_answer(self, db: sqlite3.Connection, channel: str, ts: str) -> Answer | None: ...
+    def reserve_post(
+        self, db: sqlite3.Connection, answer: Answer, holder: str, ttl: float
+    ) -> PostReservation: ...
+    def set_prompt_ts(self, db: sqlite3.Connection, answer_id: int, prompt_ts: str) -> None: ...
+    def was_removed(self, db: sqlite3.Connection, channel: str, ts: str) -> bool: ...
+
+
+class SqliteVotes(Protocol):
+    def apply_vote(
+        self, db: sqlite3.Connection, change: VoteChange, *, dedupe_key: str | None = None
+    ) -> VoteResult: ...
+    def apply_vote_to_message(
+        self,
+        db: sqlite3.Connection,
+        channel: str,
+        ts: str,
+        change: VoteChange,
+        *,
+        dedupe_key: str | None = None,
+        hold: bool = False,
+    ) -> tuple[AnswerRef | None, VoteResult]: ...
+    def change_vote(
+        self, db: sqlite3.Connection, change: VoteChange, now: float, cast_at: float | None = None
+    ) -> VoteResult: ...
+    def count_votes(self, db: sqlite3.Connection, answer_id: int) -> int: ...
+    def explain_vote(
+        self, db: sqlite3.Connection, vote_id: int, explanation: str | None, category: str | None
+    ) -> VoteResult: ...
+    def export_page(
+        self,
+        db: sqlite3.Connection,
+        after_id: int,
+        since: float | None,
+        until: float | None,
+        channel: str | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]: ...
+    def get_vote(self, db: sqlite3.Connection, vote_id: int) -> StoredVote | None: ...
+    def queue_verdict_change(
+        self, db: sqlite3.Connection, answer_id: int, content_id: str, now: float
+    ) -> tuple[Verdict, int | None]: ...
+    def slot_verdicts(self, db: sqlite3.Connection, answer_id: int) -> list[SlotVerdict]: ...
+    def vote_stats(
+        self, db: sqlite3.Connection, channel: str | None, since: float
+    ) -> dict[str, dict[str, int]]: ...
+
+
+class SqliteOutbox(Protocol):
+    def cancel_pending(
+        self, db: sqlite3.Connection, answer_id: int, reason: str, now: float
+    ) -> int: ...
+    def claim_due(
+        self, db: sqlite3.Connection, now: float, limit: int, owner: str, lease_until: float
+    ) -> list[sqlite3.Row]: ...
+    def delivery_counts(self, db: sqlite3.Connection) -> DeliveryCounts: ...
+    def finish_and_claim(
+        self,
+        db: sqlite3.Connection,
+        finished: Sequence[Finished],
+        now: float,
+        limit: int,
+        *,
+        owner: str,
+        lease: float,
+        in_flight: Collection[int] = (),
+    ) -> Claim: ...
+    def last_delivered_at(self, db: sqlite3.Connection, provider: str) -> float | None: ...
+    def list_deliveries(
+        self,
+        db: sqlite3.Connection,
+        states: Sequence[DeliveryState] = (),
+        limit: int = 50,
+        answer_id: int | None = None,
+    ) -> list[Delivery]: ...
+    def release(self, db: sqlite3.Connection, owner: str, lease: float) -> int: ...
+    def retry_dead(self, db: sqlite3.Connection, ids: Sequence[int] = ()) -> tuple[int, int]: ...
+
+
+class SqliteConfig(Protocol):
+    def audit(
+        self,
+        db: sqlite3.Connection,
+        at: float,
+        user: str,
+        scope: str,
+        key: str,
+        old: str | None,
+        new: str | None,
+    ) -> None: ...
+    def audit_log(self, db: sqlite3.Connection, limit: int = 50) -> list[AuditEntry]: ...
+    def config_values(
+        self, db: sqlite3.Connection, scopes: Sequence[str]
+    ) -> list[tuple[str, str, Any]]: ...
+    def set_config(
+        self, db: sqlite3.Connection, scope: str, key: str, value: Any, user: str
+    ) -> Any: ...
+
+
+class SqliteKeys(Protocol):
+    def provider_keys(self, db: sqlite3.Connection) -> dict[str, tuple[bytes, str]]: ...
+    def set_provider_key(
+        self, db: sqlite3.Connection, provider: str, ciphertext: bytes | None, last4: str, user: str
+    ) -> None: ...
+
+
+class SqliteEvents(Protocol):
+    def data_version(self, db: sqlite3.Connection) -> int: ...
+    # SQLite's one coroutine: it sends its probe to the connection's thread itself.
+    async def health(self, connection: aiosqlite.Connection, by: str) -> list[str]: ...
+    def mark_processed(self, db: sqlite3.Connection, event_id: str, now: float) -> bool: ...
+    def prune_events(self, db: sqlite3.Connection, older_than: float) -> int: ...
+
+
+class SqliteHeld(Protocol):
+    def drop(self, db: sqlite3.Connection, channel: str, ts: str) -> int: ...
+    def held_message(self, db: sqlite3.Connection, channel: str, ts: str) -> HeldMessage | None: ...
+    def held_messages(self, db: sqlite3.Connection) -> list[HeldMessage]: ...
+    def hold(
+        self,
+        db: sqlite3.Connection,
+        channel: str,
+        ts: str,
+        change: VoteChange,
+        event_id: str | None,
+        now: float,
+    ) -> None: ...
+    def take_held(
+        self, db: sqlite3.Connection, answer_id: int, channel: str, ts: str
+    ) -> list[tuple[VoteChange, float]]: ...
+
+
+class SqliteComposite(Protocol):
+    def drop_held(self, db: sqlite3.Connection, channel: str, ts: str) -> tuple[int, bool]: ...
+    def register(
+        self,
+        db: sqlite3.Connection,
+        answer: Answer,
+        provenance: Provenance | None = None,
+        *,
+        holder: str | None = None,
+        replace_unvoted: bool = False,
+    ) -> tuple[Registration, Answer, bool]: ...
+    def remove_answer(
+        self, db: sqlite3.Connection, channel: str, ts: str, reason: str
+    ) -> Removal | None: ...
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+
+
+class PostgresAnswers(Protocol):
+    async def add_answer(
+        self, conn: asyncpg.Connection, answer: Answer, provenance: Provenance | None = None
+    ) -> tuple[Registration, Answer]: ...
+    async def carry_prompt(self, conn: asyncpg.Connection, old: Answer, new: Answer) -> Answer: ...
+    async def drop_reservation(
+        self, conn: asyncpg.Connection, answer: Answer, holder: str
+    ) -> None: ...
+    async def find_answer(
+        self, conn: asyncpg.Connection, channel: str, ts: str
+    ) -> Answer | None: ...
+    async def find_answer_for_controls(
+        self, conn: asyncpg.Connection, channel: str, ts: str
+    ) -> Answer | None: ...
+    async def last_via_metadata(self, conn: asyncpg.Connection) -> MetadataRegistration | None: ...
+    async def list_answers(
+        self, conn: asyncpg.Connection, channel: str | None, limit: int, before_id: int | None
+    ) -> tuple[list[Answer], int | None]: ...
+    async def mark_removed(
+        self, conn: asyncpg.Connection, channel: str, ts: str, now: float
+    ) -> Answer | None: ...
+    async def metadata_ts(self, conn: asyncpg.Connection, answer_id: int) -> float | None: ...
+    async def release_post(self, conn: asyncpg.Connection, answer: Answer, holder: str) -> None: ...
+    async def removed_answer(
+        self, conn: asyncpg.Connection, channel: str, ts: str
+    ) -> Answer | None: ...
+    async def reserve_post(
+        self, conn: asyncpg.Connection, answer: Answer, holder: str, ttl: float
+    ) -> PostReservation: ...
+    async def set_prompt_ts(
+        self, conn: asyncpg.Connection, answer_id: int, prompt_ts: str
+    ) -> None: ...
+    async def was_removed(self, conn: asyncpg.Connection, channel: str, ts: str) -> bool: ...
+
+
+class PostgresVotes(Protocol):
+    async def apply_vote(
+        self, conn: asyncpg.Connection, change: VoteChange, *, dedupe_key: str | None = None
+    ) -> VoteResult: ...
+    async def apply_vote_to_message(
+        self,
+        conn: asyncpg.Connection,
+        channel: str,
+        ts: str,
+        change: VoteChange,
+        *,
+        dedupe_key: str | None = None,
+        hold: bool = False,
+    ) -> tuple[AnswerRef | None, VoteResult]: ...
+    async def change_vote(
+        self, conn: asyncpg.Connection, change: VoteChange, now: float, cast_at: float | None = None
+    ) -> VoteResult: ...
+    async def count_votes(self, conn: asyncpg.Connection, answer_id: int) -> int: ...
+    async def explain_vote(
+        self, conn: asyncpg.Connection, vote_id: int, explanation: str | None, category: str | None
+    ) -> VoteResult: ...
+    async def export_page(
+        self,
+        conn: asyncpg.Connection,
+        after_id: int,
+        since: float | None,
+        until: float | None,
+        channel: str | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]: ...
+    async def get_vote(self, conn: asyncpg.Connection, vote_id: int) -> StoredVote | None: ...
+    async def queue_verdict_change(
+        self, conn: asyncpg.Connection, answer_id: int, content_id: str, now: float
+    ) -> tuple[Verdict, int | None]: ...
+    async def slot_verdicts(
+        self, conn: asyncpg.Connection, answer_id: int
+    ) -> list[SlotVerdict]: ...
+    async def vote_stats(
+        self, conn: asyncpg.Connection, channel: str | None, since: float
+    ) -> dict[str, dict[str, int]]: ...
+
+
+class PostgresOutbox(Protocol):
+    async def cancel_pending(
+        self, conn: asyncpg.Connection, answer_id: int, reason: str, now: float
+    ) -> int: ...
+    async def claim_due(
+        self, conn: asyncpg.Connection, now: float, limit: int, owner: str, lease_until: float
+    ) -> list[asyncpg.Record]: ...
+    async def delivery_counts(self, conn: asyncpg.Connection) -> DeliveryCounts: ...
+    async def finish_and_claim(
+        self,
+        conn: asyncpg.Connection,
+        finished: Sequence[Finished],
+        now: float,
+        limit: int,
+        *,
+        owner: str,
+        lease: float,
+        in_flight: Collection[int] = (),
+    ) -> Claim: ...
+    async def last_delivered_at(self, conn: asyncpg.Connection, provider: str) -> float | None: ...
+    async def list_deliveries(
+        self,
+        conn: asyncpg.Connection,
+        states: Sequence[DeliveryState] = (),
+        limit: int = 50,
+        answer_id: int | None = None,
+    ) -> list[Delivery]: ...
+    async def release(self, conn: asyncpg.Connection, owner: str, lease: float) -> int: ...
+    async def retry_dead(
+        self, conn: asyncpg.Connection, ids: Sequence[int] = ()
+    ) -> tuple[int, int]: ...
+
+
+class PostgresConfig(Protocol):
+    async def audit(
+        self,
+        conn: asyncpg.Connection,
+        at: float,
+        user: str,
+        scope: str,
+        key: str,
+        old: str | None,
+        new: str | None,
+    ) -> None: ...
+    async def audit_log(self, conn: asyncpg.Connection, limit: int = 50) -> list[AuditEntry]: ...
+    async def config_values(
+        self, conn: asyncpg.Connection, scopes: Sequence[str]
+    ) -> list[tuple[str, str, Any]]: ...
+    async def set_config(
+        self, conn: asyncpg.Connection, scope: str, key: str, value: Any, user: str
+    ) -> Any: ...
+
+
+class PostgresKeys(Protocol):
+    async def provider_keys(self, conn: asyncpg.Connection) -> dict[str, tuple[bytes, str]]: ...
+    async def set_provider_key(
+        self,
+        conn: asyncpg.Connection,
+        provider: str,
+        ciphertext: bytes | None,
+        last4: str,
+        user: str,
+    ) -> None: ...
+
+
+class PostgresEvents(Protocol):
+    # A pool, not a connection: the probe takes a short transaction of its own.
+    async def health(self, pool: asyncpg.Pool, by: str) -> list[str]: ...
+    async def mark_processed(self, conn: asyncpg.Connection, event_id: str, now: float) -> bool: ...
+    async def prune_events(self, conn: asyncpg.Connection, older_than: float) -> int: ...
+
+
+class PostgresHeld(Protocol):
+    async def drop(self, conn: asyncpg.Connection, channel: str, ts: str) -> int: ...
+    async def held_message(
+        self, conn: asyncpg.Connection, channel: str, ts: str
+    ) -> HeldMessage | None: ...
+    async def held_messages(self, conn: asyncpg.Connection) -> list[HeldMessage]: ...
+    async def hold(
+        self,
+        conn: asyncpg.Connection,
+        channel: str,
+        ts: str,
+        change: VoteChange,
+        event_id: str | None,
+        now: float,
+    ) -> None: ...
+    async def lock_message(self, conn: asyncpg.Connection, channel: str, ts: str) -> None: ...
+    async def take_held(
+        self, conn: asyncpg.Connection, answer_id: int, channel: str, ts: str
+    ) -> list[tuple[VoteChange, float]]: ...
+
+
+class PostgresComposite(Protocol):
+    async def drop_held(
+        self, conn: asyncpg.Connection, channel: str, ts: str
+    ) -> tuple[int, bool]: ...
+    async def register(
+        self,
+        conn: asyncpg.Connection,
+        answer: Answer,
+        provenance: Provenance | None = None,
+        *,
+        holder: str | None = None,
+        replace_unvoted: bool = False,
+    ) -> tuple[Registration, Answer, bool]: ...
+    async def remove_answer(
+        self, conn: asyncpg.Connection, channel: str, ts: str, reason: str
+    ) -> Removal | None: ...

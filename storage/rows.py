@@ -1,0 +1,216 @@
+"""Rows as both backends read and write them: the column lists their queries share, the
+values their inserts take, and the converters from a row (an sqlite3.Row or an asyncpg
+Record, both read by column name) to the types the store hands out. No I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from bot.domain import (
+    WITHDRAWN,
+    Answer,
+    Delivery,
+    DeliveryState,
+    Provenance,
+    SlotVerdict,
+    Source,
+    Status,
+    StoredVote,
+    Verdict,
+    Vote,
+    VoteChange,
+)
+from storage.models import DeliveryCounts, HeldMessage, MetadataRegistration
+
+
+class Row(Protocol):
+    """A row of either driver: read by column name or position."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+
+# ---------------------------------------------------------------------------------- answers
+
+# The columns answer_from_row reads but `sources`, which each backend aggregates its own way
+# into one JSON array of [content_id, label].
+ANSWER_FIELDS = (
+    "a.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org, a.grp,"
+    " a.posted_by_bot, a.thread_ts, a.prompt_ts"
+)
+
+
+def answer_values(answer: Answer, provenance: Provenance | None, now: float) -> tuple[Any, ...]:
+    """The columns add_answer inserts, in its order (both backends insert these)."""
+    return (
+        answer.channel,
+        answer.ts,
+        answer.provider,
+        answer.agent_id,
+        answer.message_id,
+        answer.request_id,
+        answer.org,
+        answer.group,
+        int(answer.posted_by_bot),
+        answer.thread_ts,
+        now,
+        provenance.via if provenance else None,
+        provenance.app_id if provenance else None,
+        provenance.metadata_ts if provenance else None,
+    )
+
+
+def answer_from_row(row: Row) -> Answer:
+    sources = tuple(Source(cid, label) for cid, label in json.loads(row["sources"] or "[]"))
+    return Answer(
+        id=row["id"],
+        channel=row["channel"],
+        ts=row["ts"],
+        provider=row["provider"],
+        agent_id=row["agent_id"],
+        message_id=row["message_id"],
+        request_id=row["request_id"],
+        org=row["org"],
+        group=row["grp"],
+        sources=sources,
+        posted_by_bot=bool(row["posted_by_bot"]),
+        thread_ts=row["thread_ts"],
+        prompt_ts=row["prompt_ts"],
+    )
+
+
+def metadata_registration_from_row(row: Row) -> MetadataRegistration:
+    return MetadataRegistration(
+        row["channel"],
+        row["ts"],
+        row["created_at"],
+        row["registered_via"],
+        row["registered_by_app"],
+    )
+
+
+# ------------------------------------------------------------------------------------ votes
+
+# What an export row holds, in order (bot/votes/export.py names them for CSV and JSON).
+EXPORT_COLUMNS = (
+    "v.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org,"
+    " a.grp, v.content_id, v.user_id, v.status, v.origin, v.explanation, v.category,"
+    " v.cast_at, v.withdrawn_at, a.removed_at IS NOT NULL"
+)
+
+
+def standing_vote(row: Row | None) -> tuple[int, Status] | None:
+    """A user's standing vote from one origin (columns id, status), if there is one."""
+    return (row["id"], Status(row["status"])) if row is not None else None
+
+
+def vote_from_row(row: Row) -> Vote:
+    """A standing vote as the verdict reads it (id, user_id, status, explanation, category)."""
+    return Vote(
+        row["id"], row["user_id"], Status(row["status"]), row["explanation"], row["category"]
+    )
+
+
+def stored_vote_from_row(row: Row) -> StoredVote:
+    return StoredVote(
+        id=row["id"],
+        answer_id=row["answer_id"],
+        content_id=row["content_id"],
+        user=row["user_id"],
+        origin=row["origin"],
+        status=Status(row["status"]),
+        explanation=row["explanation"],
+        category=row["category"],
+        is_standing=bool(row["standing"]),
+    )
+
+
+def slot_verdict(content_id: str, newest: str | None, standing: int) -> SlotVerdict:
+    """A slot's verdict: its newest standing vote's status, or removed when none stands."""
+    return SlotVerdict(
+        content_id, Status(newest) if newest is not None else WITHDRAWN.status, int(standing)
+    )
+
+
+def vote_stats_from_rows(rows: Iterable[Row]) -> dict[str, dict[str, int]]:
+    """Rows of (status, votes cast, votes standing) per status."""
+    return {r[0]: {"cast": int(r[1]), "standing": int(r[2])} for r in rows}
+
+
+# ------------------------------------------------------------------------------- the outbox
+
+# The columns delivery_from_row reads but the answer's (the backend's ANSWER_COLUMNS).
+DELIVERY_FIELDS = (
+    "d.id AS delivery_id, d.content_id, d.status, d.explanation, d.category, d.state,"
+    " d.attempts, d.next_attempt_at, d.created_at, d.last_error, d.provider_ref"
+)
+
+
+def verdict_from_row(row: Row) -> Verdict:
+    return Verdict(Status(row["status"]), row["explanation"], row["category"])
+
+
+def slot_row(row: Row) -> tuple[int, DeliveryState, Verdict]:
+    """A recent delivery row of a slot as settling reads it (storage/rules.py: settle)."""
+    return row["id"], DeliveryState(row["state"]), verdict_from_row(row)
+
+
+def delivery_from_row(row: Row) -> Delivery:
+    return Delivery(
+        id=row["delivery_id"],
+        answer=answer_from_row(row),
+        content_id=row["content_id"],
+        verdict=verdict_from_row(row),
+        state=DeliveryState(row["state"]),
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+        last_error=row["last_error"],
+        provider_ref=row["provider_ref"],
+    )
+
+
+def claimed_from_row(row: Row) -> Delivery:
+    """A row claimed this turn, read before the claim marked it: it is sending now, with one
+    attempt more."""
+    delivery = delivery_from_row(row)
+    return replace(delivery, state=DeliveryState.SENDING, attempts=delivery.attempts + 1)
+
+
+def delivery_counts_from_rows(counts: Row, last_error: Row | None) -> DeliveryCounts:
+    """The outbox's counts (pending, sending, dead, the oldest pending row's creation) and
+    its newest error, if any."""
+    return DeliveryCounts(
+        pending=int(counts[0]),
+        sending=int(counts[1]),
+        dead=int(counts[2]),
+        oldest_pending_at=float(counts[3]) if counts[3] is not None else None,
+        last_error=last_error[0] if last_error else None,
+    )
+
+
+# ---------------------------------------------------------------------------- held reactions
+
+
+def held_values(
+    channel: str, ts: str, change: VoteChange, event_id: str | None, now: float
+) -> tuple[Any, ...]:
+    """The columns `hold` inserts, in its order (both backends insert these)."""
+    status = change.status.value if change.status else None
+    return (channel, ts, change.user, change.origin, change.action, status, event_id, now)
+
+
+def held_reaction_from_row(answer_id: int, row: Row) -> tuple[int, VoteChange, float]:
+    """A held reaction (id, user_id, origin, action, status, received_at) as a change to the
+    answer now on its message: its row id, the change, and when it came."""
+    status = Status(row["status"]) if row["status"] else None
+    change = VoteChange(answer_id, row["user_id"], row["origin"], row["action"], status)
+    return int(row["id"]), change, float(row["received_at"])
+
+
+def held_message_from_row(row: Row) -> HeldMessage:
+    """A message's held reactions (channel, ts, n: how many, first_at: the first's arrival)."""
+    return HeldMessage(row["channel"], row["ts"], int(row["n"]), row["first_at"])
