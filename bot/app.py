@@ -9,6 +9,7 @@ from functools import partial
 
 import aiohttp
 from aiohttp import web
+from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -30,14 +31,14 @@ from bot.providers import PROVIDERS, Provider
 from bot.providers.registration import AnswerIn
 from bot.services import Identity, Services
 from bot.slack.api import check_app_token, granted_scopes, slack_session, web_client
-from bot.slack.inbound import CheckedSocketModeHandler
+from bot.slack.socket_mode import CheckedSocketModeHandler
 from bot.slack.workspace import workspace_guard
 from bot.support.background import Background
 from bot.support.health import Health
 from bot.support.logs import DropMessage, Redactor
 from bot.support.metrics import Metrics
 from bot.votes.recording import Votes
-from bot.web.routes import build_web_app, runner
+from bot.web.server import build_web_app, runner
 from handlers.reactions import FastLane
 from storage import StorageError, Store
 
@@ -69,7 +70,7 @@ class FeedbackBot:
         self._provider_timeout = provider_timeout or settings.feedback_provider_timeout
         self._concurrency = delivery_concurrency
         self._runner: web.AppRunner | None = None
-        self._socket_handler: object | None = None
+        self._socket_handler: CheckedSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
         self._http: aiohttp.ClientSession | None = None
         self.services: Services | None = None
@@ -184,7 +185,7 @@ class FeedbackBot:
             before_authorize=workspace_guard(identity.team_id),
             authorize=authorize,
             signing_secret=_secret(self.settings.slack_signing_secret) or "",
-            # The /slack/events route verifies signatures before parsing; see bot/web/routes.py.
+            # The /slack/events route verifies signatures before parsing; see bot/web/slack.py.
             request_verification_enabled=False,
             # Listeners write the vote to SQLite before the ack, so a crash after the ack
             # cannot lose it; they do no network I/O before returning.
@@ -228,10 +229,7 @@ class FeedbackBot:
             # A Slack end that is gone (the network down at SIGTERM) would hold the close
             # for aiohttp's 10 s WebSocket close timeout.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._socket_handler.close_async(),  # type: ignore[attr-defined]
-                    left(),
-                )
+                await asyncio.wait_for(self._socket_handler.close_async(), left())
         if self._runner is not None:
             # Sends go on meanwhile: the worker stops last.
             await self._runner.cleanup()
@@ -392,6 +390,6 @@ async def _identify(slack: AsyncWebClient) -> Identity:
     )
 
 
-def _secret(value: object) -> str:
+def _secret(value: SecretStr | None) -> str:
     """The plain text of an optional SecretStr ('' when unset)."""
-    return value.get_secret_value() if value is not None else ""  # type: ignore[attr-defined]
+    return value.get_secret_value() if value is not None else ""

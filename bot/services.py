@@ -1,6 +1,6 @@
 """What listeners and routes are given: the services the composition root (bot/app.py)
 builds once. A leaf: it imports the services' types, never the root, so handlers/ and
-bot/web/routes.py depend on this module and not on the wiring."""
+bot/web/ depend on this module and not on the wiring."""
 
 from __future__ import annotations
 

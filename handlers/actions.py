@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -70,13 +71,15 @@ async def handle_vote(
     user, channel, ts = payload.user.id, payload.channel_id, payload.message_ts
     if not channel or not ts:
         return BoltResponse(status=400, body="block_actions payload without a message")
-    where = {"channel": channel, "user": user, "thread_ts": payload.thread_ts}
+    reply = partial(
+        send_ephemeral, services, channel=channel, user=user, thread_ts=payload.thread_ts
+    )
     # The answer comes from SQLite, found by the message the click came from: nothing in
     # the payload is trusted to name it.
     answer = await services.answers.find_for_controls(channel, ts)
     if answer is None:
         await ack()
-        send_ephemeral(services, **where, text=UNKNOWN_ANSWER)
+        reply(text=UNKNOWN_ANSWER)
         return None
     content_id, subject = WHOLE_ANSWER, "this answer"
     if action.action_id == SOURCE_VOTE:
@@ -84,7 +87,7 @@ async def handle_vote(
         source = answer.source(content_id)
         if source is None:
             await ack()
-            send_ephemeral(services, **where, text=UNKNOWN_SOURCE)
+            reply(text=UNKNOWN_SOURCE)
             return None
         subject = f"the source “{label_text(source.label)}”"
     change = VoteChange(answer.id, user, BUTTON_ORIGIN, "toggle", clicked, content_id)
@@ -113,7 +116,7 @@ async def handle_vote(
             ),
         )
     else:
-        send_ephemeral(services, **where, text=confirmation(result.standing, clicked, subject))
+        reply(text=confirmation(result.standing, clicked, subject))
     return None
 
 

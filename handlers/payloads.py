@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from slack_bolt.response import BoltResponse
 
-from bot.slack.inbound import EnvelopeLevel, SlackEnvelope
+from bot.slack.envelope import EnvelopeLevel, SlackEnvelope
 from bot.support.validation import EventId, SlackId, SlackTs, describe, error_list
 
 log = logging.getLogger(__name__)
@@ -27,19 +27,21 @@ Short = Annotated[str, Field(max_length=255)]
 
 # The reaction models build on EnvelopeLevel, the fields Bolt reads at each level, so that
 # the fast lane (handlers/reactions.py) refuses what Bolt's door would answer with a 400.
+# Where one narrows a field to a type that is not a subtype of the base's, pydantic takes the
+# new field but mypy sees an incompatible override: those lines say so with an ignore.
 
 
 class ReactionItem(EnvelopeLevel):
     type: Short
-    channel: SlackId | None = None  # type: ignore[assignment]
+    channel: SlackId | None = None  # type: ignore[assignment]  # an item's channel is an id
     ts: SlackTs | None = None
 
 
 class ReactionEvent(EnvelopeLevel):
     type: Literal["reaction_added", "reaction_removed"]
-    user: SlackId  # type: ignore[assignment]
+    user: SlackId  # type: ignore[assignment]  # a reaction's user is an id, and required
     reaction: Name  # custom emoji names are at most 100 characters, and a skin tone
-    item: ReactionItem  # type: ignore[assignment]
+    item: ReactionItem
 
 
 class ReactionEnvelope(BaseModel):
@@ -52,9 +54,9 @@ class ReactionCallback(SlackEnvelope):
     would check, and what says which workspace it is for. Anything that does not fit goes
     through Bolt instead, with Bolt's answers (400s, handshakes) as they were."""
 
-    type: Literal["event_callback"]  # type: ignore[assignment]
+    type: Literal["event_callback"]
     event_id: EventId
-    event: ReactionEvent  # type: ignore[assignment]
+    event: ReactionEvent  # type: ignore[assignment]  # not a subclass of the envelope's _Event
 
     @property
     def teams(self) -> set[str | None]:

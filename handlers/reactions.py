@@ -80,7 +80,9 @@ class FastLane:
         return BoltResponse(status=200, body="")
 
 
-async def handle_reaction(services: Services, envelope: ReactionEnvelope) -> None:
+async def handle_reaction(
+    services: Services, envelope: ReactionEnvelope | ReactionCallback
+) -> None:
     event = envelope.event
     item = event.item
     if item.type != "message" or not item.channel or not item.ts:

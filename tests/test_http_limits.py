@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 import pytest
 
 from bot.slack.inbound import MAX_AGE, MAX_FIELDS
-from bot.web.routes import BODY_WITHIN, HEADERS_WITHIN, LINGER, MAX_BODY
+from bot.web.request import BODY_WITHIN, MAX_BODY
+from bot.web.server import HEADERS_WITHIN, LINGER
 from tests.credentials import API_TOKEN, SIGNING_SECRET
 from tests.harness import Harness, wait_until
 from tests.slack_payloads import (
@@ -176,7 +177,7 @@ async def test_a_body_sent_a_byte_at_a_time_is_a_408(harness: Harness, path: str
 async def test_a_client_that_goes_away_mid_body_is_one_debug_line(
     harness: Harness, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.web.routes")
+    caplog.set_level(logging.DEBUG, logger="bot.web.request")
     _, writer = await asyncio.open_connection("127.0.0.1", harness.bot.port)
     writer.write(
         f"POST {path} HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"

@@ -1,4 +1,5 @@
 """`/feedback`, in three steps: `grammar` turns the text into a typed invocation (or a
 UsageError with the usage line), `execute` carries it out against the configuration, the
 keys and the store, and `render` writes the Slack mrkdwn reply; `permissions` says who may
-change what. May import any package of bot/ but web/ and cli/, and storage."""
+change what. May import: bot.domain, bot.support, bot.config, bot.providers, bot.slack,
+bot.delivery, bot.answers and storage."""

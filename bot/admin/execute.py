@@ -153,9 +153,9 @@ class FeedbackCommand:
             last = await self._store.last_delivered_at(spec.name)
             key = self._keys.status(spec.name).describe()
             providers.append(render.ProviderLine(spec.label, key, reach, last))
-        last = await self._store.last_via_metadata()
+        via_metadata = await self._store.last_via_metadata()
         lookup = self._late_lookup.status() if self._late_lookup is not None else None
-        return render.status_report(channel, config, providers, counts, last, lookup)
+        return render.status_report(channel, config, providers, counts, via_metadata, lookup)
 
     async def stats(self, channel: str | None, days: int) -> str:
         counts = await self._store.vote_stats(channel, time.time() - days * 86400)

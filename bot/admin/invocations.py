@@ -99,7 +99,7 @@ class Switch(_Invocation):
     on: bool
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:  # type: ignore[override]  # per instance: the setting it turns
         return self.setting
 
 

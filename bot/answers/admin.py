@@ -1,5 +1,5 @@
 """Looking registered answers up, listing and removing them: the one place behind
-`GET`/`DELETE /v1/answers…` (bot/web/routes.py) and `feedback-bot answers list|show|remove`.
+`GET`/`DELETE /v1/answers…` (bot/web/answers.py) and `feedback-bot answers list|show|remove`.
 
 A removed answer's votes and delivery history stay (for statistics); its queued deliveries
 are cancelled; later reactions on its message are ignored; the message may be registered

@@ -20,16 +20,12 @@ flood of reactions must not become a flood of calls:
   for Slack's Retry-After (slack_sdk's own 429 retry is off for these calls: it would spend a
   call the bucket never granted);
 - `missing_scope` stops lookups (in that channel; everywhere when the token has no history
-  scope at all) until the token's scopes change. The bot learns that from auth.test, which
-  costs no history call: every RECHECK_SCOPES_EVERY seconds while stopped, and at once after
-  any `/feedback` setting change (an admin who reinstalled the app and runs
-  `/feedback late-lookup on` again is heard at once). A restart starts afresh.
+  scope at all) until the token's scopes change (bot/answers/lookup_scopes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -42,15 +38,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers.lookup_pace import Budget, RetrySchedule, retry_after
+from bot.answers.lookup_scopes import ScopeStops
 from bot.answers.metadata import as_posted, is_answer_metadata
 from bot.answers.self_registration import MetadataRegistrar, Outcome
 from bot.config.channels import ChannelOptions
-from bot.slack.api import (
-    HISTORY_SCOPES,
-    granted_scopes,
-    missing_history_scopes,
-    without_rate_limit_retries,
-)
+from bot.slack.api import without_rate_limit_retries
 from storage import StorageError, Store
 
 log = logging.getLogger(__name__)
@@ -60,7 +52,6 @@ MISSES_KEPT = 10_000  # the most such messages remembered (the oldest are forgot
 GIVE_UP_AFTER = 86400.0  # reactions held this long are dropped (with a warning)
 PER_MINUTE = 20  # Slack calls a minute, by default (FEEDBACK_LOOKUP_PER_MINUTE)
 RATE_LIMITED_PAUSE = 60.0  # a 429 without a usable Retry-After pauses the budget this long
-RECHECK_SCOPES_EVERY = 600.0  # while stopped by missing_scope, auth.test this often
 # Slack's answers that no retry will change: the reactions are dropped.
 # (A token Slack refuses is not among them: the reactions wait while an admin fixes it.)
 _PERMANENT = {"missing_scope", "not_in_channel", "channel_not_found", "thread_not_found"}
@@ -108,7 +99,6 @@ class LateLookup:
         self.budget = Budget(per_minute)
         self.misses_kept = misses_kept
         self.retry = retry or RetrySchedule()
-        self.recheck_every = RECHECK_SCOPES_EVERY
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
         self._failures: dict[Key, int] = {}  # failures in a row, for a message Slack failed on
@@ -117,17 +107,15 @@ class LateLookup:
         self._waits: set[asyncio.Task[None]] = set()  # retries waiting their turn
         self._waiting: set[Key] = set()  # the messages those retries are for
         self._warned: set[str] = set()
-        self._missing: set[str] = set()  # scopes Slack (or auth.test) says the token lacks
-        self._refused: dict[str, str] = {}  # channel -> the scope Slack said it needs
-        self._rescope = asyncio.Event()  # re-check the token's scopes now
-        self._rechecks: asyncio.Task[None] | None = None
+        # Once a missing scope is granted, its refusals are worth a warning again.
+        self._scopes = ScopeStops(self._slack, lambda: self._warned.discard("missing_scope"))
         self._looking: Key | None = None  # the message being looked up
         self._asked_again = False  # a reaction on it was held meanwhile
 
     def wants(self, channel: str, ts: str, config: ChannelOptions) -> bool:
         """Should a reaction on unknown message (channel, ts) be held? No I/O: the ack
         path asks."""
-        if not (config.late_lookup and config.trusted_apps) or self._stopped_in(channel):
+        if not (config.late_lookup and config.trusted_apps) or self._scopes.stopped_in(channel):
             return False
         until = self._misses.get((channel, ts))
         if until is None:
@@ -145,8 +133,7 @@ class LateLookup:
         """Trust or late lookup changed: what was no answer may be one now, and an admin
         may have granted the scopes that were missing."""
         self._misses.clear()
-        if self._missing:
-            self._rescope.set()
+        self._scopes.recheck_now()
 
     def request(self, channel: str, ts: str) -> None:
         key = (channel, ts)
@@ -159,15 +146,15 @@ class LateLookup:
             self._queue.put_nowait(key)
 
     def status(self) -> LookupStatus:
-        everywhere = self._stopped_everywhere()
+        everywhere = self._scopes.everywhere()
         return LookupStatus(
             waiting=len(self._queued | self._waiting),
             per_minute=self.budget.per_minute,
             left=self.budget.left(),
             paused_for=self.budget.paused_for(),
-            missing_scopes=tuple(sorted(self._missing)),
+            missing_scopes=self._scopes.missing,
             stopped_everywhere=everywhere,
-            stopped_channels=0 if everywhere else len(self._refused),
+            stopped_channels=0 if everywhere else self._scopes.channels,
         )
 
     async def start(self) -> None:
@@ -179,8 +166,7 @@ class LateLookup:
     async def stop(self, grace: float) -> None:
         for wait in self._waits:
             wait.cancel()
-        if self._rechecks is not None:
-            self._rechecks.cancel()
+        self._scopes.cancel()
         if self._task is None:
             return
         # What is left stays held in the database: the next start looks it up.
@@ -200,7 +186,7 @@ class LateLookup:
             self._looking, self._asked_again = key, False
             try:
                 again = await self._look_up(*key)
-                if self._asked_again and (self._missed(key) or self._stopped_in(key[0])):
+                if self._asked_again and (self._missed(key) or self._scopes.stopped_in(key[0])):
                     # Held while the lookup ran, perhaps after it dropped what was held:
                     # dropped too, without a second call. (After a registration there is
                     # nothing to do: it applied what was held, and later ones found it.)
@@ -223,7 +209,7 @@ class LateLookup:
             # Found to be no answer a moment ago; a reaction held since then is dropped.
             await self._drop(channel, ts, remember=False)
             return False
-        if self._stopped_in(channel):
+        if self._scopes.stopped_in(channel):
             # Stopped after it was queued: Slack would refuse it as it refused the others.
             await self._drop(channel, ts, remember=False)
             return False
@@ -246,7 +232,7 @@ class LateLookup:
             else:
                 self._warn_once(error, where)
             if error == "missing_scope":
-                await self._stop(channel, str(e.response.get("needed") or ""))
+                await self._scopes.stop(channel, str(e.response.get("needed") or ""))
                 # Not remembered as no answer: once the scope is granted, it may be one.
                 await self._drop(channel, ts, remember=False)
                 return False
@@ -307,51 +293,15 @@ class LateLookup:
         while len(self._misses) > self.misses_kept:
             self._misses.popitem(last=False)
 
-    # ------------------------------------------------------------ missing scopes
+    @property
+    def recheck_every(self) -> float:
+        """How often auth.test is asked while stopped for a missing scope (public, so that
+        a test can shorten it)."""
+        return self._scopes.recheck_every
 
-    def _stopped_everywhere(self) -> bool:
-        return all(scope in self._missing for scope in HISTORY_SCOPES)
-
-    def _stopped_in(self, channel: str) -> bool:
-        return self._stopped_everywhere() or self._refused.get(channel) in self._missing
-
-    async def _stop(self, channel: str, needed: str) -> None:
-        """Slack said reading `channel` needs `needed`: no more calls there, nor anywhere
-        if the token has no history scope at all, until the scopes change."""
-        needed = needed or ",".join(HISTORY_SCOPES)
-        self._missing.add(needed)
-        self._refused[channel] = needed
-        granted = await self._granted()
-        if granted is not None:
-            self._missing.update(missing_history_scopes(granted))
-        if self._rechecks is None or self._rechecks.done():
-            self._rechecks = asyncio.create_task(self._recheck(), name="late lookup scopes")
-
-    async def _granted(self) -> frozenset[str] | None:
-        """The token's scopes, from auth.test (no history call); None if Slack won't say."""
-        try:
-            return granted_scopes(await self._slack.auth_test())
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as e:
-            log.debug("late lookup: could not read the token's scopes (%s)", type(e).__name__)
-            return None
-
-    async def _recheck(self) -> None:
-        """While something is stopped for a missing scope: is it granted now?"""
-        while self._missing:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.recheck_every):
-                    await self._rescope.wait()
-            self._rescope.clear()
-            granted = await self._granted()
-            if granted is None:
-                continue
-            back = {s for s in self._missing if all(p in granted for p in s.split(","))}
-            if not back:
-                continue
-            self._missing -= back
-            self._refused = {c: s for c, s in self._refused.items() if s in self._missing}
-            self._warned.discard("missing_scope")
-            log.info("late lookup resumes: the bot token now has %s", ", ".join(sorted(back)))
+    @recheck_every.setter
+    def recheck_every(self, seconds: float) -> None:
+        self._scopes.recheck_every = seconds
 
     # ------------------------------------------------------------ retries
 

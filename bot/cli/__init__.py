@@ -5,7 +5,12 @@ register(sub, common), wired here in one place (as handlers/ does for Slack's li
     answers.py     answers add | list | show | remove
     votes.py       votes export
     deliveries.py  deliveries list | retry
-    checks.py      doctor, secret-key
+    checks.py      doctor, secret-key (doctor.py and key_probe.py: what doctor checks)
+    migrate.py     migrate-db
+
+The top floor of bot/, beside app.py, whose FeedbackBot `run` starts. May import: bot.app,
+bot.admin, bot.answers, bot.config, bot.delivery, bot.domain, bot.providers, bot.slack,
+bot.support, bot.votes and storage.
 """
 
 from __future__ import annotations

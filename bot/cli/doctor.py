@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from types import SimpleNamespace
-from typing import cast
+from dataclasses import dataclass
 
 import aiohttp
 from cryptography.fernet import Fernet, InvalidToken
 from slack_sdk.errors import SlackApiError
 
+from bot.cli.key_probe import PROBE_KEY, send_probe
 from bot.config.channels import WORKSPACE
 from bot.config.settings import Settings
-from bot.domain import Answer, Status, Verdict
-from bot.domain import Provider as ProviderName
-from bot.providers import PROVIDERS, ProviderError, ProviderSpec
+from bot.providers import PROVIDERS, ProviderSpec
 from bot.slack.api import granted_scopes, missing_history_scopes, slack_session, web_client
 from bot.support.logs import Redactor
 from storage import StorageError, Store
@@ -37,21 +34,6 @@ SCOPES = (
 )
 STUCK_AFTER = 15 * 60  # a delivery waiting this long means a provider has been failing
 AUDIT_LIMIT = 1_000_000  # every change of a setting, in practice
-# The key check's feedback: for the nil UUID, which no agent, message or request has, in an
-# org and group no one can have made, so no provider can apply it.
-NIL = "00000000-0000-0000-0000-000000000000"
-PROBE_ANSWER = Answer(
-    channel="C0DOCTOR",
-    ts="0.000000",
-    provider=cast(ProviderName, next(iter(PROVIDERS))),  # each check puts its own
-    agent_id=NIL,
-    message_id=NIL,
-    request_id=NIL,
-    org="feedback-bot-doctor",
-    group="feedback-bot-doctor",
-)
-PROBE_VERDICT = Verdict(Status.THUMBS_DOWN)
-PROBE_KEY = "feedback-bot-doctor-not-a-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +251,7 @@ async def _key(settings: Settings, spec: ProviderSpec, key: Key | None) -> Check
     else:
         origin = f"from {spec.key_variable} (…{last4})"
         fix = f"set {spec.key_variable} to the right one (or enter it with /feedback setup)"
-    # How the answer to the probe (_probe) is read:
+    # How the answer to the probe (bot/cli/key_probe.py: send_probe) is read:
     # - 401, 403: the key is refused (Contextual and AquilaX answer so to a wrong key), ✗;
     # - 2xx: the provider took the request, so it took the key, ✓;
     # - 408, 429, 5xx, no answer: the provider did not get as far as the key: "could not
@@ -279,7 +261,7 @@ async def _key(settings: Settings, spec: ProviderSpec, key: Key | None) -> Check
     #   that cannot be valid tells: refused as unauthorized, it shows that the server checks
     #   keys there before refusing the target, so it accepted ours, ✓; else "could not check".
     url = spec.base_url(settings)
-    probe = await _probe(spec, url, key.value)
+    probe = await send_probe(spec, url, key.value)
     if probe.status in (401, 403):
         return Check(name, False, f"{origin}: {spec.label} refuses it (HTTP {probe.status})", fix)
     if probe.status is not None and 200 <= probe.status < 300:
@@ -291,7 +273,7 @@ async def _key(settings: Settings, spec: ProviderSpec, key: Key | None) -> Check
             f"{origin}; could not check it: {probe.said(spec.label)}",
             "run `feedback-bot doctor` again later",
         )
-    control = await _probe(spec, url, PROBE_KEY)
+    control = await send_probe(spec, url, PROBE_KEY)
     if control.status in (401, 403):
         return Check(name, True, f"{origin}, accepted by {spec.label}")
     return Check(
@@ -301,44 +283,6 @@ async def _key(settings: Settings, spec: ProviderSpec, key: Key | None) -> Check
         f" {control.said(spec.label)} with a made-up key",
         f"check {spec.base_url_setting.upper()} ({url})",
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    status: int | None  # None: no HTTP answer
-    error: str = ""
-
-    def said(self, label: str) -> str:
-        return f"{label} answered HTTP {self.status}" if self.status else self.error
-
-
-async def _probe(spec: ProviderSpec, url: str, key: str) -> Probe:
-    """One feedback for a target that cannot exist, through the provider's own client, so
-    that the request is exactly what deliveries send (its path, its key's header) and the
-    provider must authenticate it before it can refuse it. No provider has a read-only
-    endpoint to check a key with; feedback on the nil UUID changes nothing anywhere.
-
-    The client raises on a refusal and tells no status; a trace hook sees the status."""
-    statuses: list[int] = []
-
-    async def on_end(
-        _session: aiohttp.ClientSession,
-        _context: SimpleNamespace,
-        params: aiohttp.TraceRequestEndParams,
-    ) -> None:
-        statuses.append(params.response.status)
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_end.append(on_end)
-    timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(timeout=timeout, trace_configs=[trace]) as http:
-        client = spec.client(http, url, lambda: key)
-        target = replace(PROBE_ANSWER, provider=cast(ProviderName, spec.name))
-        try:
-            await client.send(target, "", PROBE_VERDICT)
-        except ProviderError as e:
-            return Probe(statuses[-1] if statuses else None, str(e))
-    return Probe(statuses[-1] if statuses else None, "no request made")
 
 
 async def _reachable(http: aiohttp.ClientSession, label: str, url: str) -> Check:

@@ -1,3 +1,2 @@
 """Configuration: the environment (settings.py), and the channel and workspace settings kept
-in the database (channels.py). May import bot.domain, bot.support, bot.providers and
-storage."""
+in the database (channels.py). May import: bot.domain and storage."""

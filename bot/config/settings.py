@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
@@ -220,10 +220,12 @@ def _missing(var: str) -> str:
     return f"{var} is not set: it should hold {EXPECTED[var]}"
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings; raise SettingsError with one line naming the first bad variable."""
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings; raise SettingsError with one line naming the first bad variable.
+    `overrides` are fields (validated as the environment is) and pydantic-settings' own
+    arguments such as `_env_file`."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as e:
         first = e.errors()[0]
         var = str(first["loc"][0]).upper() if first["loc"] else "settings"

@@ -1,6 +1,7 @@
 """Providers: one module each, holding its client (behind the one `Provider` protocol) and
 its `ProviderSpec`. `PROVIDERS` is the registry: everything that varies by provider is
-looked up there."""
+looked up there. Each provider's registration model extends `registration.AnswerIn`, the
+fields every registration shares. May import: bot.domain, bot.config and bot.support."""
 
 from collections.abc import Mapping
 from types import MappingProxyType

@@ -1,36 +1,18 @@
-"""What arrives from outside, checked before any work is done on it.
-
-Slack's requests: the signature over the raw bytes, one bounded parse, then the fields Bolt's
-own code reads (pydantic at the edge), so that nothing Bolt does with a body can raise.
-Then, inside Bolt and for both doors (HTTP and Socket Mode), the workspace check
-(bot/slack/workspace.py).
-"""
+"""What arrives from Slack, checked before any work is done on it: the signature over the raw
+bytes, then one bounded parse. What follows is the envelope check (bot/slack/envelope.py),
+then, inside Bolt and for both doors (HTTP and Socket Mode), the workspace check
+(bot/slack/workspace.py). Also the shape of the fast lane, the door past Bolt that both
+doors offer reaction events to (`FastDoor`)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import time
-from collections.abc import Sequence
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
-from aiohttp import WSMessage
-from pydantic import BaseModel, BeforeValidator, ValidationError
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
-from slack_sdk.socket_mode.request import SocketModeRequest
-from slack_sdk.socket_mode.response import SocketModeResponse
-
-from bot.support.metrics import Metrics
-from bot.support.validation import describe, error_list
-
-log = logging.getLogger(__name__)
 
 # Slack refuses requests older than five minutes; so do we (a replayed request is stale).
 MAX_AGE = 60 * 5
@@ -51,9 +33,6 @@ class Malformed(ValueError):
     def __init__(self, reason: str, kind: str = "json_invalid") -> None:
         super().__init__(reason)
         self.kind = kind
-
-
-# ------------------------------------------------------------------ signature and parse
 
 
 def signed_by_slack(
@@ -80,8 +59,8 @@ def load_json_object(raw: bytes | str, what: str = "the body") -> dict[str, Any]
     except orjson.JSONDecodeError as e:
         raise Malformed(_why_not_json(raw, e, what)) from None
     if not isinstance(value, dict):
-        raise Malformed(f"{what} should be a JSON object, not {_kind(value)}", "model_type")
-    if not _within_depth(value, MAX_DEPTH):
+        raise Malformed(f"{what} should be a JSON object, not {json_kind(value)}", "model_type")
+    if not within_depth(value, MAX_DEPTH):
         raise Malformed(f"{what} is nested more than {MAX_DEPTH} levels deep")
     return value
 
@@ -128,7 +107,8 @@ def slack_body(raw: bytes, content_type: str) -> dict[str, Any]:
     return fields
 
 
-def _within_depth(value: dict[str, Any] | list[Any], limit: int) -> bool:
+def within_depth(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    """Whether `value` nests no deeper than `limit` levels (the value itself is one)."""
     # Iterative, so that checking a deep body cannot itself exhaust the stack.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -141,7 +121,8 @@ def _within_depth(value: dict[str, Any] | list[Any], limit: int) -> bool:
     return True
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """What a parsed JSON value is, in words, for a message that says it is the wrong one."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -153,265 +134,36 @@ def _kind(value: object) -> str:
     return "a number"
 
 
-# ------------------------------------------------------------------ the envelope Bolt reads
-#
-# Bolt's request context (slack_bolt/request/internals.py, extract_*), its built-in
-# middleware (ignoring self events, url_verification), its listener matchers and its
-# "unhandled request" warning index into these fields, assuming Slack's types: a number
-# where it expects a string or an object, or null where it expects an object, raises inside
-# Bolt (a 500 and a traceback). Only those fields are checked; everything else is the
-# listeners' business (handlers/payloads.py).
+# ------------------------------------------------------------------ the door past Bolt
 
 
-def _object(value: object) -> object:
-    if not isinstance(value, dict):
-        raise ValueError("should be an object")
-    return value
+class _Typed(Protocol):
+    @property
+    def type(self) -> str: ...
 
 
-def _optional_object(value: object) -> object:
-    return None if value is None else _object(value)
+class FastEvent(Protocol):
+    """An event the fast lane took: all that the doors read of it is its type (a metrics
+    label)."""
 
-
-def _id_or_object(value: object) -> object:
-    # Slack sends team, user, channel and enterprise either as an id or as {"id": …}.
-    if value is None or isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        return {"id": value}
-    raise ValueError("should be a string (an id) or an object")
-
-
-def _list(value: object) -> object:
-    if not isinstance(value, list):
-        raise ValueError("should be an array")
-    return value
-
-
-def _optional_list(value: object) -> object:
-    return None if value is None else _list(value)
-
-
-def _nonempty_list(value: object) -> object:
-    if not isinstance(value, list) or not value:
-        raise ValueError("should be an array of at least one object")
-    return value
-
-
-class _Ref(BaseModel):
-    id: str | None = None
-
-
-class _Team(_Ref):
-    enterprise_id: str | None = None
-
-
-class _User(_Ref):
-    team_id: str | None = None
-
-
-class EnvelopeLevel(BaseModel):
-    """One level of a payload as Bolt's extract_* functions read it; they read the same
-    fields again inside event, message, previous_message, item, assistant_thread and
-    authorizations[0]. (The fast lane's models, handlers/payloads.py, build on it, so that
-    what Bolt would refuse goes to Bolt and gets the same 400.)"""
-
-    team_id: str | None = None
-    enterprise_id: str | None = None
-    user_id: str | None = None
-    channel_id: str | None = None
-    team: Annotated[_Team | None, BeforeValidator(_id_or_object)] = None
-    enterprise: Annotated[_Ref | None, BeforeValidator(_id_or_object)] = None
-    user: Annotated[_User | None, BeforeValidator(_id_or_object)] = None
-    channel: Annotated[_Ref | None, BeforeValidator(_id_or_object)] = None
-    authorizations: Annotated[
-        list[Annotated[EnvelopeLevel, BeforeValidator(_object)]] | None,
-        BeforeValidator(_optional_list),
-    ] = None
-    event: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
-    message: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
-    previous_message: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
-    item: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
-    assistant_thread: Annotated[EnvelopeLevel | None, BeforeValidator(_optional_object)] = None
-
-
-class _Event(EnvelopeLevel):
-    type: str
-
-
-class _View(BaseModel):
-    type: str
-    callback_id: str | None = None
-    team_id: str | None = None
-    app_installed_team_id: str | None = None
-
-
-class _Action(BaseModel):
-    action_id: str
-    block_id: str | None = None
-
-
-class _ResponseUrl(BaseModel):
-    response_url: str | None = None
-
-
-class SlackEnvelope(EnvelopeLevel):
-    """The top level: where present, event, view, actions and response_urls are read
-    without a None check, so null is refused there too."""
-
-    type: str | None = None
-    command: str | None = None
-    response_url: str | None = None
-    event: Annotated[_Event | None, BeforeValidator(_object)] = None
-    view: Annotated[_View | None, BeforeValidator(_object)] = None
-    actions: Annotated[
-        list[Annotated[_Action, BeforeValidator(_object)]] | None, BeforeValidator(_nonempty_list)
-    ] = None
-    response_urls: Annotated[
-        list[Annotated[_ResponseUrl, BeforeValidator(_object)]] | None, BeforeValidator(_list)
-    ] = None
-
-
-def request_kind(body: dict[str, Any]) -> str:
-    """What a Slack request is, in a word (an event's type, block_actions, a command…),
-    for the metrics; never more than a short known name, so labels stay few."""
-    event = body.get("event")
-    if isinstance(event, dict) and isinstance(event.get("type"), str):
-        kind: object = event["type"]
-    elif "command" in body:
-        kind = "slash_command"
-    else:
-        kind = body.get("type")
-    if isinstance(kind, str) and kind.replace("_", "").isalpha() and len(kind) <= 40:
-        return kind
-    return "unknown"
-
-
-def envelope_problem(body: dict[str, Any]) -> str | None:
-    """Why Bolt could not take `body` (a parsed, depth-checked object), or None."""
-    try:
-        SlackEnvelope.model_validate(body)
-    except ValidationError as e:
-        return describe(error_list(e), limit=5)
-    return None
-
-
-# ------------------------------------------------------------------ Socket Mode
+    @property
+    def event(self) -> _Typed: ...
 
 
 class FastDoor(Protocol):
-    """Events that skip Bolt (handlers/reactions.py: FastLane)."""
+    """Events that skip Bolt (handlers/reactions.py: FastLane, wired in by bot/app.py).
+    What it does not take goes through Bolt as before."""
 
-    def take(self, payload: object) -> Any | None: ...
+    def take_json(self, raw: bytes) -> FastEvent | None:
+        """The raw body of a signed request (HTTP), if the event is one it takes."""
+        ...
 
-    async def handle(self, envelope: Any) -> BoltResponse: ...
+    def take(self, payload: object) -> FastEvent | None:
+        """The same for a payload that arrived already parsed (Socket Mode)."""
+        ...
 
-
-class CheckedSocketModeHandler(AsyncSocketModeHandler):
-    """Bolt's Socket Mode adapter, with the envelope checked as on the HTTP door, and
-    reaction events taken by the fast lane as there. It also knows whether Slack has said
-    `hello` on the current connection: until then, no event comes (`problem`)."""
-
-    def __init__(
-        self,
-        app: AsyncApp,
-        app_token: str,
-        fast_lane: FastDoor | None = None,
-        metrics: Metrics | None = None,
-    ) -> None:
-        super().__init__(app, app_token)
-        self._fast_lane = fast_lane
-        self._metrics = metrics
-        # The WebSocket Slack said hello on: compared with the client's current one, so a
-        # reconnection waits for its own hello.
-        self._greeted: object | None = None
-        self.client.on_message_listeners.append(self._on_message)
-
-    async def _on_message(self, message: WSMessage) -> None:
-        # Run by the client's receiving loop, for every text frame of the current session.
-        session = self.client.current_session
-        if session is self._greeted or not isinstance(message.data, str):
-            return
-        if '"hello"' in message.data:
-            try:
-                frame = orjson.loads(message.data)
-            except orjson.JSONDecodeError:
-                return
-            if isinstance(frame, dict) and frame.get("type") == "hello":
-                self._greeted = session
-
-    async def problem(self) -> str | None:
-        """Why events cannot arrive over the socket right now, or None."""
-        if not await self.client.is_connected():
-            return "the Socket Mode connection to Slack is down"
-        if self._greeted is not self.client.current_session:
-            return "connected to Slack's Socket Mode, but Slack has not said hello on it yet"
-        return None
-
-    async def handle(  # type: ignore[override]
-        self, client: AsyncBaseSocketModeClient, req: SocketModeRequest
-    ) -> None:
-        if self._metrics is None:
-            await self._handle(client, req)
-            return
-        started = time.perf_counter()
-        status = await self._handle(client, req)
-        kind = request_kind(req.payload) if isinstance(req.payload, dict) else "unknown"
-        self._metrics.request(kind, status, time.perf_counter() - started)
-
-    async def _handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> int:
-        """The status it was answered with, as over HTTP; acknowledged when that is a 200,
-        as Bolt's adapter does (Slack sends an unacknowledged envelope again)."""
-        payload = req.payload
-        if (
-            self._fast_lane is not None
-            and req.type == "events_api"
-            and (reaction := self._fast_lane.take(payload)) is not None
-        ):
-            response = await self._fast_lane.handle(reaction)
-            await _acknowledge(client, req, response)
-            return response.status
-        if not isinstance(payload, dict):
-            problem: str | None = f"the payload should be a JSON object, not {_kind(payload)}"
-        elif not _within_depth(payload, MAX_DEPTH):
-            problem = f"the payload is nested more than {MAX_DEPTH} levels deep"
-        else:
-            problem = envelope_problem(payload)
-        if problem is None:
-            # Bolt's retry headers, as its own adapter sets them, so that listeners see
-            # Slack's retries over either door.
-            headers: dict[str, str | Sequence[str]] = {}
-            if req.retry_attempt is not None:
-                headers["x-slack-retry-num"] = str(req.retry_attempt)
-            if req.retry_reason is not None:
-                headers["x-slack-retry-reason"] = req.retry_reason
-            answered = await self.app.async_dispatch(
-                AsyncBoltRequest(body=payload, headers=headers or None, mode="socket_mode")
-            )
-            await _acknowledge(client, req, answered)
-            return answered.status
-        log.warning("refused a malformed %s envelope over Socket Mode: %s", req.type, problem)
-        # Acknowledge it all the same: Slack would redeliver an unacknowledged event, and
-        # this one can never succeed.
-        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-        return 400
-
-
-async def _acknowledge(
-    client: AsyncBaseSocketModeClient, req: SocketModeRequest, response: BoltResponse
-) -> None:
-    """Bolt's answer as a Socket Mode acknowledgement, as Bolt's adapter sends it: a 200's
-    body goes with it (JSON as an object, text as {"text": …}); anything else is not
-    acknowledged."""
-    if response.status != 200:
-        log.debug("not acknowledged over Socket Mode: %s answered %d", req.type, response.status)
-        return
-    body = response.body
-    if not body:
-        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-        return
-    content_type = response.headers.get("content-type", [""])[0]
-    reply = orjson.loads(body) if content_type.startswith("application/json") else {"text": body}
-    await client.send_socket_mode_response(
-        SocketModeResponse(envelope_id=req.envelope_id, payload=reply)
-    )
+    # Any: it is handed back what take returned, whose type only the lane knows (and a
+    # parameter cannot be narrower than the protocol's).
+    async def handle(self, envelope: Any) -> BoltResponse:
+        """What Bolt would answer to the event `take` returned."""
+        ...

@@ -14,8 +14,8 @@ from slack_bolt.response import BoltResponse
 log = logging.getLogger(__name__)
 
 FOREIGN_COMMAND = "This feedback-bot is set up for another Slack workspace, so it did nothing here."
-Next = Callable[[], Awaitable[Any]]
-Guard = Callable[[dict[str, Any], AsyncBoltContext, Next], Awaitable[BoltResponse | None]]
+Next = Callable[[], Awaitable[BoltResponse]]
+Guard = Callable[[dict[str, Any], AsyncBoltContext, Next], Awaitable[BoltResponse]]
 
 
 def workspace_guard(team_id: str) -> Guard:
@@ -27,9 +27,7 @@ def workspace_guard(team_id: str) -> Guard:
     """
 
     # Bolt passes arguments by name: `next_` is its name for the next middleware.
-    async def guard(
-        body: dict[str, Any], context: AsyncBoltContext, next_: Next
-    ) -> BoltResponse | None:
+    async def guard(body: dict[str, Any], context: AsyncBoltContext, next_: Next) -> BoltResponse:
         kind = body.get("type")
         if kind in ("url_verification", "ssl_check"):
             return await next_()  # Slack's handshakes name no workspace
@@ -80,7 +78,7 @@ def _rate_limited(body: dict[str, Any], ours: str) -> None:
         return
     minute = body.get("minute_rate_limited")
     try:
-        since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(minute))  # type: ignore[arg-type]
+        since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(minute))
     except (TypeError, ValueError, OverflowError, OSError):
         since = "an unknown minute"
     log.warning(
