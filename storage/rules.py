@@ -28,9 +28,9 @@ from storage.models import Finished
 # ---------------------------------------------------------------------------------- votes
 
 
-@dataclass(frozen=True, slots=True)
-class VoteStep:
-    """What one action does to a user's standing vote from one origin on one slot."""
+class VoteStep(NamedTuple):
+    """What one action does to a user's standing vote from one origin on one slot. (A
+    NamedTuple, as Settlement: built on every vote, and a frozen dataclass costs ~2 µs more.)"""
 
     standing: Status | None  # what that vote says afterwards
     changed: bool  # False: nothing is written, and the slot is not settled again
@@ -73,8 +73,7 @@ REACHED_PROVIDER: frozenset[DeliveryState] = frozenset(
 SlotRow = tuple[int, DeliveryState, Verdict]
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(NamedTuple):
     """What settling a slot writes to its outbox."""
 
     supersede: tuple[int, ...]  # pending rows that will not be sent
@@ -98,8 +97,16 @@ def settle(new: Verdict, recent: Sequence[SlotRow]) -> Settlement:
 
     Settling leaves at most one row pending and a slot has at most one in flight, so the
     newest three rows are enough to read."""
-    pending = [(row_id, verdict) for row_id, state, verdict in recent if state is _PENDING]
-    at_provider = next((v for _, state, v in recent if state in REACHED_PROVIDER), WITHDRAWN)
+    # One pass, not three: this runs on every vote, on the database thread.
+    pending: list[tuple[int, Verdict]] = []
+    at_provider = None
+    for row_id, state, row_verdict in recent:
+        if state is _PENDING:
+            pending.append((row_id, row_verdict))
+        elif at_provider is None and state in REACHED_PROVIDER:
+            at_provider = row_verdict
+    if at_provider is None:
+        at_provider = WITHDRAWN
     keep = None
     if pending and pending[0][1] == new and new != at_provider:
         keep = pending[0][0]
