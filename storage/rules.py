@@ -97,9 +97,9 @@ def settle(new: Verdict, recent: Sequence[SlotRow]) -> Settlement:
 
     Settling leaves at most one row pending and a slot has at most one in flight, so the
     newest three rows are enough to read."""
-    # One pass, not three: this runs on every vote, on the database thread.
+    # One pass over `recent`, not two: this runs on every vote, on the database thread.
     pending: list[tuple[int, Verdict]] = []
-    at_provider = None
+    at_provider: Verdict | None = None
     for row_id, state, row_verdict in recent:
         if state is _PENDING:
             pending.append((row_id, row_verdict))
