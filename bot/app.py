@@ -346,7 +346,7 @@ async def _delivery_worker(
         await http.close()
         raise
     providers: dict[str, Provider] = {
-        name: spec.client(http, spec.base_url(settings), partial(keys.get, name))
+        name: spec.build(http, settings, partial(keys.get, name))
         for name, spec in PROVIDERS.items()
     }
     worker = DeliveryWorker(

@@ -95,7 +95,16 @@ def next_standing(action: str, current: Status | None, status: Status | None) ->
 
 # ---------------------------------------------------------------- answers, votes, deliveries
 
-Provider = Literal["contextual", "aquilax"]
+Provider = Literal["contextual", "aquilax", "langsmith", "langfuse"]
+
+
+# The id each provider's registration requires, which names the answer there.
+_TARGET_COLUMN: dict[str, str] = {
+    "contextual": "message_id",
+    "aquilax": "request_id",
+    "langsmith": "run_id",
+    "langfuse": "trace_id",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +142,9 @@ class Answer:
     request_id: str | None = None
     org: str | None = None
     group: str | None = None
+    run_id: str | None = None  # LangSmith: the run the answer is
+    trace_id: str | None = None  # LangSmith: the run's trace; Langfuse: the answer's trace
+    observation_id: str | None = None  # Langfuse: the observation within the trace
     sources: tuple[Source, ...] = ()
     posted_by_bot: bool = False  # the bot posted the message, with its controls
     thread_ts: str | None = None  # the thread the answer is in, if any
@@ -142,13 +154,13 @@ class Answer:
     @property
     def target_column(self) -> str:
         """The column of `answers` that holds `target`."""
-        return "message_id" if self.message_id else "request_id"
+        return _TARGET_COLUMN[self.provider]
 
     @property
     def target(self) -> str:
-        """The provider's id for the answer, for logs and messages: its message or its request
-        (each provider's registration requires exactly one of the two)."""
-        return self.message_id or self.request_id or ""
+        """The provider's id for the answer, for logs and messages: its message, request, run
+        or trace (each provider's registration requires its own)."""
+        return getattr(self, _TARGET_COLUMN[self.provider]) or ""
 
     def source(self, content_id: str) -> Source | None:
         return next((s for s in self.sources if s.content_id == content_id), None)
@@ -161,6 +173,9 @@ class Answer:
             self.request_id,
             self.org,
             self.group,
+            self.run_id,
+            self.trace_id,
+            self.observation_id,
             self.sources,
         ) == (
             other.provider,
@@ -169,6 +184,9 @@ class Answer:
             other.request_id,
             other.org,
             other.group,
+            other.run_id,
+            other.trace_id,
+            other.observation_id,
             other.sources,
         )
 

@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.response import BoltResponse
 
 from bot.admin.render import NOT_ALLOWED
+from bot.providers import PROVIDERS
 from bot.services import Services
 from bot.slack.blocks import EMOJI
 from bot.slack.views import (
@@ -118,6 +119,8 @@ async def handle_setup(
             errors[block_id] = "That does not look like a key: no spaces, at least 8 characters."
         elif len(value) > KEY_LIMIT:  # the field's own max_length; only a forged form passes it
             errors[block_id] = f"That does not look like a key: at most {KEY_LIMIT} characters."
+        elif problem := PROVIDERS[provider].check_key(value):
+            errors[block_id] = problem
         entered[provider] = value
     if errors:
         await ack(response_action="errors", errors=errors)

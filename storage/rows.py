@@ -44,12 +44,20 @@ _STATE: dict[str, DeliveryState] = {s.value: s for s in DeliveryState}
 # into one JSON array of [content_id, label].
 ANSWER_FIELDS = (
     "a.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org, a.grp,"
-    " a.posted_by_bot, a.thread_ts, a.prompt_ts"
+    " a.run_id, a.trace_id, a.observation_id, a.posted_by_bot, a.thread_ts, a.prompt_ts"
 )
+
+# The columns add_answer inserts, in answer_values' order (both backends insert these).
+ANSWER_INSERT = (
+    "channel, ts, provider, agent_id, message_id, request_id, org, grp, run_id, trace_id,"
+    " observation_id, posted_by_bot, thread_ts, created_at, registered_via, registered_by_app,"
+    " metadata_ts"
+)
+ANSWER_INSERT_COUNT = ANSWER_INSERT.count(",") + 1
 
 
 def answer_values(answer: Answer, provenance: Provenance | None, now: float) -> tuple[Any, ...]:
-    """The columns add_answer inserts, in its order (both backends insert these)."""
+    """The values of ANSWER_INSERT's columns, in its order."""
     return (
         answer.channel,
         answer.ts,
@@ -59,6 +67,9 @@ def answer_values(answer: Answer, provenance: Provenance | None, now: float) -> 
         answer.request_id,
         answer.org,
         answer.group,
+        answer.run_id,
+        answer.trace_id,
+        answer.observation_id,
         int(answer.posted_by_bot),
         answer.thread_ts,
         now,
@@ -80,6 +91,9 @@ def answer_from_row(row: Row) -> Answer:
         request_id=row["request_id"],
         org=row["org"],
         group=row["grp"],
+        run_id=row["run_id"],
+        trace_id=row["trace_id"],
+        observation_id=row["observation_id"],
         sources=sources,
         posted_by_bot=bool(row["posted_by_bot"]),
         thread_ts=row["thread_ts"],
@@ -103,7 +117,7 @@ def metadata_registration_from_row(row: Row) -> MetadataRegistration:
 EXPORT_COLUMNS = (
     "v.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org,"
     " a.grp, v.content_id, v.user_id, v.status, v.origin, v.explanation, v.category,"
-    " v.cast_at, v.withdrawn_at, a.removed_at IS NOT NULL"
+    " v.cast_at, v.withdrawn_at, a.removed_at IS NOT NULL, a.run_id, a.trace_id, a.observation_id"
 )
 
 

@@ -21,10 +21,15 @@ from tests.credentials import (
     AQUILAX_KEY,
     BOT_TOKEN,
     CONTEXTUAL_KEY,
+    LANGFUSE_KEYS,
+    LANGFUSE_PUBLIC_KEY,
+    LANGFUSE_SECRET_KEY,
+    LANGSMITH_KEY,
     SIGNING_SECRET,
 )
 from tests.harness import PROVIDER_TIMEOUT, Harness, SlackSide
 from tests.process import World
+from tests.standins import Standins
 from tests.standins.providers import ProviderStandIn
 from tests.standins.slack import SlackStandIn
 
@@ -42,14 +47,18 @@ TEST_BACKOFF = Backoff(base=0.05, cap=0.4)
 
 
 @pytest.fixture
-async def standins() -> AsyncIterator[tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]]:
-    slack = SlackStandIn(BOT_TOKEN, APP_TOKEN)
-    contextual = ProviderStandIn("contextual", CONTEXTUAL_KEY, timeout=PROVIDER_TIMEOUT)
-    aquilax = ProviderStandIn("aquilax", AQUILAX_KEY, timeout=PROVIDER_TIMEOUT)
-    for s in (slack, contextual, aquilax):
+async def standins() -> AsyncIterator[Standins]:
+    both = Standins(
+        SlackStandIn(BOT_TOKEN, APP_TOKEN),
+        ProviderStandIn("contextual", CONTEXTUAL_KEY, timeout=PROVIDER_TIMEOUT),
+        ProviderStandIn("aquilax", AQUILAX_KEY, timeout=PROVIDER_TIMEOUT),
+        ProviderStandIn("langsmith", LANGSMITH_KEY, timeout=PROVIDER_TIMEOUT),
+        ProviderStandIn("langfuse", LANGFUSE_KEYS, timeout=PROVIDER_TIMEOUT),
+    )
+    for s in both:
         await s.start()
-    yield slack, contextual, aquilax
-    for s in (slack, contextual, aquilax):
+    yield both
+    for s in both:
         await s.stop()
 
 
@@ -58,6 +67,8 @@ def settings_for(
     slack: SlackStandIn,
     contextual: ProviderStandIn,
     aquilax: ProviderStandIn,
+    langsmith: ProviderStandIn | None = None,
+    langfuse: ProviderStandIn | None = None,
     **overrides: Any,
 ) -> Settings:
     values: dict[str, Any] = {
@@ -68,11 +79,17 @@ def settings_for(
         "contextual_base_url": contextual.base_url,
         "aquilax_api_key": AQUILAX_KEY,
         "aquilax_base_url": aquilax.base_url,
+        "langsmith_api_key": LANGSMITH_KEY,
+        "langfuse_public_key": LANGFUSE_PUBLIC_KEY,
+        "langfuse_secret_key": LANGFUSE_SECRET_KEY,
         "feedback_db": str(db),
         "feedback_host": "127.0.0.1",
         "feedback_port": 0,
         "feedback_api_token": API_TOKEN,
     }
+    # Unconfigured, the bot would send to the real services: the port no one listens on.
+    values["langsmith_base_url"] = langsmith.base_url if langsmith else "http://127.0.0.1:9"
+    values["langfuse_base_url"] = langfuse.base_url if langfuse else "http://127.0.0.1:9"
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -167,17 +184,16 @@ def bot_overrides() -> dict[str, Any]:
 @pytest.fixture
 async def harness(
     database: str,
-    standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
+    standins: Standins,
     bot_overrides: dict[str, Any],
 ) -> AsyncIterator[Harness]:
-    slack, contextual, aquilax = standins
-    settings = settings_for(database, slack, contextual, aquilax, **bot_overrides)
+    settings = settings_for(database, *standins, **bot_overrides)
     bot = FeedbackBot(settings, backoff=TEST_BACKOFF, provider_timeout=PROVIDER_TIMEOUT)
     await bot.start()
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             side = SlackSide(http, f"http://127.0.0.1:{bot.port}/slack/events")
-            h = Harness(bot, slack, contextual, aquilax, http, side)
+            h = Harness(bot, *standins, http, side)
             yield h
     finally:
         await bot.stop(grace=1.0)
@@ -185,9 +201,7 @@ async def harness(
 
 
 @pytest.fixture
-async def world(
-    tmp_path: Path, database: str, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
-) -> AsyncIterator[World]:
+async def world(tmp_path: Path, database: str, standins: Standins) -> AsyncIterator[World]:
     """For tests that run `feedback-bot run` processes (see tests/process.py)."""
     async with httpx.AsyncClient(timeout=10) as http:
         world = World(tmp_path, *standins, http, database=database)
@@ -199,9 +213,7 @@ async def world(
 
 
 @pytest.fixture
-async def socket_bot(
-    database: str, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
-) -> AsyncIterator[FeedbackBot]:
+async def socket_bot(database: str, standins: Standins) -> AsyncIterator[FeedbackBot]:
     """The bot in Socket Mode: events over the stand-in's WebSocket, no /slack/events."""
     settings = settings_for(
         database, *standins, slack_app_token=APP_TOKEN, slack_signing_secret=None

@@ -89,6 +89,8 @@ class Harness:
     slack_api: SlackStandIn
     contextual: ProviderStandIn
     aquilax: ProviderStandIn
+    langsmith: ProviderStandIn
+    langfuse: ProviderStandIn
     http: httpx.AsyncClient
     slack: SlackSide
 
@@ -122,6 +124,28 @@ class Harness:
             body["sources"] = [
                 {"content_id": new_uuid(), "label": f"Doc {i + 1}"} for i in range(sources)
             ]
+        r = await self.register(body)
+        assert r.status_code == 201, r.text
+        return body
+
+    async def langsmith_answer(
+        self, ts: str | None = None, channel: str = CHANNEL, trace: bool = True
+    ) -> dict[str, Any]:
+        body = {"channel": channel, "ts": ts or new_ts(), "provider": "langsmith"}
+        body["run_id"] = new_uuid()
+        if trace:
+            body["trace_id"] = new_uuid()
+        r = await self.register(body)
+        assert r.status_code == 201, r.text
+        return body
+
+    async def langfuse_answer(
+        self, ts: str | None = None, channel: str = CHANNEL, observation: bool = True
+    ) -> dict[str, Any]:
+        body = {"channel": channel, "ts": ts or new_ts(), "provider": "langfuse"}
+        body["trace_id"] = new_uuid().replace("-", "")  # Langfuse's ids are any string
+        if observation:
+            body["observation_id"] = f"gen-{new_uuid()[:8]}"
         r = await self.register(body)
         assert r.status_code == 201, r.text
         return body
@@ -177,13 +201,11 @@ class Harness:
         return counts.pending == 0 and counts.sending == 0
 
     def violations(self) -> list[str]:
-        return (
-            self.slack_api.violations
-            + self.contextual.violations
-            + self.aquilax.violations
-            + self.contextual.overlaps()
-            + self.aquilax.overlaps()
-        )
+        providers = (self.contextual, self.aquilax, self.langsmith, self.langfuse)
+        found = list(self.slack_api.violations)
+        for provider in providers:
+            found += provider.violations + provider.overlaps()
+        return found
 
 
 async def wait_until(

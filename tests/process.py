@@ -129,6 +129,8 @@ class World:
     slack_api: SlackStandIn
     contextual: ProviderStandIn
     aquilax: ProviderStandIn
+    langsmith: ProviderStandIn
+    langfuse: ProviderStandIn
     http: httpx.AsyncClient
     bots: list[BotProcess] = field(default_factory=list)
     provider_timeout: float = PROCESS_PROVIDER_TIMEOUT
@@ -141,7 +143,8 @@ class World:
         """The bots' request timeout, and the stand-ins' own (they model a provider that
         gives up on a request after the same time)."""
         self.provider_timeout = seconds
-        self.contextual.timeout = self.aquilax.timeout = seconds
+        for provider in (self.contextual, self.aquilax, self.langsmith, self.langfuse):
+            provider.timeout = seconds
 
     @property
     def db(self) -> str:
@@ -150,7 +153,9 @@ class World:
     def env(self, **overrides: str) -> dict[str, str]:
         from tests.conftest import env_for, settings_for
 
-        settings = settings_for(self.db, self.slack_api, self.contextual, self.aquilax)
+        settings = settings_for(
+            self.db, self.slack_api, self.contextual, self.aquilax, self.langsmith, self.langfuse
+        )
         return {
             **env_for(settings),
             "FEEDBACK_LOG_LEVEL": "DEBUG",
@@ -192,6 +197,14 @@ def contextual(ts: str, channel: str = CHANNEL) -> dict[str, Any]:
         "agent_id": new_uuid(),
         "message_id": new_uuid(),
     }
+
+
+def langsmith(ts: str, channel: str = CHANNEL) -> dict[str, Any]:
+    return {"channel": channel, "ts": ts, "provider": "langsmith", "run_id": new_uuid()}
+
+
+def langfuse(ts: str, channel: str = CHANNEL) -> dict[str, Any]:
+    return {"channel": channel, "ts": ts, "provider": "langfuse", "trace_id": new_uuid()}
 
 
 def aquilax(ts: str, channel: str = CHANNEL) -> dict[str, Any]:

@@ -19,8 +19,7 @@ from tests.dbtools import query
 from tests.harness import Harness
 from tests.process import _clean_environ
 from tests.slack_payloads import CHANNEL, new_ts, new_uuid
-from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import SlackStandIn
+from tests.standins import Standins
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -224,7 +223,7 @@ def closed_port() -> int:
 
 @pytest.mark.parametrize("slack", ["available", "no token", "unreachable"])
 async def test_cli_registration_in_a_channel_with_prompts_on(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn], slack: str
+    tmp_path: Path, standins: Standins, slack: str
 ) -> None:
     slack_api = standins[0]
     db = tmp_path / "feedback.db"

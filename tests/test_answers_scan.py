@@ -15,11 +15,10 @@ from tests.credentials import BOT_TOKEN
 from tests.dbtools import query
 from tests.harness import Harness
 from tests.slack_payloads import ASSISTANT_APP, ASSISTANT_BOT, CHANNEL, answer_metadata, new_uuid
-from tests.standins.providers import ProviderStandIn
+from tests.standins import Standins
 from tests.standins.slack import BOT_ID, SlackStandIn
 from tests.test_answers_api import cli_async
 
-Standins = tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
 HISTORY = ["channels:history", "groups:history"]
 FILLER = 230  # more than one history page (200)
 

@@ -1,7 +1,8 @@
 """Fault injection: real `feedback-bot run` processes on one database file, killed (SIGKILL),
 stopped (SIGTERM) and started beside each other at random points of a stream of verdict
-changes over many answers, against a stand-in provider that answers each request after a
-random delay (applying it when it ends) and records what it applied.
+changes over many answers, mapped to Contextual, LangSmith and Langfuse, against stand-in
+providers that answer each request after a random delay (applying it when it ends) and
+record what they applied.
 
 After every round, per slot: the provider's final state is the newest verdict in the
 database, what it applied follows the order in which the verdicts were queued, and no two
@@ -24,11 +25,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.domain import Answer
+from bot.providers.base import feedback_uuid
 from storage import Store
 from tests.dbtools import query
 from tests.harness import wait_until
-from tests.process import BotProcess, World, contextual
+from tests.process import BotProcess, World, contextual, langfuse, langsmith
 from tests.slack_payloads import event_envelope, new_ts, reaction_event, sign
+from tests.standins.providers import ProviderStandIn
 
 USERS = ("U0ALICE001", "U0BOB00001", "U0CAROL001")
 EMOJI = ("+1", "-1", "triangular_flag_on_post")
@@ -91,10 +95,12 @@ class Round:
 
 async def run_round(world: World, rng: random.Random) -> None:
     world.set_provider_timeout(1.0)
-    world.contextual.delay = lambda slot, status: rng.choice((0.0, 0.0, 0.05, 0.2, 0.6, 0.9))
+    for provider in providers(world).values():
+        provider.delay = lambda slot, status: rng.choice((0.0, 0.0, 0.05, 0.2, 0.6, 0.9))
     r = Round(world, rng)
     await r.start_bot()
-    answers = [contextual(new_ts()) for _ in range(ANSWERS)]
+    kinds = (contextual, langsmith, langfuse)
+    answers = [kinds[i % len(kinds)](new_ts()) for i in range(ANSWERS)]
     for body in answers:
         await world.register(r.running[0], body)
 
@@ -130,17 +136,34 @@ async def run_round(world: World, rng: random.Random) -> None:
     await check(world, answers, r.log)
 
 
+def providers(world: World) -> dict[str, ProviderStandIn]:
+    return {
+        "contextual": world.contextual,
+        "langsmith": world.langsmith,
+        "langfuse": world.langfuse,
+    }
+
+
+def slot_of(body: dict) -> str:
+    """The slot of an answer itself as its stand-in names it."""
+    if body["provider"] == "contextual":
+        return f"{body['message_id']}/"
+    ids = {k: body[k] for k in ("run_id", "trace_id") if k in body}
+    answer = Answer(channel=body["channel"], ts=body["ts"], provider=body["provider"], **ids)
+    return feedback_uuid(answer, "")
+
+
 async def check(world: World, answers: list[dict], log: list[str]) -> None:
     store = await Store.open(world.db)
     try:
         rows = await query(
             store,
-            "SELECT a.message_id, d.status FROM deliveries d JOIN answers a"
+            "SELECT a.ts, d.status FROM deliveries d JOIN answers a"
             " ON a.id = d.answer_id WHERE d.content_id = '' ORDER BY d.id",
         )
         votes = await query(
             store,
-            "SELECT a.message_id, v.status FROM votes v JOIN answers a ON a.id = v.answer_id"
+            "SELECT a.ts, v.status FROM votes v JOIN answers a ON a.id = v.answer_id"
             " WHERE v.withdrawn_at IS NULL AND v.content_id = '' ORDER BY v.id",
         )
         unfinished = await query(
@@ -149,23 +172,28 @@ async def check(world: World, answers: list[dict], log: list[str]) -> None:
     finally:
         await store.close()
     assert unfinished == [(0,)], log
-    assert world.contextual.overlaps() == [], log
+    stand_ins = providers(world)
+    for stand_in in stand_ins.values():
+        assert stand_in.overlaps() == [], log
     queued: dict[str, list[str]] = {}
-    for message_id, status in rows:
-        queued.setdefault(message_id, []).append(status)
-    newest = {message_id: status for message_id, status in votes}  # the last one wins
-    applied = world.contextual.applied()
+    for ts, status in rows:
+        queued.setdefault(ts, []).append(status)
+    newest = {ts: status for ts, status in votes}  # the last one wins
+    applied = {name: s.applied() for name, s in stand_ins.items()}
     for body in answers:
-        m = body["message_id"]
-        got = applied.get(f"{m}/", [])
-        verdict = newest.get(m, "removed")
+        ts, slot, provider = body["ts"], slot_of(body), body["provider"]
+        got = applied[provider].get(slot, [])
+        verdict = newest.get(ts, "removed")
         final = got[-1] if got else None
-        detail = (m, verdict, got, queued.get(m), log)
+        detail = (provider, slot, verdict, got, queued.get(ts), log)
         if verdict == "removed":
             assert final in (None, "removed"), detail
         else:
             assert final == verdict, detail
-        assert follows(got, queued.get(m, [])), detail
+        assert follows(got, queued.get(ts, [])), detail
+        if provider != "contextual":  # what the provider holds in the end
+            held = stand_ins[provider].held_values().get(slot)
+            assert held == (None if verdict == "removed" else verdict), detail
 
 
 def follows(applied: list[str], queued: list[str]) -> bool:
@@ -192,8 +220,10 @@ async def test_kills_restarts_and_overlapping_processes_keep_every_slot_in_order
         round_dir = tmp_path / f"round-{n}"
         round_dir.mkdir()
         world.tmp = round_dir
-        world.contextual.attempts.clear()
-        world.contextual.received.clear()
+        for provider in providers(world).values():
+            provider.attempts.clear()
+            provider.received.clear()
+            provider.held.clear()
         try:
             await run_round(world, rng)
         except BaseException:

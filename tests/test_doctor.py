@@ -19,10 +19,9 @@ from storage import Finished, Store
 from tests.conftest import env_for, settings_for
 from tests.credentials import APP_TOKEN, SECRETS
 from tests.process import _clean_environ
+from tests.standins import Standins
 from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import SlackStandIn
 
-Standins = tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -76,6 +75,10 @@ async def test_all_is_well(tmp_path: Path, standins: Standins) -> None:
         "Contextual host": "✓",
         "AquilaX key": "✓",
         "AquilaX host": "✓",
+        "LangSmith key": "✓",
+        "LangSmith host": "✓",
+        "Langfuse key": "✓",
+        "Langfuse host": "✓",
         "stored keys": "–",
         "outbox": "✓",
     }
@@ -165,7 +168,7 @@ def feedback_violations(provider: ProviderStandIn) -> list[str]:
 async def test_a_wrong_provider_key_is_a_cross_with_its_fix(
     tmp_path: Path, standins: Standins
 ) -> None:
-    _, contextual, aquilax = standins
+    _, contextual, aquilax = standins[:3]
     code, text = await doctor(
         tmp_path,
         standins,
@@ -191,7 +194,7 @@ async def test_a_wrong_provider_key_is_a_cross_with_its_fix(
 async def test_the_right_provider_key_is_checked_with_a_request_for_nothing(
     tmp_path: Path, standins: Standins
 ) -> None:
-    _, contextual, aquilax = standins
+    _, contextual, aquilax = standins[:3]
     code, text = await doctor(tmp_path, standins)
     assert code == 0, text
     assert "✓ Contextual key: from CONTEXTUAL_API_KEY (…" in text
@@ -222,7 +225,7 @@ async def test_a_key_stored_in_slack_is_the_one_checked(tmp_path: Path, standins
 async def test_a_refusal_that_does_not_tell_is_settled_with_a_made_up_key(
     tmp_path: Path, standins: Standins
 ) -> None:
-    _, contextual, aquilax = standins
+    _, contextual, aquilax = standins[:3]
     # The target does not exist (the key was accepted): a made-up key gets a 401 there.
     contextual.fail(404, body={"detail": "agent not found"})
     # A provider that is down cannot tell: neither ✓ nor ✗.

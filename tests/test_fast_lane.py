@@ -18,8 +18,7 @@ from handlers.reactions import FastLane
 from tests.dbtools import query, replace_under
 from tests.harness import Harness, wait_until
 from tests.slack_payloads import CHANNEL, event_envelope, new_ts, new_uuid, reaction_event
-from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import SlackStandIn
+from tests.standins import Standins
 
 USERS = [f"U0USER{i:04d}" for i in range(24)]
 
@@ -136,10 +135,10 @@ async def test_a_batch_refused_at_commit_is_503_for_each_event_and_its_retries_c
 @pytest.mark.sqlite_only  # it breaks the SQLite file itself
 async def test_socket_mode_reactions_take_the_fast_lane_and_a_refused_write_is_not_acked(
     socket_bot: FeedbackBot,
-    standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
+    standins: Standins,
     tmp_path: Path,
 ) -> None:
-    slack, contextual, _ = standins
+    slack, contextual, _ = standins[:3]
     assert socket_bot.services is not None
     ts = new_ts()
     registered = await socket_bot.register_answer(

@@ -16,8 +16,7 @@ from tests.dbtools import on_connection, query
 from tests.harness import PROVIDER_TIMEOUT, Harness, wait_until
 from tests.process import World, contextual
 from tests.slack_payloads import event_envelope, new_ts, reaction_event
-from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import SlackStandIn
+from tests.standins import Standins
 
 USERS = [f"U0VOTER{i:03d}" for i in range(300)]
 
@@ -139,7 +138,7 @@ async def test_a_deleted_database_file_is_reported_and_no_write_is_acknowledged(
 
 
 async def test_socket_mode_disconnected_is_unhealthy_until_it_reconnects(
-    socket_bot: FeedbackBot, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+    socket_bot: FeedbackBot, standins: Standins
 ) -> None:
     slack = standins[0]
     base = f"http://127.0.0.1:{socket_bot.port}"
@@ -163,7 +162,7 @@ async def test_socket_mode_disconnected_is_unhealthy_until_it_reconnects(
 
 
 async def test_socket_mode_is_unhealthy_until_slack_says_hello(
-    database: str, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+    database: str, standins: Standins
 ) -> None:
     slack = standins[0]
     slack.withhold_hello = True  # the WebSocket opens, and Slack says nothing on it

@@ -38,8 +38,8 @@ from tests.slack_payloads import (
     slash_command,
     view_submission,
 )
-from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import TEAM, SlackStandIn
+from tests.standins import Standins
+from tests.standins.slack import TEAM
 from tests.test_faults import stored_counts
 
 ALICE = "U0ALICE001"
@@ -517,10 +517,10 @@ async def socket_stored_counts(bot: FeedbackBot) -> tuple[int, int, int]:
 
 async def test_over_the_socket_a_malformed_event_is_acknowledged_and_dropped(
     socket_bot: FeedbackBot,
-    standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
+    standins: Standins,
     logs: pytest.LogCaptureFixture,
 ) -> None:
-    slack, contextual, _ = standins
+    slack, contextual, _ = standins[:3]
     answer = await register_over_http(socket_bot)
     malformed = reaction_body(answer["ts"])
     malformed["event"]["user"] = 12345
@@ -685,10 +685,10 @@ async def test_app_rate_limited_is_acknowledged_with_a_warning_that_explains_it(
 
 async def test_over_the_socket_events_for_another_workspace_are_dropped(
     socket_bot: FeedbackBot,
-    standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
+    standins: Standins,
     logs: pytest.LogCaptureFixture,
 ) -> None:
-    slack, contextual, _ = standins
+    slack, contextual, _ = standins[:3]
     answer = await register_over_http(socket_bot)
     ack = await slack.socket_send(foreign_event(answer["ts"]))
     assert set(ack) == {"envelope_id"}
@@ -911,13 +911,13 @@ async def test_long_enterprise_grid_ids_still_count(harness: Harness) -> None:
 
 async def test_over_the_socket_a_10000_character_user_is_refused_and_stores_nothing(
     socket_bot: FeedbackBot,
-    standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
+    standins: Standins,
     logs: pytest.LogCaptureFixture,
 ) -> None:
     """Over the socket the fast lane refuses it too, and Bolt's listener answers 400 with
     the reason, as for any payload the listener refuses there (Bolt's adapter acknowledges
     only a 200, so Slack may send it again: it is refused again)."""
-    slack, contextual, _ = standins
+    slack, contextual, _ = standins[:3]
     answer = await register_over_http(socket_bot)
     body = reaction_body(answer["ts"])
     body["event"]["user"] = LONG

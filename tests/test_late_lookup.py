@@ -19,8 +19,7 @@ from tests.dbtools import query
 from tests.harness import Harness, wait_until
 from tests.process import World
 from tests.slack_payloads import ASSISTANT_APP, ASSISTANT_BOT, CHANNEL, answer_metadata
-from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import SlackStandIn
+from tests.standins import Standins
 
 ADMIN, ALICE, BOB = "U0ADMIN001", "U0ALICE001", "U0BOB00001"
 HISTORY = ["channels:history", "groups:history"]
@@ -33,8 +32,8 @@ def bot_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 async def standins(
-    standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn],
-) -> tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]:
+    standins: Standins,
+) -> Standins:
     """The history scopes granted, before the bot starts (it reads them at start-up)."""
     standins[0].scopes += HISTORY
     return standins

@@ -15,8 +15,7 @@ from tests.conftest import TEST_BACKOFF, settings_for
 from tests.credentials import APP_TOKEN
 from tests.harness import PROVIDER_TIMEOUT, Harness, wait_until
 from tests.slack_payloads import CHANNEL, event_envelope, new_ts, new_uuid, reaction_event
-from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import SlackStandIn
+from tests.standins import Standins
 
 ALICE, BOB = "U0ALICE001", "U0BOB00001"
 
@@ -103,9 +102,7 @@ async def test_retries_the_queue_and_slack_errors_show(harness: Harness) -> None
     assert m[slack_error] == 1
 
 
-async def test_metrics_are_off_by_default(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
-) -> None:
+async def test_metrics_are_off_by_default(tmp_path: Path, standins: Standins) -> None:
     bot = FeedbackBot(settings_for(tmp_path / "f.db", *standins), backoff=TEST_BACKOFF)
     await bot.start()
     try:
@@ -117,9 +114,9 @@ async def test_metrics_are_off_by_default(
 
 
 async def test_socket_mode_serves_metrics_and_counts_envelopes(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+    tmp_path: Path, standins: Standins
 ) -> None:
-    slack, contextual, _ = standins
+    slack, contextual, _ = standins[:3]
     settings = settings_for(
         tmp_path / "f.db",
         *standins,

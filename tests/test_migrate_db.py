@@ -17,11 +17,8 @@ from tests.conftest import TEST_BACKOFF, settings_for
 from tests.dbtools import query
 from tests.harness import PROVIDER_TIMEOUT, Harness, SlackSide, wait_until
 from tests.slack_payloads import CHANNEL
-from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import SlackStandIn
+from tests.standins import Standins
 from tests.test_answers_api import cli_async
-
-Standins = tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
 
 
 async def running(db: str, standins: Standins, http: httpx.AsyncClient) -> Harness:

@@ -36,10 +36,9 @@ from bot.providers.registration import AnswerIn
 from tests.credentials import AQUILAX_KEY, CONTEXTUAL_KEY
 from tests.harness import Harness, wait_until
 from tests.slack_payloads import new_uuid
+from tests.standins import Standins
 from tests.standins.providers import ProviderStandIn, Streamed
-from tests.standins.slack import SlackStandIn
 
-Standins = tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
 ALICE = "U0ALICE001"
 THUMBS_UP = Verdict(Status.THUMBS_UP)
 # Far more than the cap, and more than the loopback socket buffers hold: streamed, it shows
@@ -50,7 +49,7 @@ SPECS = list(PROVIDERS.values())
 
 
 def test_the_registry_is_keyed_by_name_in_a_stable_order() -> None:
-    assert list(PROVIDERS) == ["contextual", "aquilax"]
+    assert list(PROVIDERS) == ["contextual", "aquilax", "langsmith", "langfuse"]
     assert all(name == spec.name for name, spec in PROVIDERS.items())
 
 
@@ -67,13 +66,18 @@ def test_its_settings_exist_are_explained_and_the_key_is_a_redacted_secret(
 ) -> None:
     assert spec.key_setting in Settings.model_fields
     assert spec.base_url_setting in Settings.model_fields
-    assert spec.key_variable in EXPECTED
+    variables = spec.key_variable.split(" and ")  # Langfuse's key is two
+    assert all(v in EXPECTED for v in variables)
     assert spec.base_url_setting.upper() in EXPECTED
-    settings = Settings(_env_file=None, **{spec.key_setting: "a-key-from-the-env-1234"})  # type: ignore[arg-type]
-    assert spec.environment_key(settings) == "a-key-from-the-env-1234"
-    assert "a-key-from-the-env-1234" in settings.secrets()
-    blank = Settings(_env_file=None, **{spec.key_setting: " "})  # type: ignore[arg-type]
+    env = {v.lower(): f"{v.lower()}-from-the-env-1234" for v in variables}
+    settings = Settings(_env_file=None, **env)  # type: ignore[arg-type]
+    assert spec.environment_key(settings) == ":".join(env.values())
+    assert all(value in settings.secrets() for value in env.values())
+    blank = Settings(_env_file=None, **{v: " " for v in env})  # type: ignore[arg-type]
     assert spec.environment_key(blank) is None
+    for one in env if len(env) > 1 else ():  # half a pair is no key
+        half = Settings(_env_file=None, **{one: env[one]})  # type: ignore[arg-type]
+        assert spec.environment_key(half) is None
     assert spec.base_url(blank).startswith("https://")
 
 
@@ -125,7 +129,7 @@ def contextual_target() -> Answer:
 
 
 async def test_no_more_than_the_cap_of_an_answer_is_read(standins: Standins) -> None:
-    _, _, aquilax = standins
+    _, _, aquilax = standins[:3]
     aquilax.answer(size=HUGE)
     async with aiohttp.ClientSession() as session:
         response = await request(
@@ -188,7 +192,7 @@ async def test_a_200_that_is_not_the_specs_is_delivered_with_one_warning(
 async def test_contextual_checks_a_200_against_its_spec(
     standins: Standins, caplog: pytest.LogCaptureFixture, body: bytes, problem: str
 ) -> None:
-    _, stand_in, _ = standins
+    _, stand_in, _ = standins[:3]
     stand_in.answer(body)
     async with aiohttp.ClientSession() as session:
         client = ContextualProvider(session, stand_in.base_url, lambda: CONTEXTUAL_KEY)
@@ -202,7 +206,7 @@ async def test_contextual_checks_a_200_against_its_spec(
 async def test_contextual_keeps_the_feedback_id_of_a_200_as_specified(
     standins: Standins, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, stand_in, _ = standins
+    _, stand_in, _ = standins[:3]
     ref = str(uuid.uuid4())
     stand_in.answer(b'{"feedback_id": "%s"}' % ref.encode())
     async with aiohttp.ClientSession() as session:
@@ -214,7 +218,7 @@ async def test_contextual_keeps_the_feedback_id_of_a_200_as_specified(
 async def test_an_error_echoing_the_key_is_cut_short_after_the_key_is_masked(
     standins: Standins,
 ) -> None:
-    _, stand_in, _ = standins
+    _, stand_in, _ = standins[:3]
     # The key straddles the point where the error text is cut: masked after the cut, its
     # first characters would be kept, and no redactor knows them.
     detail = "x" * (ERROR_TEXT_LIMIT - 30) + f" key {CONTEXTUAL_KEY} is not allowed"

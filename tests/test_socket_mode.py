@@ -19,14 +19,11 @@ from tests.slack_payloads import (
     reaction_event,
     slash_command,
 )
-from tests.standins.providers import ProviderStandIn
-from tests.standins.slack import SlackStandIn
+from tests.standins import Standins
 
 
-async def test_reactions_over_the_socket(
-    socket_bot: FeedbackBot, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
-) -> None:
-    slack, contextual, _ = standins
+async def test_reactions_over_the_socket(socket_bot: FeedbackBot, standins: Standins) -> None:
+    slack, contextual, _ = standins[:3]
     base = f"http://127.0.0.1:{socket_bot.port}"
     body = {
         "channel": CHANNEL,
@@ -53,7 +50,7 @@ async def test_reactions_over_the_socket(
 
 
 async def test_a_command_over_the_socket_is_answered_in_its_ack(
-    socket_bot: FeedbackBot, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
+    socket_bot: FeedbackBot, standins: Standins
 ) -> None:
     slack = standins[0]
     command = slash_command("U0ALICE001", "help", response_url=slack.response_url())
@@ -66,9 +63,7 @@ async def test_a_command_over_the_socket_is_answered_in_its_ack(
         await slack.socket_send({**command, "command": "/other"}, "slash_commands", ack_timeout=1)
 
 
-async def test_a_refused_app_token_stops_start_up(
-    tmp_path: Path, standins: tuple[SlackStandIn, ProviderStandIn, ProviderStandIn]
-) -> None:
+async def test_a_refused_app_token_stops_start_up(tmp_path: Path, standins: Standins) -> None:
     slack = standins[0]
     settings = settings_for(
         tmp_path / "feedback.db",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
@@ -121,16 +122,22 @@ async def test_one_row_per_slot_in_flight_is_a_constraint(tmp_path: Path) -> Non
         await store.close()
 
 
+def schema_at(path: Path, version: int) -> sqlite3.Connection:
+    """An SQLite file as feedback-bot at schema `version` left it, open."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    for n, script in enumerate(MIGRATIONS[:version], start=1):
+        for statement in _statements(script):
+            raw.execute(statement)
+        raw.execute(f"PRAGMA user_version = {n}")
+    return raw
+
+
 async def test_migration_7_keeps_every_row_and_frees_removed_messages(tmp_path: Path) -> None:
     """Schema 6 → 7 rebuilds the answers table others reference: every answer, vote and
     delivery survives with its links, foreign keys are on again, and afterwards a removed
     answer's message can be registered afresh while a live one cannot be twice."""
     path = tmp_path / "f.db"
-    raw = sqlite3.connect(path, isolation_level=None)
-    for n, script in enumerate(MIGRATIONS[:6], start=1):
-        for statement in _statements(script):
-            raw.execute(statement)
-        raw.execute(f"PRAGMA user_version = {n}")
+    raw = schema_at(path, 6)
     raw.execute(
         "INSERT INTO answers (id, channel, ts, provider, request_id, org, grp, created_at)"
         " VALUES (7, 'C0AAAAAAA', '1700000000.000100', 'aquilax', 'r', 'o', 'g', 1)"
@@ -173,5 +180,86 @@ async def test_migration_7_keeps_every_row_and_frees_removed_messages(tmp_path: 
             )
         )
         assert outcome.value == "created" and fresh.id != 7
+    finally:
+        await store.close()
+
+
+# What schema 8 holds, for the migration to 9 to keep: an answer with a source, a vote on
+# each slot, a delivery, a stored key.
+SCHEMA_8_ROWS = (
+    "INSERT INTO answers (id, channel, ts, provider, agent_id, message_id, created_at,"
+    " registered_via, metadata_ts) VALUES (5, 'C0AAAAAAA', '1700000000.000100', 'contextual',"
+    " 'ag', 'msg', 1, 'metadata', 2.5)",
+    "INSERT INTO answer_sources (answer_id, position, content_id, label) VALUES (5, 0, 'c', 'Doc')",
+    "INSERT INTO votes (answer_id, user_id, origin, status, cast_at) VALUES (5, 'U1', 'button',"
+    " 'thumbs_up', 1)",
+    "INSERT INTO votes (answer_id, content_id, user_id, origin, status, cast_at) VALUES (5, 'c',"
+    " 'U1', 'button', 'flagged', 1)",
+    "INSERT INTO deliveries (answer_id, status, next_attempt_at, created_at, updated_at)"
+    " VALUES (5, 'thumbs_up', 1, 1, 1)",
+    "INSERT INTO provider_keys (provider, ciphertext, last4, updated_at, updated_by)"
+    " VALUES ('aquilax', 'x', 'ab12', 1, 'U1')",
+)
+SCHEMA_8_READ = (
+    "SELECT a.id, a.provider, a.message_id, a.metadata_ts, s.label,"
+    " (SELECT count(*) FROM votes v WHERE v.answer_id = a.id),"
+    " (SELECT count(*) FROM deliveries d WHERE d.answer_id = a.id),"
+    " (SELECT last4 FROM provider_keys) FROM answers a JOIN answer_sources s ON s.answer_id = a.id"
+)
+SCHEMA_8_KEPT = [(5, "contextual", "msg", 2.5, "Doc", 2, 1, "ab12")]
+
+
+async def langsmith_registers(store: Store) -> None:
+    run = str(uuid.uuid4())
+    answer = Answer(channel="C0AAAAAAA", ts="1700000000.000200", provider="langsmith", run_id=run)
+    outcome, stored, _ = await store.register_answer(answer)
+    assert outcome.value == "created"
+    assert (await store.find_answer("C0AAAAAAA", "1700000000.000200")) == stored
+    assert stored.run_id == run
+
+
+async def test_migration_9_keeps_every_row_and_takes_langsmith_and_langfuse(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f.db"
+    raw = schema_at(path, 8)
+    for statement in SCHEMA_8_ROWS:
+        raw.execute(statement)
+    raw.close()
+    store = await Store.open(path)
+    try:
+        assert await query(store, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        assert await query(store, "PRAGMA foreign_key_check") == []
+        assert await query(store, SCHEMA_8_READ) == SCHEMA_8_KEPT
+        await langsmith_registers(store)
+        await store.set_provider_key("langfuse", b"y", "cd34", "U1")
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgresql_only
+async def test_postgres_migration_9_keeps_every_row(database: str) -> None:
+    import asyncpg
+
+    from storage.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
+
+    # A database of its own at schema 8 (the test's own is a copy of one at the newest).
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for script in PG_MIGRATIONS[:8]:
+            if script.strip():
+                await conn.execute(script)
+        await conn.execute("INSERT INTO schema_version VALUES (8)")
+        for statement in SCHEMA_8_ROWS:
+            await conn.execute(statement.replace("'x'", "'x'::bytea"))
+    finally:
+        await conn.close()
+    store = await Store.open(database)
+    try:
+        assert await query(store, SCHEMA_8_READ) == SCHEMA_8_KEPT
+        await langsmith_registers(store)
+        await store.set_provider_key("langfuse", b"y", "cd34", "U1")
     finally:
         await store.close()

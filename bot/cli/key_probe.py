@@ -10,12 +10,13 @@ from typing import cast
 
 import aiohttp
 
-from bot.domain import Answer, Status, Verdict
+from bot.domain import Answer
 from bot.domain import Provider as ProviderName
 from bot.providers import PROVIDERS, ProviderError, ProviderSpec
 
-# For the nil UUID, which no agent, message or request has, in an org and group no one can
-# have made, so no provider can apply it.
+# For the nil UUID, which no agent, message, request, run or trace has, in an org and group
+# no one can have made, so no provider can apply it. What is sent is each provider's
+# `probe_verdict`: a feedback, or the removal of one that cannot exist.
 NIL = "00000000-0000-0000-0000-000000000000"
 PROBE_ANSWER = Answer(
     channel="C0DOCTOR",
@@ -24,12 +25,13 @@ PROBE_ANSWER = Answer(
     agent_id=NIL,
     message_id=NIL,
     request_id=NIL,
+    run_id=NIL,
+    trace_id=NIL,
     org="feedback-bot-doctor",
     group="feedback-bot-doctor",
 )
-PROBE_VERDICT = Verdict(Status.THUMBS_DOWN)
 # A key that cannot be valid: the control the doctor compares a key's answer with.
-PROBE_KEY = "feedback-bot-doctor-not-a-key"
+PROBE_KEY = "feedback-bot-doctor:not-a-key"  # a pair, for Langfuse's public:secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ async def send_probe(spec: ProviderSpec, url: str, key: str) -> Probe:
         client = spec.client(http, url, lambda: key)
         target = replace(PROBE_ANSWER, provider=cast(ProviderName, spec.name))
         try:
-            await client.send(target, "", PROBE_VERDICT)
+            await client.send(target, "", spec.probe_verdict)
         except ProviderError as e:
             return Probe(statuses[-1] if statuses else None, str(e))
     return Probe(statuses[-1] if statuses else None, "no request made")

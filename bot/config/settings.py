@@ -26,6 +26,15 @@ EXPECTED: dict[str, str] = {
     "CONTEXTUAL_BASE_URL": "the Contextual AI API base URL, e.g. https://api.contextual.ai/v1",
     "AQUILAX_API_KEY": "your AquilaX personal access token",
     "AQUILAX_BASE_URL": "the AquilaX base URL, e.g. https://aquilax.ai",
+    "LANGSMITH_API_KEY": "your LangSmith API key (lsv2_…)",
+    "LANGSMITH_BASE_URL": "the LangSmith API base URL, e.g. https://api.smith.langchain.com",
+    "LANGSMITH_FEEDBACK_KEY": "the feedback key votes are recorded under, 1 to 180 characters"
+    " (default user_feedback)",
+    "LANGFUSE_PUBLIC_KEY": "your Langfuse project's public key (pk-lf-…)",
+    "LANGFUSE_SECRET_KEY": "your Langfuse project's secret key (sk-lf-…)",
+    "LANGFUSE_BASE_URL": "the Langfuse base URL, e.g. https://cloud.langfuse.com",
+    "LANGFUSE_SCORE_NAME": "the score name votes are recorded under, 1 to 200 characters"
+    " (default user-feedback)",
     "FEEDBACK_DB": "the path of the SQLite database file, e.g. ./feedback.db, or a PostgreSQL"
     " URL, postgresql://user:password@host:5432/dbname",
     "FEEDBACK_HOST": "the address to listen on, e.g. 0.0.0.0",
@@ -48,7 +57,11 @@ EXPECTED: dict[str, str] = {
 
 
 # Second names some variables are read under, the ones other tools use; the first wins.
-ALIASES: dict[str, str] = {"CONTEXTUAL_BASE_URL": "CONTEXTUAL_AI_BASE_URL"}
+ALIASES: dict[str, str] = {
+    "CONTEXTUAL_BASE_URL": "CONTEXTUAL_AI_BASE_URL",
+    "LANGSMITH_BASE_URL": "LANGSMITH_ENDPOINT",
+    "LANGFUSE_BASE_URL": "LANGFUSE_HOST",
+}
 
 
 class SettingsError(Exception):
@@ -83,6 +96,24 @@ class Settings(BaseSettings):
     )
     aquilax_api_key: SecretStr | None = None
     aquilax_base_url: AnyHttpUrl = AnyHttpUrl("https://aquilax.ai")
+    langsmith_api_key: SecretStr | None = None
+    # LANGSMITH_ENDPOINT and LANGFUSE_HOST are what their SDKs read; ours win when both are set.
+    langsmith_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://api.smith.langchain.com"),
+        validation_alias=AliasChoices("langsmith_base_url", "langsmith_endpoint"),
+    )
+    langsmith_feedback_key: str = Field(
+        default="user_feedback", min_length=1, max_length=180, pattern=r"\S"
+    )
+    langfuse_public_key: SecretStr | None = None
+    langfuse_secret_key: SecretStr | None = None
+    langfuse_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://cloud.langfuse.com"),
+        validation_alias=AliasChoices("langfuse_base_url", "langfuse_host"),
+    )
+    langfuse_score_name: str = Field(
+        default="user-feedback", min_length=1, max_length=200, pattern=r"\S"
+    )
     feedback_db: str = Field(default="./feedback.db", min_length=1)
     feedback_host: str = Field(default="0.0.0.0", min_length=1)
     feedback_port: int = Field(default=3000, ge=0, le=65535)
@@ -114,6 +145,9 @@ class Settings(BaseSettings):
         "slack_app_token",
         "contextual_api_key",
         "aquilax_api_key",
+        "langsmith_api_key",
+        "langfuse_public_key",
+        "langfuse_secret_key",
         "feedback_api_token",
         "feedback_secret_key",
         mode="before",
@@ -190,6 +224,9 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.contextual_api_key,
             self.aquilax_api_key,
+            self.langsmith_api_key,
+            self.langfuse_public_key,
+            self.langfuse_secret_key,
             self.feedback_api_token,
             self.feedback_secret_key,
         ]

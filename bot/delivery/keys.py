@@ -46,6 +46,8 @@ class Keys:
         self._fernet = Fernet(secret.get_secret_value().encode()) if secret else None
         env = {p: spec.environment_key(settings) for p, spec in PROVIDERS.items()}
         self._env = {p: v for p, v in env.items() if v is not None}
+        for provider, key in self._env.items():
+            self._redact(provider, key)
         self._stored: dict[str, str] = {}
 
     @property
@@ -69,7 +71,14 @@ class Keys:
                 )
                 continue
             self._stored[provider] = key
-            self._redactor.add(key)
+            self._redact(provider, key)
+
+    def _redact(self, provider: str, key: str) -> None:
+        """Mask the key in every log line, and the parts of it a request sends alone (the
+        secret half of Langfuse's pair)."""
+        self._redactor.add(key)
+        for part in PROVIDERS[provider].secret_parts(key):
+            self._redactor.add(part)
 
     def get(self, provider: str) -> str | None:
         return self._stored.get(provider) or self._env.get(provider)
@@ -95,7 +104,7 @@ class Keys:
                 f" it, set {' / '.join(s.key_variable for s in PROVIDERS.values())} in the bot's"
                 " environment"
             )
-        self._redactor.add(key)
+        self._redact(provider, key)
         await self._store.set_provider_key(
             provider, self._fernet.encrypt(key.encode()), key[-4:], user
         )

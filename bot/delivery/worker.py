@@ -50,11 +50,13 @@ class Backoff:
         return rng.uniform(ceiling / 2, ceiling)
 
 
-def lease_for(request_timeout: float) -> float:
+def lease_for(request_timeout: float, requests_per_send: int = 1) -> float:
     """How long a claim holds without renewal. Never shorter than a send can last, so that
     a send cut off by a crash has ended (applied or dropped by the provider) before anyone
-    takes its slot over; the margin covers a busy event loop between renewals."""
-    return request_timeout + max(1.0, request_timeout / 2)
+    takes its slot over: each of its requests may take a timeout, and the provider may go on
+    with the last one for a timeout after that began. The margin covers a busy event loop
+    between renewals."""
+    return request_timeout * requests_per_send + max(1.0, request_timeout / 2)
 
 
 def new_owner() -> str:
@@ -95,7 +97,7 @@ class DeliveryWorker:
         self._redact = redact
         self._rng = rng or random.Random()
         self.owner = owner or new_owner()
-        self.lease = lease_for(request_timeout)
+        self._request_timeout = request_timeout
         # In its own process, no vote calls notify(): it looks at the database instead.
         self._watch = watch_other_writers
         self._metrics = metrics
@@ -114,6 +116,13 @@ class DeliveryWorker:
         self._turned_at = 0.0
         self._backlog = False
         self._db_error, self._db_error_at = "", 0.0  # logged once a minute, not every turn
+
+    @property
+    def lease(self) -> float:
+        """How long a claim made now holds: a key entered for LangSmith while the bot runs
+        lengthens it, as LangSmith's sends then make two requests."""
+        most = max((p.requests_per_send for p in self._providers.values()), default=1)
+        return lease_for(self._request_timeout, most)
 
     def notify(self) -> None:
         """A delivery was queued in this process: look now instead of at the next poll."""

@@ -6,7 +6,7 @@ fields every registration shares. May import: bot.domain, bot.config and bot.sup
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from bot.providers import aquilax, contextual
+from bot.providers import aquilax, contextual, langfuse, langsmith
 from bot.providers.aquilax import AquilaXProvider
 from bot.providers.base import (
     Outcome,
@@ -18,11 +18,13 @@ from bot.providers.base import (
     Skipped,
 )
 from bot.providers.contextual import ContextualProvider
+from bot.providers.langfuse import LangfuseProvider
+from bot.providers.langsmith import LangSmithProvider
 from bot.providers.spec import CliOption, ProviderSpec
 
 # name -> spec, in the order replies, forms and usage lines list them.
 PROVIDERS: Mapping[str, ProviderSpec] = MappingProxyType(
-    {spec.name: spec for spec in (contextual.SPEC, aquilax.SPEC)}
+    {spec.name: spec for spec in (contextual.SPEC, aquilax.SPEC, langsmith.SPEC, langfuse.SPEC)}
 )
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "AquilaXProvider",
     "CliOption",
     "ContextualProvider",
+    "LangSmithProvider",
+    "LangfuseProvider",
     "Outcome",
     "PermanentError",
     "Provider",

@@ -47,6 +47,7 @@ AquilaXId = Annotated[
 
 class AquilaXProvider:
     name = "aquilax"
+    requests_per_send = 1
 
     def __init__(
         self, session: aiohttp.ClientSession, base_url: str, api_key: Callable[[], str | None]

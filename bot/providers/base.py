@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -74,6 +75,14 @@ class PermanentError(ProviderError):
 class Provider(Protocol):
     name: str
 
+    @property
+    def requests_per_send(self) -> int:
+        """The most requests one send makes now, one after the other (LangSmith: an update,
+        then a create when there is nothing to update; none without a key). A send cut off
+        by a crash may be applied until the provider's timeout has passed since its last
+        request began: the worker's lease covers that many (bot/delivery/worker.py)."""
+        ...
+
     async def send(self, answer: Answer, content_id: str, verdict: Verdict) -> Outcome:
         """Make the provider hold `verdict` for the slot; raise ProviderError on failure."""
         ...
@@ -112,13 +121,14 @@ def check_response(
     *,
     retryable: Retryable = retried_by_default,
     key: str | None = None,
+    accepted: Collection[int] = (),
 ) -> None:
-    """Raise the error a non-2xx response stands for.
+    """Raise the error a non-2xx response stands for (unless its status is `accepted`).
 
     The request's own `key` is masked before the text is cut to ERROR_TEXT_LIMIT: cut
     first, a key echoed across the limit would leave a prefix no redactor recognises.
     """
-    if 200 <= status < 300:
+    if 200 <= status < 300 or status in accepted:
         return
     text = " ".join(body.decode(errors="replace").split())
     if key:
@@ -183,10 +193,12 @@ async def request(
     *,
     retryable: Retryable = retried_by_default,
     key: str | None = None,
+    accepted: Collection[int] = (),
     **kwargs: Any,
 ) -> Response:
     """Send one request, turning transport failures into RetryableError, and a refusal into
-    the error `retryable` says it is. At most BODY_LIMIT bytes of the answer are read.
+    the error `retryable` says it is; an `accepted` status is returned as an answer (a 404
+    to a delete: there is nothing left to delete). At most BODY_LIMIT bytes are read.
 
     Messages name the failure but never the headers, so no key can leak through them.
     The session carries the timeouts (see bot.app).
@@ -196,7 +208,9 @@ async def request(
             body, truncated = await read_capped(r.content)
             if truncated:
                 r.close()  # the unread rest stays unread: this connection is not reused
-            check_response(r.status, r.headers, body, provider, retryable=retryable, key=key)
+            check_response(
+                r.status, r.headers, body, provider, retryable=retryable, key=key, accepted=accepted
+            )
             return Response(r.status, body, truncated)
     except TimeoutError:
         raise RetryableError(f"{provider} timed out") from None
@@ -216,6 +230,49 @@ def unexpected_answer(provider: str, response: Response, problem: str) -> None:
         problem,
         size,
     )
+
+
+def slack_metadata(answer: Answer, content_id: str, verdict: Verdict) -> dict[str, Any]:
+    """What LangSmith and Langfuse keep beside a vote, in their free-form metadata: that the
+    bot sent it, from which Slack message, for which source, in which category."""
+    metadata: dict[str, Any] = {
+        "app": "feedback-bot",
+        "slack_channel": answer.channel,
+        "slack_ts": answer.ts,
+    }
+    if content_id:
+        metadata["content_id"] = content_id
+    if verdict.category:
+        metadata["category"] = verdict.category
+    return metadata
+
+
+async def delete(
+    session: aiohttp.ClientSession, provider: str, url: str, headers: Mapping[str, str], key: str
+) -> None:
+    """DELETE what `url` names; a 404 means it is gone already, which is what was asked."""
+    await request(session, provider, "DELETE", url, headers=headers, key=key, accepted=(404,))
+
+
+# The namespace of the ids the bot gives the feedback it creates (uuid5 of a slot and target).
+FEEDBACK_NAMESPACE = uuid.UUID("6b1c9f4e-0a57-4d2e-9c1b-3f8e2d7a5c40")
+
+
+def feedback_uuid(answer: Answer, content_id: str) -> str:
+    """The id of the one feedback a slot holds at a provider that lets the caller name it
+    (LangSmith, Langfuse): derived from where the answer is in Slack, the provider's ids and
+    the slot, so it is the same on every retry, after a restart and on every replica, and a
+    create sent twice is one feedback. Not from the database's row ids: an answer copied to
+    PostgreSQL, or removed and registered again for the same message, names the same one."""
+    parts = (
+        answer.provider,
+        answer.channel,
+        answer.ts,
+        answer.target,
+        answer.observation_id or "",
+        content_id,
+    )
+    return str(uuid.uuid5(FEEDBACK_NAMESPACE, "/".join(parts)))
 
 
 def missing_key(provider: str, variable: str) -> PermanentError:

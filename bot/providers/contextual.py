@@ -54,6 +54,7 @@ KEY_SETTING = "contextual_api_key"
 
 class ContextualProvider:
     name = "contextual"
+    requests_per_send = 1
 
     def __init__(
         self, session: aiohttp.ClientSession, base_url: str, api_key: Callable[[], str | None]

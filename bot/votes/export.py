@@ -37,6 +37,10 @@ FIELDS = (
     "cast_at",
     "withdrawn_at",
     "orphaned",
+    # Added with LangSmith and Langfuse: last, so that readers by position keep working.
+    "run_id",
+    "trace_id",
+    "observation_id",
 )
 
 

@@ -18,12 +18,15 @@ from bot.domain import Answer, Provenance, Registration
 from storage.models import MetadataRegistration, PostReservation, PostState
 from storage.rows import (
     ANSWER_FIELDS,
+    ANSWER_INSERT,
+    ANSWER_INSERT_COUNT,
     answer_from_row,
     answer_values,
     metadata_registration_from_row,
 )
 
 # The columns answer_from_row reads, with the sources aggregated the PostgreSQL way.
+INSERT_PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, ANSWER_INSERT_COUNT + 1))
 ANSWER_COLUMNS = f"""{ANSWER_FIELDS},
     (SELECT coalesce(json_agg(json_build_array(s.content_id, s.label) ORDER BY s.position),
                      '[]'::json)::text
@@ -69,10 +72,7 @@ async def add_answer(
             same = existing.same_mapping(answer)
             return (Registration.UNCHANGED if same else Registration.CONFLICT), existing
         answer_id = await conn.fetchval(
-            "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
-            " request_id, org, grp, posted_by_bot, thread_ts, created_at, registered_via,"
-            " registered_by_app, metadata_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-            " $11, $12, $13, $14)"
+            f"INSERT INTO answers ({ANSWER_INSERT}) VALUES ({INSERT_PLACEHOLDERS})"
             " ON CONFLICT (channel, ts) WHERE removed_at IS NULL DO NOTHING RETURNING id",
             *answer_values(answer, provenance, time.time()),
         )
@@ -243,10 +243,11 @@ async def _find_posted(conn: asyncpg.Connection, answer: Answer) -> Answer | Non
     column = answer.target_column
     row = await conn.fetchrow(
         f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.{column} = $1"
-        " AND a.channel = $2 AND a.posted_by_bot = 1 AND a.removed_at IS NULL"
-        " ORDER BY a.id LIMIT 1",
+        " AND a.channel = $2 AND a.observation_id IS NOT DISTINCT FROM $3"
+        " AND a.posted_by_bot = 1 AND a.removed_at IS NULL ORDER BY a.id LIMIT 1",
         answer.target,
         answer.channel,
+        answer.observation_id,
     )
     return answer_from_row(row) if row else None
 

@@ -153,4 +153,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX held_reactions_message ON held_reactions (channel, ts, id);
     """,
+    # 9: LangSmith and Langfuse answers (storage/sqlite/migrations.py, 9).
+    """
+    ALTER TABLE answers DROP CONSTRAINT answers_provider_check,
+        ADD CONSTRAINT answers_provider_check
+        CHECK (provider IN ('contextual', 'aquilax', 'langsmith', 'langfuse')),
+        ADD COLUMN run_id TEXT,
+        ADD COLUMN trace_id TEXT,
+        ADD COLUMN observation_id TEXT;
+    CREATE INDEX answers_langsmith ON answers (run_id) WHERE run_id IS NOT NULL;
+    CREATE INDEX answers_langfuse ON answers (trace_id) WHERE trace_id IS NOT NULL;
+    ALTER TABLE provider_keys DROP CONSTRAINT provider_keys_provider_check,
+        ADD CONSTRAINT provider_keys_provider_check
+        CHECK (provider IN ('contextual', 'aquilax', 'langsmith', 'langfuse'));
+    """,
 )

@@ -35,6 +35,10 @@ TABLES: dict[str, tuple[str, ...]] = {
         "removed_at",
         "registered_via",
         "registered_by_app",
+        "metadata_ts",
+        "run_id",
+        "trace_id",
+        "observation_id",
     ),
     "answer_sources": ("answer_id", "position", "content_id", "label"),
     "votes": (

@@ -17,12 +17,15 @@ from bot.domain import Answer, Provenance, Registration
 from storage.models import MetadataRegistration, PostReservation, PostState
 from storage.rows import (
     ANSWER_FIELDS,
+    ANSWER_INSERT,
+    ANSWER_INSERT_COUNT,
     answer_from_row,
     answer_values,
     metadata_registration_from_row,
 )
 from storage.sqlite.db import transaction
 
+INSERT_PLACEHOLDERS = ", ".join("?" * ANSWER_INSERT_COUNT)
 # The columns answer_from_row reads, with the sources in one JSON array; the outbox selects
 # them with each delivery.
 ANSWER_COLUMNS = f"""{ANSWER_FIELDS},
@@ -67,9 +70,7 @@ def add_answer(
         same = existing.same_mapping(answer)
         return (Registration.UNCHANGED if same else Registration.CONFLICT), existing
     cur = db.execute(
-        "INSERT INTO answers (channel, ts, provider, agent_id, message_id,"
-        " request_id, org, grp, posted_by_bot, thread_ts, created_at, registered_via,"
-        " registered_by_app, metadata_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO answers ({ANSWER_INSERT}) VALUES ({INSERT_PLACEHOLDERS})",
         answer_values(answer, provenance, time.time()),
     )
     answer_id = int(cur.lastrowid or 0)
@@ -200,15 +201,16 @@ def release_post(db: sqlite3.Connection, answer: Answer, holder: str) -> None:
 
 
 def _find_posted(db: sqlite3.Connection, answer: Answer) -> Answer | None:
-    """An answer the bot already posted for the same provider message in the channel."""
+    """An answer the bot already posted for the same provider message (run, trace and
+    observation …) in the channel."""
     column = answer.target_column
     row = db.execute(
         # `+a.channel`: look up by the provider's id (a handful of rows), not by walking
         # the channel's answers, which SQLite would otherwise choose.
         f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.{column} = ?"
-        " AND +a.channel = ? AND a.posted_by_bot = 1 AND a.removed_at IS NULL"
-        " ORDER BY a.id LIMIT 1",
-        (answer.target, answer.channel),
+        " AND +a.channel = ? AND a.observation_id IS ? AND a.posted_by_bot = 1"
+        " AND a.removed_at IS NULL ORDER BY a.id LIMIT 1",
+        (answer.target, answer.channel, answer.observation_id),
     ).fetchone()
     return answer_from_row(row) if row else None
 

@@ -215,4 +215,62 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX held_reactions_message ON held_reactions (channel, ts, id);
     """,
+    # 9: LangSmith and Langfuse answers: a run (and its trace), a trace (and an observation in
+    # it). The provider's CHECK was part of the tables, so answers and provider_keys are built
+    # again with the new list, as migration 7 did.
+    """
+    -- foreign keys off
+    CREATE TABLE answers_new (
+        id                INTEGER PRIMARY KEY,
+        channel           TEXT NOT NULL,
+        ts                TEXT NOT NULL,
+        provider          TEXT NOT NULL
+                          CHECK (provider IN ('contextual', 'aquilax', 'langsmith', 'langfuse')),
+        agent_id          TEXT,
+        message_id        TEXT,
+        request_id        TEXT,
+        org               TEXT,
+        grp               TEXT,
+        created_at        REAL NOT NULL,
+        posted_by_bot     INTEGER NOT NULL DEFAULT 0,
+        thread_ts         TEXT,
+        prompt_ts         TEXT,
+        removed_at        REAL,
+        registered_via    TEXT,
+        registered_by_app TEXT,
+        metadata_ts       REAL,
+        run_id            TEXT,
+        trace_id          TEXT,
+        observation_id    TEXT
+    );
+    INSERT INTO answers_new (id, channel, ts, provider, agent_id, message_id, request_id, org,
+        grp, created_at, posted_by_bot, thread_ts, prompt_ts, removed_at, registered_via,
+        registered_by_app, metadata_ts)
+        SELECT id, channel, ts, provider, agent_id, message_id, request_id, org, grp,
+        created_at, posted_by_bot, thread_ts, prompt_ts, removed_at, registered_via,
+        registered_by_app, metadata_ts FROM answers;
+    DROP TABLE answers;
+    ALTER TABLE answers_new RENAME TO answers;
+    CREATE UNIQUE INDEX answers_message ON answers (channel, ts) WHERE removed_at IS NULL;
+    CREATE UNIQUE INDEX answers_prompt ON answers (channel, prompt_ts)
+        WHERE prompt_ts IS NOT NULL AND removed_at IS NULL;
+    CREATE INDEX answers_contextual ON answers (message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX answers_aquilax ON answers (request_id) WHERE request_id IS NOT NULL;
+    CREATE INDEX answers_langsmith ON answers (run_id) WHERE run_id IS NOT NULL;
+    CREATE INDEX answers_langfuse ON answers (trace_id) WHERE trace_id IS NOT NULL;
+    CREATE INDEX answers_channel ON answers (channel, id) WHERE removed_at IS NULL;
+    CREATE INDEX answers_via_metadata ON answers (id) WHERE registered_via IS NOT NULL;
+    CREATE TABLE provider_keys_new (
+        provider   TEXT PRIMARY KEY
+                   CHECK (provider IN ('contextual', 'aquilax', 'langsmith', 'langfuse')),
+        ciphertext BLOB NOT NULL,
+        last4      TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        updated_by TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO provider_keys_new SELECT provider, ciphertext, last4, updated_at, updated_by
+        FROM provider_keys;
+    DROP TABLE provider_keys;
+    ALTER TABLE provider_keys_new RENAME TO provider_keys;
+    """,
 )

@@ -1,4 +1,4 @@
-"""Stand-in Contextual and AquilaX servers.
+"""Stand-in Contextual, AquilaX, LangSmith and Langfuse servers.
 
 Every request is validated against the vendored OpenAPI spec (openapi-core); one that does
 not conform is answered 400 and recorded in `violations`, which tests assert stays empty.
@@ -8,6 +8,10 @@ answer slowly but successfully (`slow`, or a per-request `delay` function); or a
 request and answer 200 with a body the spec does not describe (`answer`: given bytes, or a
 huge body streamed a chunk at a time, `streamed` recording how much of it the client took
 before it hung up).
+
+LangSmith and Langfuse hold what they were sent (`held`): a feedback or score per id, which
+a create makes (Langfuse: or replaces), an update changes (LangSmith: 404 for an unknown id,
+as the real one answers) and a delete takes away (404 when there is none).
 
 It also models what matters for ordering: a request is applied when its processing ends
 (not when it arrives), and keeps being processed after the client went away (a crash), up
@@ -20,6 +24,7 @@ timeout, changes nothing, so it may overlap the retry that follows the client's 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -89,8 +94,8 @@ class Attempt:
 
 @dataclass
 class ProviderStandIn:
-    name: str  # "contextual" | "aquilax"
-    api_key: str
+    name: str  # "contextual" | "aquilax" | "langsmith" | "langfuse"
+    api_key: str  # Langfuse: "public:secret"
     received: list[Received] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # scripted failures served
@@ -101,6 +106,8 @@ class ProviderStandIn:
     delay: Callable[[str, str], float] | None = None  # (slot, status) -> seconds
     attempts: list[Attempt] = field(default_factory=list)
     streamed: list[Streamed] = field(default_factory=list)
+    # LangSmith's feedback and Langfuse's scores, by id, as the provider holds them now.
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)
     port: int = 0
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -110,12 +117,16 @@ class ProviderStandIn:
         return "/v1" if self.name == "contextual" else ""
 
     @property
+    def spec_file(self) -> Path:
+        kind = "scores" if self.name == "langfuse" else "feedback"
+        return CONTRACTS / f"{self.name}-{kind}.openapi.yaml"
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def __post_init__(self) -> None:
-        spec_file = CONTRACTS / f"{self.name}-feedback.openapi.yaml"
-        spec = yaml.safe_load(spec_file.read_text())
+        spec = yaml.safe_load(self.spec_file.read_text())
         # openapi-core matches scheme://host (no port) + path against the servers list.
         spec["servers"] = [{"url": f"http://127.0.0.1{self.prefix}"}]
         self.openapi = OpenAPI.from_dict(spec)
@@ -244,6 +255,10 @@ class ProviderStandIn:
                 self.rejected.append((504, request.path))
                 return web.Response(status=504)
             await asyncio.sleep(seconds)
+        missing = self._apply(request, body)
+        if missing:
+            self.rejected.append((404, request.path))
+            return web.json_response({"detail": "Not Found"}, status=404)
         attempt.applied = True
         self.received.append(
             Received(
@@ -263,7 +278,35 @@ class ProviderStandIn:
             return web.Response(body=behaviour.answer, content_type="application/json")
         if self.name == "contextual":
             return web.json_response({"feedback_id": str(uuid.uuid4())})
+        if self.name == "langfuse":
+            if request.method == "DELETE":
+                return web.Response(status=204)
+            return web.json_response({"id": json.loads(body)["id"]})
+        if self.name == "langsmith":
+            if request.method == "DELETE":
+                return web.json_response({})
+            data = json.loads(body) if body else {}
+            feedback_id = request.match_info.get("tail", "").rsplit("/", 1)[-1]
+            return web.json_response({"id": data.get("id", feedback_id), "key": "user_feedback"})
         return web.Response(status=200)
+
+    def _apply(self, request: web.Request, body: bytes) -> bool:
+        """Change what LangSmith or Langfuse holds; True when the request names a feedback or
+        score that is not there (a LangSmith update, a delete), which the provider answers 404."""
+        if self.name not in ("langsmith", "langfuse"):
+            return False
+        data = json.loads(body) if body else {}
+        if request.method == "POST":
+            self.held[data["id"]] = data  # Langfuse upserts; LangSmith creates
+            return False
+        feedback_id = request.path.rsplit("/", 1)[-1]
+        if feedback_id not in self.held:
+            return True
+        if request.method == "DELETE":
+            del self.held[feedback_id]
+        else:
+            self.held[feedback_id] = {**self.held[feedback_id], **data}
+        return False
 
     async def _stream(self, request: web.Request, size: int) -> web.StreamResponse:
         streamed = Streamed(size)
@@ -292,12 +335,24 @@ class ProviderStandIn:
         if self.name == "contextual":
             data = json.loads(body)
             return f"{data['message_id']}/{data.get('content_id', '')}", data["feedback"]
+        if self.name in ("langsmith", "langfuse"):
+            if request.method == "DELETE":
+                return request.path.rsplit("/", 1)[-1], "removed"
+            data = json.loads(body)
+            slot = data.get("id") or request.path.rsplit("/", 1)[-1]
+            return slot, data["value"]
         _, request_id, verdict = request.path.rsplit("/", 2)
         return request_id, verdict
 
     def _authorized(self, request: web.Request) -> bool:
         if self.name == "contextual":
             return request.headers.get("Authorization") == f"Bearer {self.api_key}"
+        if self.name == "langsmith":
+            return request.headers.get("X-API-Key") == self.api_key
+        if self.name == "langfuse":
+            public, _, secret = self.api_key.partition(":")
+            pair = base64.b64encode(f"{public}:{secret}".encode()).decode()
+            return request.headers.get("Authorization") == f"Basic {pair}"
         return request.headers.get("X-AX-KEY") == self.api_key
 
     def _error_body(self, status: int) -> Any:
@@ -342,7 +397,13 @@ class ProviderStandIn:
         """What each conforming request asked for, in arrival order."""
         if self.name == "contextual":
             return [r.body["feedback"] for r in self.received if r.body]
+        if self.name in ("langsmith", "langfuse"):
+            return [r.body["value"] if r.body else "removed" for r in self.received]
         return [r.path.rsplit("/", 1)[1] for r in self.received]
+
+    def held_values(self) -> dict[str, str]:
+        """LangSmith, Langfuse: per feedback or score id, the verdict it holds now."""
+        return {k: v["value"] for k, v in self.held.items()}
 
 
 def _describe(error: Exception) -> str:
