@@ -111,6 +111,7 @@ _TARGET_COLUMN: dict[str, str] = {
 class Source:
     content_id: str
     label: str
+    target: int = 0  # the position of the target that knows it (a Contextual one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,41 +132,39 @@ class AnswerRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """A Slack message holding an AI answer, and the provider target it maps to."""
+class Target:
+    """Where an answer's feedback goes: one provider and its ids for the answer. An answer
+    has one or more, each with its own deliveries; `position` is its place in the answer's
+    list (0 for the first)."""
 
-    channel: str
-    ts: str
     provider: Provider
-    agent_id: str | None = None
-    message_id: str | None = None
-    request_id: str | None = None
-    org: str | None = None
-    group: str | None = None
+    agent_id: str | None = None  # Contextual: the agent that answered
+    message_id: str | None = None  # Contextual: the answer's message
+    request_id: str | None = None  # AquilaX: the answer's request
+    org: str | None = None  # AquilaX
+    group: str | None = None  # AquilaX
     run_id: str | None = None  # LangSmith: the run the answer is
     trace_id: str | None = None  # LangSmith: the run's trace; Langfuse: the answer's trace
     observation_id: str | None = None  # Langfuse: the observation within the trace
-    sources: tuple[Source, ...] = ()
-    posted_by_bot: bool = False  # the bot posted the message, with its controls
-    thread_ts: str | None = None  # the thread the answer is in, if any
-    prompt_ts: str | None = None  # the bot's "Was this helpful?" reply under it, if any
-    id: int = 0  # assigned by the store
+    position: int = 0
 
     @property
-    def target_column(self) -> str:
-        """The column of `answers` that holds `target`."""
+    def key_column(self) -> str:
+        """The field (and column of answer_targets) that holds `key`."""
         return _TARGET_COLUMN[self.provider]
 
     @property
-    def target(self) -> str:
+    def key(self) -> str:
         """The provider's id for the answer, for logs and messages: its message, request, run
         or trace (each provider's registration requires its own)."""
         return getattr(self, _TARGET_COLUMN[self.provider]) or ""
 
-    def source(self, content_id: str) -> Source | None:
-        return next((s for s in self.sources if s.content_id == content_id), None)
+    def describe(self) -> str:
+        """`langfuse trace_id=…`: the target as replies, logs and listings name it."""
+        return f"{self.provider} {self.key_column}={self.key}"
 
-    def same_mapping(self, other: Answer) -> bool:
+    def ids(self) -> tuple[str | None, ...]:
+        """Its provider and ids, in field order (the columns of answer_targets, too)."""
         return (
             self.provider,
             self.agent_id,
@@ -176,18 +175,53 @@ class Answer:
             self.run_id,
             self.trace_id,
             self.observation_id,
-            self.sources,
-        ) == (
-            other.provider,
-            other.agent_id,
-            other.message_id,
-            other.request_id,
-            other.org,
-            other.group,
-            other.run_id,
-            other.trace_id,
-            other.observation_id,
-            other.sources,
+        )
+
+    def same_ids(self, other: Target) -> bool:
+        """The same provider and ids, wherever each sits in its answer's list."""
+        return self.ids() == other.ids()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A Slack message holding an AI answer, and the provider targets it maps to."""
+
+    channel: str
+    ts: str
+    targets: tuple[Target, ...]
+    sources: tuple[Source, ...] = ()
+    posted_by_bot: bool = False  # the bot posted the message, with its controls
+    thread_ts: str | None = None  # the thread the answer is in, if any
+    prompt_ts: str | None = None  # the bot's "Was this helpful?" reply under it, if any
+    id: int = 0  # assigned by the store
+
+    @property
+    def first(self) -> Target:
+        """The first target: the one a bot-posted answer is known by (post reservations)."""
+        return self.targets[0]
+
+    @property
+    def providers(self) -> str:
+        """`contextual+langfuse`: the providers of its targets, for listings."""
+        return "+".join(t.provider for t in self.targets)
+
+    def source(self, content_id: str) -> Source | None:
+        return next((s for s in self.sources if s.content_id == content_id), None)
+
+    def targets_for(self, content_id: str) -> tuple[Target, ...]:
+        """The targets a slot's verdict goes to: every target for the answer itself; for a
+        source, the one target that knows it (a Contextual one: the others have no notion
+        of an answer's sources, and get no vote on one)."""
+        if content_id == WHOLE_ANSWER:
+            return self.targets
+        source = self.source(content_id)
+        return tuple(t for t in self.targets if source is not None and t.position == source.target)
+
+    def same_mapping(self, other: Answer) -> bool:
+        return (
+            len(self.targets) == len(other.targets)
+            and all(a.same_ids(b) for a, b in zip(self.targets, other.targets, strict=True))
+            and self.sources == other.sources
         )
 
 
@@ -268,10 +302,12 @@ class VoteResult:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """An outbox row with everything needed to send it."""
+    """An outbox row with everything needed to send it: one verdict for one slot of an
+    answer, to one of its targets."""
 
     id: int
     answer: Answer
+    target: Target
     content_id: str
     verdict: Verdict
     state: DeliveryState

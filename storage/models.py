@@ -7,7 +7,8 @@ bot/domain.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bot.domain import Answer, Delivery, DeliveryState
@@ -78,6 +79,8 @@ class DeliveryCounts:
     dead: int
     oldest_pending_at: float | None
     last_error: str | None
+    # provider -> state (pending, sending, dead) -> how many of its targets' rows
+    by_provider: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from bot.domain import (
     Source,
     Status,
     StoredVote,
+    Target,
     Verdict,
     Vote,
     VoteChange,
@@ -40,20 +41,24 @@ _STATE: dict[str, DeliveryState] = {s.value: s for s in DeliveryState}
 
 # ---------------------------------------------------------------------------------- answers
 
-# The columns answer_from_row reads but `sources`, which each backend aggregates its own way
-# into one JSON array of [content_id, label].
-ANSWER_FIELDS = (
-    "a.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org, a.grp,"
-    " a.run_id, a.trace_id, a.observation_id, a.posted_by_bot, a.thread_ts, a.prompt_ts"
+# The columns answer_from_row reads but `targets` and `sources`, which each backend
+# aggregates its own way into JSON arrays: of TARGET_COLUMNS' values, and of [content_id,
+# label, target].
+ANSWER_FIELDS = "a.id, a.channel, a.ts, a.posted_by_bot, a.thread_ts, a.prompt_ts"
+
+# A target's columns in answer_targets, in Target's order (its position aside).
+TARGET_COLUMNS = (
+    "provider, agent_id, message_id, request_id, org, grp, run_id, trace_id, observation_id"
 )
 
 # The columns add_answer inserts, in answer_values' order (both backends insert these).
 ANSWER_INSERT = (
-    "channel, ts, provider, agent_id, message_id, request_id, org, grp, run_id, trace_id,"
-    " observation_id, posted_by_bot, thread_ts, created_at, registered_via, registered_by_app,"
+    "channel, ts, posted_by_bot, thread_ts, created_at, registered_via, registered_by_app,"
     " metadata_ts"
 )
 ANSWER_INSERT_COUNT = ANSWER_INSERT.count(",") + 1
+TARGET_INSERT = f"answer_id, position, {TARGET_COLUMNS}"
+TARGET_INSERT_COUNT = TARGET_INSERT.count(",") + 1
 
 
 def answer_values(answer: Answer, provenance: Provenance | None, now: float) -> tuple[Any, ...]:
@@ -61,15 +66,6 @@ def answer_values(answer: Answer, provenance: Provenance | None, now: float) -> 
     return (
         answer.channel,
         answer.ts,
-        answer.provider,
-        answer.agent_id,
-        answer.message_id,
-        answer.request_id,
-        answer.org,
-        answer.group,
-        answer.run_id,
-        answer.trace_id,
-        answer.observation_id,
         int(answer.posted_by_bot),
         answer.thread_ts,
         now,
@@ -79,21 +75,29 @@ def answer_values(answer: Answer, provenance: Provenance | None, now: float) -> 
     )
 
 
+def target_values(answer_id: int, answer: Answer) -> list[tuple[Any, ...]]:
+    """The rows of TARGET_INSERT's columns for the answer's targets."""
+    return [(answer_id, t.position, *t.ids()) for t in answer.targets]
+
+
+def source_values(answer_id: int, answer: Answer) -> list[tuple[Any, ...]]:
+    """answer_sources' rows (answer_id, position, content_id, label, target)."""
+    return [(answer_id, i, s.content_id, s.label, s.target) for i, s in enumerate(answer.sources)]
+
+
 def answer_from_row(row: Row) -> Answer:
-    sources = tuple(Source(cid, label) for cid, label in json.loads(row["sources"] or "[]"))
+    targets = tuple(
+        Target(p, a, m, r, o, g, run, trace, obs, position=i)
+        for i, (p, a, m, r, o, g, run, trace, obs) in enumerate(json.loads(row["targets"]))
+    )
+    sources = tuple(
+        Source(cid, label, target) for cid, label, target in json.loads(row["sources"] or "[]")
+    )
     return Answer(
         id=row["id"],
         channel=row["channel"],
         ts=row["ts"],
-        provider=row["provider"],
-        agent_id=row["agent_id"],
-        message_id=row["message_id"],
-        request_id=row["request_id"],
-        org=row["org"],
-        group=row["grp"],
-        run_id=row["run_id"],
-        trace_id=row["trace_id"],
-        observation_id=row["observation_id"],
+        targets=targets,
         sources=sources,
         posted_by_bot=bool(row["posted_by_bot"]),
         thread_ts=row["thread_ts"],
@@ -115,10 +119,20 @@ def metadata_registration_from_row(row: Row) -> MetadataRegistration:
 
 # What an export row holds, in order (bot/votes/export.py names them for CSV and JSON).
 EXPORT_COLUMNS = (
-    "v.id, a.channel, a.ts, a.provider, a.agent_id, a.message_id, a.request_id, a.org,"
-    " a.grp, v.content_id, v.user_id, v.status, v.origin, v.explanation, v.category,"
-    " v.cast_at, v.withdrawn_at, a.removed_at IS NOT NULL, a.run_id, a.trace_id, a.observation_id"
+    "v.id, a.channel, a.ts, t.provider, t.agent_id, t.message_id, t.request_id, t.org,"
+    " t.grp, v.content_id, v.user_id, v.status, v.origin, v.explanation, v.category,"
+    " v.cast_at, v.withdrawn_at, a.removed_at IS NOT NULL, t.run_id, t.trace_id, t.observation_id"
 )
+# What the export reads EXPORT_COLUMNS from: the vote, its answer, and the target its slot
+# goes to first (a source's own target; the answer's first for the answer itself). Each
+# backend adds the column of all the answer's targets, `provider:id` separated by spaces.
+EXPORT_FROM = (
+    "votes v JOIN answers a ON a.id = v.answer_id"
+    " LEFT JOIN answer_sources s ON s.answer_id = v.answer_id AND s.content_id = v.content_id"
+    " JOIN answer_targets t ON t.answer_id = v.answer_id AND t.position = coalesce(s.target, 0)"
+)
+# A target's provider and the id that names the answer there (each has exactly one of these).
+TARGET_NAME = "t2.provider || ':' || coalesce(t2.message_id, t2.request_id, t2.run_id, t2.trace_id)"
 
 
 def standing_vote(row: Row | None) -> tuple[int, Status] | None:
@@ -163,7 +177,7 @@ def vote_stats_from_rows(rows: Iterable[Row]) -> dict[str, dict[str, int]]:
 
 # The columns delivery_from_row reads but the answer's (the backend's ANSWER_COLUMNS).
 DELIVERY_FIELDS = (
-    "d.id AS delivery_id, d.content_id, d.status, d.explanation, d.category, d.state,"
+    "d.id AS delivery_id, d.target, d.content_id, d.status, d.explanation, d.category, d.state,"
     " d.attempts, d.next_attempt_at, d.created_at, d.last_error, d.provider_ref"
 )
 
@@ -188,9 +202,11 @@ def claimed_from_row(row: Row) -> Delivery:
 
 
 def _delivery(row: Row, state: DeliveryState, attempts: int) -> Delivery:
+    answer = answer_from_row(row)
     return Delivery(
         id=row["delivery_id"],
-        answer=answer_from_row(row),
+        answer=answer,
+        target=answer.targets[row["target"]],
         content_id=row["content_id"],
         verdict=verdict_from_row(row),
         state=state,
@@ -202,15 +218,29 @@ def _delivery(row: Row, state: DeliveryState, attempts: int) -> Delivery:
     )
 
 
-def delivery_counts_from_rows(counts: Row, last_error: Row | None) -> DeliveryCounts:
-    """The outbox's counts (pending, sending, dead, the oldest pending row's creation) and
-    its newest error, if any."""
+# The outbox's rows waiting, in flight or dead, per provider of their target.
+COUNTS_BY_PROVIDER = (
+    "SELECT t.provider, d.state, count(*) FROM deliveries d JOIN answer_targets t"
+    " ON t.answer_id = d.answer_id AND t.position = d.target"
+    " WHERE d.state IN ('pending', 'sending', 'dead') GROUP BY t.provider, d.state"
+)
+
+
+def delivery_counts_from_rows(
+    counts: Row, last_error: Row | None, by_provider: Iterable[Row] = ()
+) -> DeliveryCounts:
+    """The outbox's counts (pending, sending, dead, the oldest pending row's creation), its
+    newest error, if any, and COUNTS_BY_PROVIDER's rows."""
+    split: dict[str, dict[str, int]] = {}
+    for row in by_provider:
+        split.setdefault(str(row[0]), {})[str(row[1])] = int(row[2])
     return DeliveryCounts(
         pending=int(counts[0]),
         sending=int(counts[1]),
         dead=int(counts[2]),
         oldest_pending_at=float(counts[3]) if counts[3] is not None else None,
         last_error=last_error[0] if last_error else None,
+        by_provider=split,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.domain import Target
 from storage import Store
 from storage.sqlite.backend import SqliteBackend
 from storage.sqlite.db import run
@@ -45,3 +46,9 @@ def replace_under(path: Path, aside: Path) -> None:
     gone wrong, say); `os.replace(aside, path)` puts the original back."""
     os.replace(path, aside)
     path.write_bytes(b"")
+
+
+# An AquilaX target for tests of the store's own rules, where the provider does not matter.
+AQUILAX = Target(
+    provider="aquilax", request_id="77e81bbc-3e7f-47b9-87fa-681b5d2f54e6", org="o", group="g"
+)

@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from bot.domain import Answer, Target
+from bot.providers.base import feedback_uuid
 from tests.credentials import API_TOKEN
 from tests.harness import SlackSide, wait_until
 from tests.slack_payloads import CHANNEL, new_uuid
@@ -216,3 +218,27 @@ def aquilax(ts: str, channel: str = CHANNEL) -> dict[str, Any]:
         "org": "65dd3e835a669e3347654200",
         "group": "67e86d036e9921509f730483",
     }
+
+
+def fanned_out(ts: str) -> dict[str, Any]:
+    """An answer whose feedback goes to Contextual and to Langfuse."""
+    one, other = contextual(ts), langfuse(ts)
+    targets = [{k: v for k, v in t.items() if k not in ("channel", "ts")} for t in (one, other)]
+    return {"channel": one["channel"], "ts": ts, "targets": targets}
+
+
+def targets_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    if "targets" in body:
+        return body["targets"]
+    return [{k: v for k, v in body.items() if k not in ("channel", "ts")}]
+
+
+def slot_of(body: dict[str, Any], position: int) -> str:
+    """The slot of an answer itself at one of its targets, as that stand-in names it."""
+    target_body = targets_of(body)[position]
+    if target_body["provider"] == "contextual":
+        return f"{target_body['message_id']}/"
+    ids = {k: target_body[k] for k in ("run_id", "trace_id") if k in target_body}
+    target = Target(provider=target_body["provider"], position=position, **ids)
+    answer = Answer(channel=body["channel"], ts=body["ts"], targets=(target,))
+    return feedback_uuid(answer, target, "")

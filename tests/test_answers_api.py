@@ -136,7 +136,7 @@ async def test_python_function_in_the_same_process(harness: Harness) -> None:
     registered = await harness.bot.register_answer(body)
     assert registered.outcome == "created"
     answer = await harness.store.find_answer(CHANNEL, body["ts"])
-    assert answer is not None and answer.message_id == body["message_id"]
+    assert answer is not None and answer.first.message_id == body["message_id"]
     assert answer.sources[0].label == "Handbook, p. 4"
     assert (await harness.bot.register_answer(body)).outcome == "unchanged"
 

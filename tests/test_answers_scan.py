@@ -115,6 +115,7 @@ async def test_scan_registers_the_trusted_answers_of_history_and_threads(
     rows = await query(
         store,
         "SELECT ts, message_id, posted_by_bot, registered_via, registered_by_app FROM answers"
+        " JOIN answer_targets ON answer_id = id"
         " WHERE registered_via = 'scan' ORDER BY ts",
     )
     assert {r[0]: r[1] for r in rows} == {**expected, own_ts: own["event_payload"]["message_id"]}
@@ -169,6 +170,10 @@ async def test_a_lost_database_is_rebuilt_from_the_bots_own_posts(
     assert code == 0, err
     assert "registered     3" in out
     store = await Store.open(fresh)
-    rows = await query(store, "SELECT ts, message_id, posted_by_bot FROM answers ORDER BY ts")
+    rows = await query(
+        store,
+        "SELECT ts, message_id, posted_by_bot FROM answers JOIN answer_targets ON answer_id = id"
+        " ORDER BY ts",
+    )
     await store.close()
     assert rows == [(ts, message_id, 1) for ts, message_id in sorted(posted)]

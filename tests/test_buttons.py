@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain import Answer
+from bot.domain import Answer, Target
 from bot.slack.blocks import (
     ANSWER_FLAG,
     ANSWER_VOTE,
@@ -101,7 +101,9 @@ async def test_the_bot_posts_the_answer_with_controls_and_maps_the_returned_ts(
     # Nothing in the controls names the answer or carries a secret.
     assert a["message_id"] not in json.dumps(blocks) and a["agent_id"] not in json.dumps(blocks)
     answer = await harness.store.find_answer(CHANNEL, a["ts"])
-    assert answer is not None and answer.posted_by_bot and answer.message_id == a["message_id"]
+    assert (
+        answer is not None and answer.posted_by_bot and answer.first.message_id == a["message_id"]
+    )
 
 
 async def test_posting_the_same_answer_again_does_not_post_twice(harness: Harness) -> None:
@@ -249,7 +251,9 @@ async def test_a_reservation_left_by_a_crashed_poster_expires(harness: Harness) 
     }
     # Another process reserved this post, then died before posting or releasing.
     crashed = await Store.open(h.store.path)
-    answer = Answer(channel=CHANNEL, ts="", provider="aquilax", request_id=body["request_id"])
+    answer = Answer(
+        channel=CHANNEL, ts="", targets=(Target(provider="aquilax", request_id=body["request_id"]),)
+    )
     reservation = await crashed.reserve_post(answer, "a-process-that-died", ttl=1.0)
     await crashed.close()
     assert reservation.state == "reserved"

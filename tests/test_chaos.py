@@ -1,6 +1,8 @@
 """Fault injection: real `feedback-bot run` processes on one database file, killed (SIGKILL),
 stopped (SIGTERM) and started beside each other at random points of a stream of verdict
-changes over many answers, mapped to Contextual, LangSmith and Langfuse, against stand-in
+changes over many answers, mapped to Contextual, LangSmith, Langfuse, or to Contextual and
+Langfuse at once (each target with its own deliveries, sends in flight to both when a process
+is killed), against stand-in
 providers that answer each request after a random delay (applying it when it ends) and
 record what they applied.
 
@@ -25,12 +27,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.domain import Answer
-from bot.providers.base import feedback_uuid
 from storage import Store
 from tests.dbtools import query
 from tests.harness import wait_until
-from tests.process import BotProcess, World, contextual, langfuse, langsmith
+from tests.process import (
+    BotProcess,
+    World,
+    contextual,
+    fanned_out,
+    langfuse,
+    langsmith,
+    slot_of,
+    targets_of,
+)
 from tests.slack_payloads import event_envelope, new_ts, reaction_event, sign
 from tests.standins.providers import ProviderStandIn
 
@@ -99,7 +108,7 @@ async def run_round(world: World, rng: random.Random) -> None:
         provider.delay = lambda slot, status: rng.choice((0.0, 0.0, 0.05, 0.2, 0.6, 0.9))
     r = Round(world, rng)
     await r.start_bot()
-    kinds = (contextual, langsmith, langfuse)
+    kinds = (contextual, langsmith, langfuse, fanned_out)
     answers = [kinds[i % len(kinds)](new_ts()) for i in range(ANSWERS)]
     for body in answers:
         await world.register(r.running[0], body)
@@ -144,21 +153,12 @@ def providers(world: World) -> dict[str, ProviderStandIn]:
     }
 
 
-def slot_of(body: dict) -> str:
-    """The slot of an answer itself as its stand-in names it."""
-    if body["provider"] == "contextual":
-        return f"{body['message_id']}/"
-    ids = {k: body[k] for k in ("run_id", "trace_id") if k in body}
-    answer = Answer(channel=body["channel"], ts=body["ts"], provider=body["provider"], **ids)
-    return feedback_uuid(answer, "")
-
-
 async def check(world: World, answers: list[dict], log: list[str]) -> None:
     store = await Store.open(world.db)
     try:
         rows = await query(
             store,
-            "SELECT a.ts, d.status FROM deliveries d JOIN answers a"
+            "SELECT a.ts, d.target, d.status FROM deliveries d JOIN answers a"
             " ON a.id = d.answer_id WHERE d.content_id = '' ORDER BY d.id",
         )
         votes = await query(
@@ -175,25 +175,27 @@ async def check(world: World, answers: list[dict], log: list[str]) -> None:
     stand_ins = providers(world)
     for stand_in in stand_ins.values():
         assert stand_in.overlaps() == [], log
-    queued: dict[str, list[str]] = {}
-    for ts, status in rows:
-        queued.setdefault(ts, []).append(status)
+    queued: dict[tuple[str, int], list[str]] = {}
+    for ts, target, status in rows:
+        queued.setdefault((ts, target), []).append(status)
     newest = {ts: status for ts, status in votes}  # the last one wins
     applied = {name: s.applied() for name, s in stand_ins.items()}
     for body in answers:
-        ts, slot, provider = body["ts"], slot_of(body), body["provider"]
-        got = applied[provider].get(slot, [])
-        verdict = newest.get(ts, "removed")
-        final = got[-1] if got else None
-        detail = (provider, slot, verdict, got, queued.get(ts), log)
-        if verdict == "removed":
-            assert final in (None, "removed"), detail
-        else:
-            assert final == verdict, detail
-        assert follows(got, queued.get(ts, [])), detail
-        if provider != "contextual":  # what the provider holds in the end
-            held = stand_ins[provider].held_values().get(slot)
-            assert held == (None if verdict == "removed" else verdict), detail
+        for position, target in enumerate(targets_of(body)):
+            ts, slot, provider = body["ts"], slot_of(body, position), target["provider"]
+            got = applied[provider].get(slot, [])
+            verdict = newest.get(ts, "removed")
+            final = got[-1] if got else None
+            mine = queued.get((ts, position), [])
+            detail = (provider, slot, verdict, got, mine, log)
+            if verdict == "removed":
+                assert final in (None, "removed"), detail
+            else:
+                assert final == verdict, detail
+            assert follows(got, mine), detail
+            if provider != "contextual":  # what the provider holds in the end
+                held = stand_ins[provider].held_values().get(slot)
+                assert held == (None if verdict == "removed" else verdict), detail
 
 
 def follows(applied: list[str], queued: list[str]) -> bool:

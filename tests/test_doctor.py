@@ -14,7 +14,7 @@ import yaml
 from cryptography.fernet import Fernet
 
 from bot.cli.doctor import SCOPES
-from bot.domain import Answer, DeliveryState, Status, VoteChange
+from bot.domain import Answer, DeliveryState, Status, Target, VoteChange
 from storage import Finished, Store
 from tests.conftest import env_for, settings_for
 from tests.credentials import APP_TOKEN, SECRETS
@@ -103,9 +103,13 @@ async def test_each_fault_is_a_cross_with_its_fix(tmp_path: Path, standins: Stan
         Answer(
             channel="C0DOCTOR1",
             ts="1700000000.000100",
-            provider="contextual",
-            agent_id="3c90c3cc-0d44-4b50-8888-8dd25736052a",
-            message_id="0a1b2c3d-0000-4000-8000-000000000001",
+            targets=(
+                Target(
+                    provider="contextual",
+                    agent_id="3c90c3cc-0d44-4b50-8888-8dd25736052a",
+                    message_id="0a1b2c3d-0000-4000-8000-000000000001",
+                ),
+            ),
         )
     )
     result = await store.apply_vote(

@@ -8,8 +8,12 @@ import pytest
 
 from bot.delivery.worker import Backoff
 from bot.domain import (
+    WHOLE_ANSWER,
     WITHDRAWN,
+    Answer,
+    Source,
     Status,
+    Target,
     Verdict,
     Vote,
     next_standing,
@@ -82,3 +86,36 @@ def test_redactor_masks_known_values_and_token_shapes() -> None:
     assert "sk-very" not in text and "xoxb-1" not in text and "xapp-1" not in text
     assert "abc.def" not in text and "pat123" not in text
     assert text.count(MASK) == 5
+
+
+# ------------------------------------------------------------------ targets
+
+CONTEXTUAL = Target(provider="contextual", agent_id="a", message_id="m", position=0)
+LANGFUSE = Target(provider="langfuse", trace_id="t", position=1)
+
+
+def test_a_slot_goes_to_every_target_and_a_source_to_its_own_only() -> None:
+    answer = Answer(
+        channel="C0AAAAAAA",
+        ts="1.0",
+        targets=(CONTEXTUAL, LANGFUSE),
+        sources=(Source("s1", "Doc", target=0),),
+    )
+    assert answer.targets_for(WHOLE_ANSWER) == (CONTEXTUAL, LANGFUSE)
+    assert answer.targets_for("s1") == (CONTEXTUAL,)
+    assert answer.targets_for("not-a-source") == ()
+    assert answer.providers == "contextual+langfuse"
+    assert LANGFUSE.describe() == "langfuse trace_id=t"
+
+
+def test_the_same_mapping_is_the_same_targets_in_the_same_order_and_sources() -> None:
+    one = Answer(channel="C0AAAAAAA", ts="1.0", targets=(CONTEXTUAL, LANGFUSE))
+    assert one.same_mapping(Answer(channel="C0BBBBBBB", ts="2.0", targets=(CONTEXTUAL, LANGFUSE)))
+    swapped = (LANGFUSE, CONTEXTUAL)
+    assert not one.same_mapping(Answer(channel="C0AAAAAAA", ts="1.0", targets=swapped))
+    fewer = Answer(channel="C0AAAAAAA", ts="1.0", targets=(CONTEXTUAL,))
+    assert not one.same_mapping(fewer)
+    # Where a target sits is not one of its ids.
+    assert CONTEXTUAL.same_ids(
+        Target(provider="contextual", agent_id="a", message_id="m", position=3)
+    )

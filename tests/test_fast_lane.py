@@ -161,7 +161,7 @@ async def test_socket_mode_reactions_take_the_fast_lane_and_a_refused_write_is_n
     assert set(ack) == {"envelope_id"}
     [received] = await contextual.wait_for(1)
     assert received.body == {
-        "message_id": registered.answer.message_id,
+        "message_id": registered.answer.first.message_id,
         "feedback": "thumbs_up",
     }
 

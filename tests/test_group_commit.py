@@ -19,7 +19,7 @@ from bot.domain import Answer, Status, VoteChange
 from storage import StorageError, Store
 from storage.errors import DatabaseMovedError
 from storage.sqlite.db import transaction
-from tests.dbtools import on_connection, query, replace_under
+from tests.dbtools import AQUILAX, on_connection, query, replace_under
 from tests.harness import wait_until
 
 CHANNEL = "C0GROUP001"
@@ -32,10 +32,7 @@ async def _store_with_answer(path: Path) -> Store:
         Answer(
             channel=CHANNEL,
             ts=TS,
-            provider="aquilax",
-            request_id="77e81bbc-3e7f-47b9-87fa-681b5d2f54e6",
-            org="o",
-            group="g",
+            targets=(AQUILAX,),
         )
     )
     return store

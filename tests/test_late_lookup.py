@@ -75,7 +75,7 @@ async def test_a_reaction_on_an_unknown_trusted_answer_registers_it_and_counts(
     received = await h.contextual.wait_for(1)
     await h.settled()
     answer = await h.store.find_answer(CHANNEL, ts)
-    assert answer is not None and answer.message_id == metadata["event_payload"]["message_id"]
+    assert answer is not None and answer.first.message_id == metadata["event_payload"]["message_id"]
     assert await held(h) == []
     # The three reactions counted, in order: Bob's 👎 is what stands.
     assert h.contextual.statuses()[-1] == "thumbs_down"

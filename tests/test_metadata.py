@@ -60,8 +60,8 @@ async def test_a_trusted_apps_answer_registers_and_its_reactions_reach_the_provi
     await posted(h, ts, metadata)
     answer = await h.store.find_answer(CHANNEL, ts)
     assert answer is not None
-    assert answer.message_id == metadata["event_payload"]["message_id"]
-    assert answer.agent_id == metadata["event_payload"]["agent_id"]
+    assert answer.first.message_id == metadata["event_payload"]["message_id"]
+    assert answer.first.agent_id == metadata["event_payload"]["agent_id"]
     assert [s.content_id for s in answer.sources] == [source["content_id"]]
     assert not answer.posted_by_bot
     # The same event again (Slack retries) changes nothing.
@@ -130,7 +130,7 @@ async def test_malformed_metadata_is_refused_with_the_reason(
         (answer_metadata(message_id="not-a-uuid"), "message_id"),
         (answer_metadata(provider="openai"), "provider"),
         (answer_metadata(channel=CHANNEL), "event_payload.channel: not allowed"),
-        (answer_metadata(schema_version=2), "event_payload.schema_version"),
+        (answer_metadata(schema_version=3), "event_payload.schema_version"),
         (answer_metadata(colour="blue"), "colour"),
         ({"event_type": "ai_answer_posted", "event_payload": "ids"}, "event_payload"),
     ]
@@ -162,7 +162,7 @@ async def test_updated_metadata_replaces_an_unvoted_mapping_and_never_a_voted_on
     r = await h.slack.event(metadata_event("updated", ts, second, previous=first))
     assert r.status_code == 200
     answer = await h.store.find_answer(CHANNEL, ts)
-    assert answer is not None and answer.message_id == second["event_payload"]["message_id"]
+    assert answer is not None and answer.first.message_id == second["event_payload"]["message_id"]
 
     await h.slack.react(ALICE, "+1", ts)
     await h.contextual.wait_for(1)
@@ -170,12 +170,12 @@ async def test_updated_metadata_replaces_an_unvoted_mapping_and_never_a_voted_on
         await h.slack.event(metadata_event("updated", ts, third, previous=second))
     assert "the registered mapping stays: votes were cast on it" in caplog.text
     answer = await h.store.find_answer(CHANNEL, ts)
-    assert answer is not None and answer.message_id == second["event_payload"]["message_id"]
+    assert answer is not None and answer.first.message_id == second["event_payload"]["message_id"]
 
     # Deleted metadata changes nothing: votes are history.
     await h.slack.event(metadata_event("deleted", ts, None, previous=second))
     answer = await h.store.find_answer(CHANNEL, ts)
-    assert answer is not None and answer.message_id == second["event_payload"]["message_id"]
+    assert answer is not None and answer.first.message_id == second["event_payload"]["message_id"]
     await h.slack.unreact(ALICE, "+1", ts)
     await h.contextual.wait_for(2)
     assert [r.body["feedback"] for r in h.contextual.received if r.body] == ["thumbs_up", "removed"]
@@ -189,7 +189,7 @@ async def test_updated_metadata_replaces_an_unvoted_mapping_and_never_a_voted_on
         event["event_ts"] = f"{at:.6f}"
         await h.slack.event(event)
     answer = await h.store.find_answer(CHANNEL, ts)
-    assert answer is not None and answer.message_id == third["event_payload"]["message_id"]
+    assert answer is not None and answer.first.message_id == third["event_payload"]["message_id"]
 
     # An update that makes a message an answer registers it.
     ts = new_ts()
@@ -214,8 +214,8 @@ async def test_the_channel_defaults_fill_in_what_the_metadata_leaves_out(
         {"event_type": "ai_answer_posted", "event_payload": {"request_id": request_id}},
     )
     answer = await h.store.find_answer(CHANNEL, ts)
-    assert answer is not None and answer.provider == "aquilax"
-    assert (answer.request_id, answer.org) == (request_id, "65dd3e835a669e3347654200")
+    assert answer is not None and answer.first.provider == "aquilax"
+    assert (answer.first.request_id, answer.first.org) == (request_id, "65dd3e835a669e3347654200")
 
 
 async def test_the_bots_own_posts_carry_the_same_metadata(harness: Harness) -> None:
@@ -400,3 +400,41 @@ async def test_metadata_events_with_ids_out_of_bounds_are_400_and_register_nothi
         assert r.status_code == 400 and reason in r.text, (field, r.status_code, r.text)
         assert await h.store.find_answer(CHANNEL, ts) is None
     assert len((await h.store.list_answers(CHANNEL, 10, None))[0]) == 0
+
+
+async def test_metadata_version_2_registers_an_answer_for_several_targets(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    await trust(h)
+    targets = [
+        {"provider": "contextual", "agent_id": new_uuid(), "message_id": new_uuid()},
+        {"provider": "langfuse", "trace_id": "trace-0042"},
+    ]
+    metadata = {
+        "event_type": "ai_answer_posted",
+        "event_payload": {"schema_version": 2, "targets": targets},
+    }
+    assert list(Draft202012Validator(SCHEMA).iter_errors(metadata)) == []
+    ts = new_ts()
+    await posted(h, ts, metadata)
+
+    async def registered() -> bool:
+        return await h.store.find_answer(CHANNEL, ts) is not None
+
+    await wait_until(registered)
+    answer = await h.store.find_answer(CHANNEL, ts)
+    assert answer is not None and answer.providers == "contextual+langfuse"
+    await h.slack.react(ALICE, "+1", ts)
+    await h.contextual.wait_for(1)
+    await h.langfuse.wait_for(1)
+    # Version 1 carries one target: a list there is refused, naming the field.
+    v1 = {**metadata, "event_payload": {"schema_version": 1, "targets": targets}}
+    other = new_ts()
+    await posted(h, other, v1)
+    await wait_until(lambda: _logged(caplog, "a list of targets needs schema_version 2"))
+    assert await h.store.find_answer(CHANNEL, other) is None
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return text in caplog.text

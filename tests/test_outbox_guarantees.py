@@ -16,7 +16,16 @@ import aiohttp
 import pytest
 
 from bot.delivery.worker import Backoff, DeliveryWorker, lease_for
-from bot.domain import WHOLE_ANSWER, Answer, DeliveryState, Source, Status, Verdict, VoteChange
+from bot.domain import (
+    WHOLE_ANSWER,
+    Answer,
+    DeliveryState,
+    Source,
+    Status,
+    Target,
+    Verdict,
+    VoteChange,
+)
 from bot.providers import ContextualProvider, Outcome, Provider
 from storage import Claim, Finished, StorageError, Store
 from tests.conftest import TEST_BACKOFF
@@ -77,10 +86,12 @@ class Buggy:
         self.real = real
         self.fixed = False
 
-    async def send(self, answer: Answer, content_id: str, verdict: Verdict) -> Outcome:
+    async def send(
+        self, answer: Answer, target: Target, content_id: str, verdict: Verdict
+    ) -> Outcome:
         if not self.fixed:
             raise RuntimeError("a bug in the client")
-        return await self.real.send(answer, content_id, verdict)
+        return await self.real.send(answer, target, content_id, verdict)
 
 
 class Gated:
@@ -95,11 +106,13 @@ class Gated:
         self.opened = asyncio.Event()
         self.sends: list[str] = []  # the message_id of each send begun
 
-    async def send(self, answer: Answer, content_id: str, verdict: Verdict) -> Outcome:
-        self.sends.append(answer.message_id or "")
-        if answer.message_id == self.held:
+    async def send(
+        self, answer: Answer, target: Target, content_id: str, verdict: Verdict
+    ) -> Outcome:
+        self.sends.append(target.message_id or "")
+        if target.message_id == self.held:
             await self.opened.wait()
-        return await self.real.send(answer, content_id, verdict)
+        return await self.real.send(answer, target, content_id, verdict)
 
 
 @asynccontextmanager
@@ -136,10 +149,8 @@ async def new_answer(store: Store, sources: int = 0) -> Answer:
         Answer(
             channel="C0OUTBOX01",
             ts=new_ts(),
-            provider="contextual",
-            agent_id=new_uuid(),
-            message_id=new_uuid(),
             sources=tuple(Source(new_uuid(), f"Doc {i + 1}") for i in range(sources)),
+            targets=(Target(provider="contextual", agent_id=new_uuid(), message_id=new_uuid()),),
         )
     )
     return answer
@@ -175,7 +186,7 @@ async def settled(store: Store) -> None:
 
 
 def slot(answer: Answer, content_id: str = WHOLE_ANSWER) -> str:
-    return f"{answer.message_id}/{content_id}"
+    return f"{answer.first.message_id}/{content_id}"
 
 
 # ---------------------------------------------------------------- a turn lost at COMMIT
@@ -292,7 +303,7 @@ async def test_turns_taken_while_a_send_is_in_flight_leave_it_alone(
     gated: list[Gated] = []
 
     def wrap(real: Provider) -> Provider:
-        gated.append(Gated(real, held=slow.message_id or ""))
+        gated.append(Gated(real, held=slow.first.message_id or ""))
         return gated[0]
 
     async with running(store, contextual, wrap=wrap) as worker:
@@ -304,7 +315,7 @@ async def test_turns_taken_while_a_send_is_in_flight_leave_it_alone(
         await wait_until(begun)
         await click(store, quick, ALICE, UP, worker=worker)
         [received] = await contextual.wait_for(1)
-        assert received.body == {"message_id": quick.message_id, "feedback": "thumbs_up"}
+        assert received.body == {"message_id": quick.first.message_id, "feedback": "thumbs_up"}
         [(state, attempts)] = await query(
             store, "SELECT state, attempts FROM deliveries WHERE answer_id = ?", (slow.id,)
         )
@@ -312,7 +323,7 @@ async def test_turns_taken_while_a_send_is_in_flight_leave_it_alone(
         gated[0].opened.set()
         await contextual.wait_for(2)
         await settled(store)
-    assert gated[0].sends == [slow.message_id, quick.message_id]
+    assert gated[0].sends == [slow.first.message_id, quick.first.message_id]
     assert [r[3:5] for r in await rows(store)] == [("delivered", 1), ("delivered", 1)]
 
 
@@ -391,7 +402,7 @@ async def test_a_send_cancelled_at_stop_keeps_its_claim_until_a_lease_after_it_b
     gated: list[Gated] = []
 
     def wrap(real: Provider) -> Provider:
-        gated.append(Gated(real, held=answer.message_id or ""))
+        gated.append(Gated(real, held=answer.first.message_id or ""))
         return gated[0]
 
     # The send is held until stop cuts it off, however slow the machine: a request that
@@ -489,7 +500,7 @@ async def test_retrying_a_dead_row_of_a_removed_answer_sends_nothing(
         await contextual.wait_for(1)
         await settled(store)
     assert [r.body for r in contextual.received] == [
-        {"message_id": other.message_id, "feedback": "thumbs_up"}
+        {"message_id": other.first.message_id, "feedback": "thumbs_up"}
     ]
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from bot.config.channels import KEYS, ChannelOptions
 from bot.config.settings import EXPECTED, Settings
-from bot.domain import WITHDRAWN, Answer, Status, Verdict
+from bot.domain import WITHDRAWN, Answer, Status, Target, Verdict
 from bot.providers import (
     PROVIDERS,
     ContextualProvider,
@@ -89,22 +89,25 @@ def test_defaults_options_and_shown_ids_name_real_fields(spec: ProviderSpec) -> 
         assert setting in KEYS and hasattr(ChannelOptions(), setting)
     for option in spec.cli_options:
         assert option.field in fields and option.option.startswith("--")
-    shown = spec.answer_ids(Answer(channel="C0123ABCD", ts="1700000000.000100", provider=spec.name))
+    target = Target(provider=spec.name)
+    shown = spec.answer_ids(Answer(channel="C0123ABCD", ts="1.0", targets=(target,)), target)
     assert set(shown) <= set(fields)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 async def test_the_client_does_with_a_removal_what_the_spec_declares(spec: ProviderSpec) -> None:
-    answer = Answer(channel="C0123ABCD", ts="1700000000.000100", provider=spec.name)
+    answer = Answer(
+        channel="C0123ABCD", ts="1700000000.000100", targets=(Target(provider=spec.name),)
+    )
     async with aiohttp.ClientSession() as session:
         client = spec.client(session, "http://127.0.0.1:9", lambda: None)
         assert client.name == spec.name
         if spec.removed is None:
             # It would send the removal: with no key, it fails for want of one.
             with pytest.raises(PermanentError, match=spec.key_variable):
-                await client.send(answer, "", WITHDRAWN)
+                await client.send(answer, answer.first, "", WITHDRAWN)
         else:
-            assert await client.send(answer, "", WITHDRAWN) == Skipped(spec.removed)
+            assert await client.send(answer, answer.first, "", WITHDRAWN) == Skipped(spec.removed)
 
 
 # ------------------------------------------------------------ what is read of an answer
@@ -122,9 +125,7 @@ def contextual_target() -> Answer:
     return Answer(
         channel="C0123ABCD",
         ts="1700000000.000100",
-        provider="contextual",
-        agent_id=new_uuid(),
-        message_id=new_uuid(),
+        targets=(Target(provider="contextual", agent_id=new_uuid(), message_id=new_uuid()),),
     )
 
 
@@ -196,7 +197,9 @@ async def test_contextual_checks_a_200_against_its_spec(
     stand_in.answer(body)
     async with aiohttp.ClientSession() as session:
         client = ContextualProvider(session, stand_in.base_url, lambda: CONTEXTUAL_KEY)
-        assert await client.send(contextual_target(), "", THUMBS_UP) == Sent(None)
+        assert await client.send(
+            answer := contextual_target(), answer.first, "", THUMBS_UP
+        ) == Sent(None)
     assert provider_warnings(caplog) == [
         f"Contextual answered HTTP 200 with a body its API does not describe"
         f" ({problem}; {len(body)} bytes): counted as delivered"
@@ -211,7 +214,9 @@ async def test_contextual_keeps_the_feedback_id_of_a_200_as_specified(
     stand_in.answer(b'{"feedback_id": "%s"}' % ref.encode())
     async with aiohttp.ClientSession() as session:
         client = ContextualProvider(session, stand_in.base_url, lambda: CONTEXTUAL_KEY)
-        assert await client.send(contextual_target(), "", THUMBS_UP) == Sent(ref)
+        assert await client.send(
+            answer := contextual_target(), answer.first, "", THUMBS_UP
+        ) == Sent(ref)
     assert provider_warnings(caplog) == []
 
 
@@ -226,7 +231,7 @@ async def test_an_error_echoing_the_key_is_cut_short_after_the_key_is_masked(
     async with aiohttp.ClientSession() as session:
         client = ContextualProvider(session, stand_in.base_url, lambda: CONTEXTUAL_KEY)
         with pytest.raises(PermanentError) as refused:
-            await client.send(contextual_target(), "", THUMBS_UP)
+            await client.send(answer := contextual_target(), answer.first, "", THUMBS_UP)
     message = str(refused.value)
     assert message.startswith("Contextual answered HTTP 403: ")
     assert len(message) == len("Contextual answered HTTP 403: ") + ERROR_TEXT_LIMIT

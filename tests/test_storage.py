@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import Answer, DeliveryState, Status, VoteChange
+from bot.domain import Answer, DeliveryState, Status, Target, VoteChange
 from storage import Finished, Store
 from storage.errors import SchemaTooNewError
 from storage.sqlite.db import _statements
 from storage.sqlite.migrations import MIGRATIONS
-from tests.dbtools import query
+from tests.dbtools import AQUILAX, query
 
 
 async def test_migrations_run_once_and_refuse_a_newer_schema(tmp_path: Path) -> None:
@@ -39,10 +39,7 @@ async def test_concurrent_votes_never_interleave(tmp_path: Path) -> None:
             Answer(
                 channel="C0AAAAAAA",
                 ts="1700000000.000100",
-                provider="aquilax",
-                request_id="77e81bbc-3e7f-47b9-87fa-681b5d2f54e6",
-                org="o",
-                group="g",
+                targets=(AQUILAX,),
             )
         )
         changes = [
@@ -65,10 +62,7 @@ async def _answer_with_vote(store: Store, status: Status, user: str = "U0001") -
         Answer(
             channel="C0AAAAAAA",
             ts="1700000000.000200",
-            provider="aquilax",
-            request_id="77e81bbc-3e7f-47b9-87fa-681b5d2f54e6",
-            org="o",
-            group="g",
+            targets=(AQUILAX,),
         )
     )
     await store.apply_vote(VoteChange(answer.id, user, "button", "toggle", status))
@@ -164,8 +158,8 @@ async def test_migration_7_keeps_every_row_and_frees_removed_messages(tmp_path: 
         with pytest.raises(sqlite3.IntegrityError):  # still one live answer per message
             await query(
                 store,
-                "INSERT INTO answers (channel, ts, provider, created_at)"
-                " VALUES ('C0AAAAAAA', '1700000000.000100', 'aquilax', 2)",
+                "INSERT INTO answers (channel, ts, created_at)"
+                " VALUES ('C0AAAAAAA', '1700000000.000100', 2)",
             )
         removal = await store.remove_answer("C0AAAAAAA", "1700000000.000100", "test")
         assert removal is not None and removal.votes_kept == 1
@@ -173,10 +167,7 @@ async def test_migration_7_keeps_every_row_and_frees_removed_messages(tmp_path: 
             Answer(
                 channel="C0AAAAAAA",
                 ts="1700000000.000100",
-                provider="aquilax",
-                request_id="77e81bbc-3e7f-47b9-87fa-681b5d2f54e6",
-                org="o",
-                group="g",
+                targets=(AQUILAX,),
             )
         )
         assert outcome.value == "created" and fresh.id != 7
@@ -201,24 +192,29 @@ SCHEMA_8_ROWS = (
     " VALUES ('aquilax', 'x', 'ab12', 1, 'U1')",
 )
 SCHEMA_8_READ = (
-    "SELECT a.id, a.provider, a.message_id, a.metadata_ts, s.label,"
+    "SELECT a.id, t.provider, t.message_id, a.metadata_ts, s.label,"
     " (SELECT count(*) FROM votes v WHERE v.answer_id = a.id),"
     " (SELECT count(*) FROM deliveries d WHERE d.answer_id = a.id),"
     " (SELECT last4 FROM provider_keys) FROM answers a JOIN answer_sources s ON s.answer_id = a.id"
+    " JOIN answer_targets t ON t.answer_id = a.id AND t.position = s.target"
 )
 SCHEMA_8_KEPT = [(5, "contextual", "msg", 2.5, "Doc", 2, 1, "ab12")]
 
 
 async def langsmith_registers(store: Store) -> None:
     run = str(uuid.uuid4())
-    answer = Answer(channel="C0AAAAAAA", ts="1700000000.000200", provider="langsmith", run_id=run)
+    answer = Answer(
+        channel="C0AAAAAAA",
+        ts="1700000000.000200",
+        targets=(Target(provider="langsmith", run_id=run),),
+    )
     outcome, stored, _ = await store.register_answer(answer)
     assert outcome.value == "created"
     assert (await store.find_answer("C0AAAAAAA", "1700000000.000200")) == stored
-    assert stored.run_id == run
+    assert stored.first.run_id == run
 
 
-async def test_migration_9_keeps_every_row_and_takes_langsmith_and_langfuse(
+async def test_migrations_9_and_10_keep_every_row_and_take_langsmith_and_langfuse(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "f.db"
@@ -238,7 +234,7 @@ async def test_migration_9_keeps_every_row_and_takes_langsmith_and_langfuse(
 
 
 @pytest.mark.postgresql_only
-async def test_postgres_migration_9_keeps_every_row(database: str) -> None:
+async def test_postgres_migrations_9_and_10_keep_every_row(database: str) -> None:
     import asyncpg
 
     from storage.postgres.migrations import MIGRATIONS as PG_MIGRATIONS

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.domain import Answer
+from bot.domain import Answer, Target
 from bot.providers.base import feedback_uuid
 from bot.slack.blocks import ANSWER_FLAG
 from tests.credentials import LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGSMITH_KEY
@@ -40,8 +40,12 @@ async def delivered(h: Harness, provider: ProviderStandIn, count: int) -> list[s
 async def test_langsmith_one_feedback_per_slot_updated_then_deleted(harness: Harness) -> None:
     h = harness
     a = await h.langsmith_answer()
-    answer = Answer(channel=a["channel"], ts=a["ts"], provider="langsmith", run_id=a["run_id"])
-    feedback_id = feedback_uuid(answer, "")
+    answer = Answer(
+        channel=a["channel"],
+        ts=a["ts"],
+        targets=(Target(provider="langsmith", run_id=a["run_id"]),),
+    )
+    feedback_id = feedback_uuid(answer, answer.first, "")
 
     await h.slack.react(ALICE, "+1", a["ts"])
     assert await delivered(h, h.langsmith, 1) == ["thumbs_up"]
@@ -126,11 +130,11 @@ async def test_langfuse_one_score_per_slot_upserted_then_deleted(harness: Harnes
     answer = Answer(
         channel=a["channel"],
         ts=a["ts"],
-        provider="langfuse",
-        trace_id=a["trace_id"],
-        observation_id=a["observation_id"],
+        targets=(
+            Target(provider="langfuse", trace_id=a["trace_id"], observation_id=a["observation_id"]),
+        ),
     )
-    score_id = feedback_uuid(answer, "")
+    score_id = feedback_uuid(answer, answer.first, "")
 
     await h.slack.react(ALICE, "+1", a["ts"])
     assert await delivered(h, h.langfuse, 1) == ["thumbs_up"]
@@ -253,7 +257,7 @@ async def test_without_keys_their_deliveries_are_dead_naming_the_settings_and_ot
     await h.contextual.wait_for(1)
     await h.settled()
     dead = {
-        d.answer.provider: d.last_error
+        d.target.provider: d.last_error
         for d in await h.store.list_deliveries()
         if d.state == "dead"
     }

@@ -97,12 +97,24 @@ def status_report(
         )
     lines.append(
         f"*Deliveries*: {counts.pending} pending, {counts.sending} sending,"
-        f" {counts.dead} dead"
+        f" {counts.dead} dead{_by_provider(counts)}"
         + (f", oldest waiting since {_ago(counts.oldest_pending_at)}" if counts.pending else "")
     )
     if counts.last_error:
         lines.append(f"Last error: {counts.last_error}")
     return "\n".join(lines)
+
+
+def _by_provider(counts: DeliveryCounts) -> str:
+    """` (contextual: 1 pending; langfuse: 2 pending, 1 dead)`: where the figures are, once
+    more than one provider has any."""
+    if len(counts.by_provider) < 2:
+        return ""
+    parts = []
+    for provider, states in sorted(counts.by_provider.items()):
+        figures = ", ".join(f"{n} {state}" for state, n in sorted(states.items()) if n)
+        parts.append(f"{provider}: {figures}")
+    return f" ({'; '.join(parts)})"
 
 
 def _lookup_lines(lookup: LookupStatus) -> list[str]:
@@ -143,14 +155,14 @@ def stats_report(channel: str | None, days: int, counts: Mapping[str, Mapping[st
 
 
 def deliveries_report(counts: DeliveryCounts, dead: Sequence[Delivery]) -> str:
-    head = f"*Deliveries*: {counts.pending} pending, {counts.dead} dead."
+    head = f"*Deliveries*: {counts.pending} pending, {counts.dead} dead{_by_provider(counts)}."
     if not dead:
         return head
     lines = [head]
     for d in dead:
         lines.append(
             f"• #{d.id} {d.verdict.status.value} for <#{d.answer.channel}> `{d.answer.ts}`"
-            f" ({d.answer.provider}): {d.last_error}"
+            f" ({d.target.describe()}): {d.last_error}"
         )
     if counts.dead > len(dead):
         lines.append(f"… and {counts.dead - len(dead)} more.")

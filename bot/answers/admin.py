@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 
-from bot.answers.register import answer_json
+from bot.answers.request import answer_json
 from bot.domain import Answer, Delivery, SlotVerdict
 from bot.providers.registration import ChannelId, SlackTs
 from bot.support.words import counted
@@ -81,11 +81,10 @@ class AnswerAdmin:
         )
         if removal is not None:
             log.info(
-                "removed the answer on %s/%s (%s %s): %s kept, %s cancelled (%s)",
+                "removed the answer on %s/%s (%s): %s kept, %s cancelled (%s)",
                 channel,
                 ts,
-                removal.answer.provider,
-                removal.answer.target,
+                ", ".join(t.describe() for t in removal.answer.targets),
                 counted(removal.votes_kept, "vote"),
                 counted(removal.deliveries_cancelled, "queued delivery", "queued deliveries"),
                 by,
@@ -154,7 +153,8 @@ def delivery_json(d: Delivery) -> dict[str, object]:
     return {
         "id": d.id,
         "state": d.state.value,
-        "provider": d.answer.provider,
+        "provider": d.target.provider,
+        "target": d.target.key,
         "channel": d.answer.channel,
         "ts": d.answer.ts,
         "content_id": d.content_id or None,

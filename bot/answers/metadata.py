@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain import Answer
+from bot.domain import Answer, Target
 from bot.providers import PROVIDERS
 
 # Slack's guidelines name a metadata event in snake case, in the past tense.
 EVENT_TYPE = "ai_answer_posted"
-SCHEMA_VERSION = 1
+# Version 2 added `targets`: an answer for several providers. The bot writes 1 for an answer
+# of one target, as readers of version 1 expect, and 2 for one of several.
+SCHEMA_VERSION = 2
 # Where the answer is comes from the message itself, never from what it says about itself.
 _FROM_MESSAGE = ("channel", "ts", "post")
 
@@ -25,11 +27,22 @@ class MetadataError(ValueError):
 
 def answer_metadata(answer: Answer) -> dict[str, Any]:
     """The metadata for a message holding `answer` (chat.postMessage's `metadata`)."""
-    payload: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "provider": answer.provider}
-    payload |= {k: v for k, v in PROVIDERS[answer.provider].answer_ids(answer).items() if v}
+    payload: dict[str, Any]
+    if len(answer.targets) == 1:
+        payload = {"schema_version": 1} | _target(answer, answer.first)
+    else:
+        payload = {
+            "schema_version": SCHEMA_VERSION,
+            "targets": [_target(answer, t) for t in answer.targets],
+        }
     if answer.thread_ts:
         payload["thread_ts"] = answer.thread_ts
     return {"event_type": EVENT_TYPE, "event_payload": payload}
+
+
+def _target(answer: Answer, target: Target) -> dict[str, Any]:
+    ids = PROVIDERS[target.provider].answer_ids(answer, target)
+    return {"provider": target.provider} | {k: v for k, v in ids.items() if v}
 
 
 def is_answer_metadata(metadata: object) -> bool:
@@ -51,12 +64,14 @@ def registration_payload(
     if not isinstance(payload, dict):
         raise MetadataError("event_payload: must be an object")
     payload = dict(payload)
-    version = payload.pop("schema_version", SCHEMA_VERSION)
-    if type(version) is not int or version != SCHEMA_VERSION:  # True == 1 in Python
+    version = payload.pop("schema_version", 1)
+    if type(version) is not int or version not in (1, SCHEMA_VERSION):  # True == 1 in Python
         raise MetadataError(
             f"event_payload.schema_version: {version!r} is not a version this feedback-bot"
-            f" knows (it reads {SCHEMA_VERSION}); upgrade feedback-bot"
+            f" knows (it reads 1 and {SCHEMA_VERSION}); upgrade feedback-bot"
         )
+    if version == 1 and "targets" in payload:
+        raise MetadataError("event_payload.targets: a list of targets needs schema_version 2")
     for key in _FROM_MESSAGE:
         if key in payload:
             raise MetadataError(

@@ -7,27 +7,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import operator
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import reduce
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import aiohttp
-from pydantic import Field, TypeAdapter, ValidationError
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers.metadata import answer_metadata
-from bot.config.channels import ChannelSettings
+from bot.answers.request import validate_answer
+from bot.config.channels import ChannelOptions, ChannelSettings
 from bot.domain import Answer, Provenance, Registration
 from bot.providers import PROVIDERS
 from bot.providers.registration import AnswerIn, PostIn
 from bot.slack.api import SLACK_TIMEOUT
 from bot.slack.blocks import answer_message, prompt_message
-from bot.support.validation import error_list
 from storage import PostReservation, PostState, Store
 
 log = logging.getLogger(__name__)
@@ -42,34 +39,18 @@ RESERVATION_TTL = 2 * POST_TIMEOUT
 POLL_FIRST = 0.02
 POLL_MAX = 0.25
 
-# One model per provider, told apart by `provider`. The union is made from the registry when
-# the module loads, which a type checker cannot follow: typed Any here, and the adapter says
-# what it yields (each member is an AnswerIn).
-_ANSWER_UNION: Any = Annotated[
-    reduce(operator.or_, (spec.answer_in for spec in PROVIDERS.values())),
-    Field(discriminator="provider"),
-]
-_ANSWER = TypeAdapter[AnswerIn](_ANSWER_UNION)
 
-
-def validate_answer(payload: object) -> AnswerIn:
-    """Validate a payload (a dict, or JSON text); raises pydantic.ValidationError."""
-    if isinstance(payload, str | bytes):
-        return _ANSWER.validate_json(payload)
-    return _ANSWER.validate_python(payload)
-
-
-def answer_errors(error: ValidationError) -> list[dict[str, Any]]:
-    """pydantic's error list, with the provider tag taken out of each location so that
-    `loc` names the field as the caller wrote it."""
-    out = []
-    for e in error_list(error):
-        if e["loc"] and e["loc"][0] in PROVIDERS:
-            e["loc"] = e["loc"][1:]
-        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            e["loc"], e["msg"] = ["provider"], f"must be {' or '.join(map(repr, PROVIDERS))}"
-        out.append(e)
-    return out
+def _with_defaults(target: dict[str, Any], config: ChannelOptions) -> dict[str, Any]:
+    """The target with the ids the channel's settings give its provider filled in, where it
+    leaves them out (`ProviderSpec.channel_defaults`)."""
+    provider = target.get("provider")
+    spec = PROVIDERS.get(provider) if isinstance(provider, str) else None
+    filled = dict(target)
+    for key, setting in spec.channel_defaults.items() if spec else ():
+        value = getattr(config, setting)
+        if value:
+            filled.setdefault(key, value)
+    return filled
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +102,17 @@ class Answers:
         if isinstance(data, dict) and isinstance(data.get("channel"), str):
             config = await self._config.for_channel(data["channel"].strip())
             data = dict(data)
-            if config.provider:
-                data.setdefault("provider", config.provider)
-            provider = data.get("provider")
-            spec = PROVIDERS.get(provider) if isinstance(provider, str) else None
-            for key, setting in spec.channel_defaults.items() if spec else ():
-                value = getattr(config, setting)
-                if value:
-                    data.setdefault(key, value)
+            targets = data.get("targets")
+            if isinstance(targets, list):
+                # Each target of the list takes its provider's defaults; a list names its
+                # providers itself.
+                data["targets"] = [
+                    _with_defaults(t, config) if isinstance(t, dict) else t for t in targets
+                ]
+            else:
+                if config.provider:
+                    data.setdefault("provider", config.provider)
+                data = _with_defaults(data, config)
         return validate_answer(data)
 
     async def find_for_controls(self, channel: str, ts: str) -> Answer | None:
@@ -158,12 +142,11 @@ class Answers:
         answer = registered.answer
         log.log(
             logging.WARNING if registered.outcome is Registration.CONFLICT else logging.INFO,
-            "registration %s/%s: %s (%s %s%s%s)",
+            "registration %s/%s: %s (%s%s%s)",
             answer.channel,
             answer.ts,
             registered.outcome.value,
-            answer.provider,
-            answer.target,
+            ", ".join(t.describe() for t in answer.targets),
             ", posted by the bot" if answer.posted_by_bot else "",
             f", from the message metadata of app {provenance.app_id} ({provenance.via})"
             if provenance
@@ -173,8 +156,8 @@ class Answers:
                     "event": "registration",
                     "channel": answer.channel,
                     "ts": answer.ts,
-                    "provider": answer.provider,
-                    "target": answer.target,
+                    "provider": answer.providers,
+                    "target": ",".join(t.key for t in answer.targets),
                     "result": registered.outcome.value,
                     "posted_by_bot": answer.posted_by_bot,
                     "via": provenance.via if provenance else "api",
@@ -316,19 +299,3 @@ class Answers:
         if self._slack is None:
             raise PostError("posting needs SLACK_BOT_TOKEN")
         return self._slack
-
-
-def answer_json(answer: Answer) -> dict[str, object]:
-    body: dict[str, object] = {
-        "channel": answer.channel,
-        "ts": answer.ts,
-        "provider": answer.provider,
-    }
-    body |= PROVIDERS[answer.provider].answer_ids(answer)
-    if answer.thread_ts:
-        body["thread_ts"] = answer.thread_ts
-    if answer.posted_by_bot:
-        body["posted_by_bot"] = True
-    if answer.prompt_ts:
-        body["prompt_ts"] = answer.prompt_ts
-    return body

@@ -18,7 +18,8 @@ from typing import Literal
 from pydantic import ValidationError
 
 from bot.answers.metadata import MetadataError, PostedMetadata, registration_payload
-from bot.answers.register import Answers, answer_errors
+from bot.answers.register import Answers
+from bot.answers.request import answer_errors
 from bot.config.channels import ChannelSettings
 from bot.domain import Answer, Provenance, Registration
 from bot.providers.registration import AnswerIn

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
 from bot.answers.admin import AnswerAdmin, detail_json, removal_json
-from bot.answers.register import Answers, PostError, answer_errors, answer_json
+from bot.answers.register import Answers, PostError
+from bot.answers.request import answer_errors, answer_json
 from bot.answers.scan import ScanError, scan
 from bot.answers.self_registration import MetadataRegistrar
 from bot.cli.options import TIME_HELP, channel_arg, limit, time_arg, with_store
@@ -73,6 +74,15 @@ def register(
                 metavar=option.metavar or option.field.upper(),
                 help=option.help or _option_help(option.field),
             )
+    add_.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        default=[],
+        metavar="K=V,…",
+        help="one more target, e.g. provider=langfuse,trace_id=abc (or a JSON object);"
+        " repeat for several. With --provider, its target comes first",
+    )
     add_.add_argument("--thread-ts", metavar="TS", help="the thread the existing message is in")
     add_.add_argument(
         "--post",
@@ -159,6 +169,10 @@ def ids_needed() -> str:
             usage = f"{option.option} {option.metavar or name.upper()}"
             lines.append(f"  {head:<11} {usage:<26} {note}".rstrip())
             head = ""
+    lines.append(
+        "An answer for several providers: repeat --target provider=…,<id>=… (after the"
+        ' --provider options\' own target, if any), or give --json with a "targets" list.'
+    )
     return "\n".join(lines)
 
 
@@ -184,7 +198,24 @@ def answer_payload(args: argparse.Namespace) -> object:
     for option in provider_options():
         if option.item is not None and getattr(args, option.field):
             payload[option.field] = [option.item(raw) for raw in getattr(args, option.field)]
-    return payload
+    if not args.targets:
+        return payload
+    # A list of targets: the one the single-form options name (if any), then each --target.
+    placement = {k: payload.pop(k) for k in ("channel", "ts", "thread_ts", "post") if k in payload}
+    first = [payload] if payload else []
+    return placement | {"targets": first + [target_option(raw) for raw in args.targets]}
+
+
+def target_option(raw: str) -> object:
+    """A --target: a JSON object, or provider=…,id=… pairs (the value is text, as typed)."""
+    text = raw.strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text  # the registration's validation says it is not an object
+    pairs = [part.partition("=") for part in text.split(",") if part.strip()]
+    return {key.strip(): value.strip() for key, _, value in pairs}
 
 
 async def add(settings: Settings, args: argparse.Namespace) -> int:
@@ -241,7 +272,7 @@ async def list_answers(settings: Settings, args: argparse.Namespace) -> int:
     if not page.answers:
         print("no answers")
     for a in page.answers:
-        print(f"{a.channel}/{a.ts}  {a.provider:<10}  {a.target}")
+        print(f"{a.channel}/{a.ts}  {a.providers:<10}  {' '.join(t.key for t in a.targets)}")
     if page.next_cursor:
         print(f"more: --cursor {page.next_cursor}")
     return 0
@@ -260,13 +291,19 @@ async def show(settings: Settings, args: argparse.Namespace) -> int:
     for key, value in body.items():
         if not isinstance(value, list):
             print(f"{key}: {value}")
+    if len(detail.answer.targets) > 1:
+        for t in detail.answer.targets:
+            print(f"target {t.position}: {t.describe()}")
     for source in detail.answer.sources:
         print(f"source: {source.content_id} ({source.label})")
     for v in detail.verdicts:
         slot = f"source {v.content_id}" if v.content_id else "answer"
         print(f"verdict ({slot}): {v.status.value}, {counted(v.standing_votes, 'vote')} standing")
     for d in detail.deliveries:
-        print(f"delivery {d.id}: {d.verdict.status.value} {d.state.value} ({d.attempts} tries)")
+        print(
+            f"delivery {d.id} to {d.target.describe()}: {d.verdict.status.value}"
+            f" {d.state.value} ({d.attempts} tries)"
+        )
     return 0
 
 

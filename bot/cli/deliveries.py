@@ -65,8 +65,9 @@ async def list_deliveries(settings: Settings, args: argparse.Namespace) -> int:
     for d in rows:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.created_at))
         where = f"{d.answer.channel}/{d.answer.ts}" + (f" [{d.content_id}]" if d.content_id else "")
+        where += f" → {d.target.key}"
         print(
-            f"{d.id:>6}  {d.state.value:<10}  {d.answer.provider:<10}  "
+            f"{d.id:>6}  {d.state.value:<10}  {d.target.provider:<10}  "
             f"{d.verdict.status.value:<11}  {d.attempts:>5}  {created}  {where}"
         )
         if d.last_error:

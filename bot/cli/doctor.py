@@ -336,6 +336,9 @@ async def _outbox(store: Store) -> Check:
         return Check("outbox", False, str(e), "see the database check")
     waiting = time.time() - counts.oldest_pending_at if counts.oldest_pending_at else 0.0
     detail = f"{counts.pending} waiting, {counts.sending} sending, {counts.dead} dead"
+    dead_at = [f"{p} {s['dead']}" for p, s in sorted(counts.by_provider.items()) if s.get("dead")]
+    if dead_at:
+        detail += f" ({', '.join(dead_at)})"
     if counts.dead:
         return Check(
             "outbox",

@@ -10,7 +10,7 @@ from typing import cast
 
 import aiohttp
 
-from bot.domain import Answer
+from bot.domain import Answer, Target
 from bot.domain import Provider as ProviderName
 from bot.providers import PROVIDERS, ProviderError, ProviderSpec
 
@@ -18,9 +18,8 @@ from bot.providers import PROVIDERS, ProviderError, ProviderSpec
 # no one can have made, so no provider can apply it. What is sent is each provider's
 # `probe_verdict`: a feedback, or the removal of one that cannot exist.
 NIL = "00000000-0000-0000-0000-000000000000"
-PROBE_ANSWER = Answer(
-    channel="C0DOCTOR",
-    ts="0.000000",
+PROBE_ANSWER = Answer(channel="C0DOCTOR", ts="0.000000", targets=())
+PROBE_TARGET = Target(
     provider=cast(ProviderName, next(iter(PROVIDERS))),  # each probe puts its own
     agent_id=NIL,
     message_id=NIL,
@@ -63,9 +62,10 @@ async def send_probe(spec: ProviderSpec, url: str, key: str) -> Probe:
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(timeout=timeout, trace_configs=[trace]) as http:
         client = spec.client(http, url, lambda: key)
-        target = replace(PROBE_ANSWER, provider=cast(ProviderName, spec.name))
+        target = replace(PROBE_TARGET, provider=cast(ProviderName, spec.name))
+        answer = replace(PROBE_ANSWER, targets=(target,))
         try:
-            await client.send(target, "", spec.probe_verdict)
+            await client.send(answer, target, "", spec.probe_verdict)
         except ProviderError as e:
             return Probe(statuses[-1] if statuses else None, str(e))
     return Probe(statuses[-1] if statuses else None, "no request made")

@@ -291,10 +291,10 @@ class DeliveryWorker:
 
     async def _deliver(self, d: Delivery) -> None:
         """Send one row; what became of it is recorded on the worker's next turn."""
-        provider = self._providers[d.answer.provider]
+        provider = self._providers[d.target.provider]
         started = time.perf_counter()
         try:
-            outcome = await provider.send(d.answer, d.content_id, d.verdict)
+            outcome = await provider.send(d.answer, d.target, d.content_id, d.verdict)
         except ProviderError as e:
             error = self._redact(str(e))
             if not e.retryable:
@@ -339,9 +339,9 @@ class DeliveryWorker:
     ) -> None:
         seconds = None if started is None else time.perf_counter() - started
         if self._metrics is not None:
-            self._metrics.deliveries.labels(d.answer.provider, result).inc()
+            self._metrics.deliveries.labels(d.target.provider, result).inc()
             if seconds is not None:
-                self._metrics.provider_seconds.labels(d.answer.provider).observe(seconds)
+                self._metrics.provider_seconds.labels(d.target.provider).observe(seconds)
         ms = None if seconds is None else seconds * 1000
         _outcome(level, d, result, detail, ms=ms, retry_in=retry_in)
 
@@ -372,7 +372,7 @@ def _outcome(
         "delivery %d %s %s %s: %s (%s)%s",
         d.id,
         _slot(d),
-        d.answer.provider,
+        d.target.provider,
         d.verdict.status.value,
         result,
         ", ".join(notes),
@@ -384,7 +384,8 @@ def _outcome(
                 "channel": d.answer.channel,
                 "ts": d.answer.ts,
                 "content_id": d.content_id or None,
-                "provider": d.answer.provider,
+                "provider": d.target.provider,
+                "target": d.target.key,
                 "verdict": d.verdict.status.value,
                 "result": result,
                 "attempt": d.attempts,

@@ -31,9 +31,9 @@ from uuid import UUID
 import aiohttp
 from pydantic import StringConstraints
 
-from bot.domain import Answer, Status, Verdict
+from bot.domain import Answer, Status, Target, Verdict
 from bot.providers.base import Outcome, Sent, Skipped, missing_key, request, unexpected_answer
-from bot.providers.registration import AnswerIn
+from bot.providers.registration import AnswerIn, TargetIn
 from bot.providers.spec import CliOption, ProviderSpec
 
 LABEL = "AquilaX"
@@ -56,7 +56,9 @@ class AquilaXProvider:
         self._base = base_url.rstrip("/")
         self._api_key = api_key
 
-    async def send(self, answer: Answer, content_id: str, verdict: Verdict) -> Outcome:
+    async def send(
+        self, answer: Answer, target: Target, content_id: str, verdict: Verdict
+    ) -> Outcome:
         if verdict.status is Status.REMOVED:
             return Skipped(NO_UNDO)
         key = self._api_key()
@@ -67,8 +69,8 @@ class AquilaXProvider:
             self._session,
             LABEL,
             "GET",
-            f"{self._base}/api/v2/ai/feedback/{answer.request_id}/{helpful}",
-            params={"org": answer.org or "", "group": answer.group or ""},
+            f"{self._base}/api/v2/ai/feedback/{target.request_id}/{helpful}",
+            params={"org": target.org or "", "group": target.group or ""},
             headers={"X-AX-KEY": key},
             key=key,
         )
@@ -77,24 +79,28 @@ class AquilaXProvider:
         return Sent()
 
 
-class AquilaXAnswerIn(AnswerIn):
+class AquilaXTargetIn(TargetIn):
     provider: Literal["aquilax"]
     request_id: UUID
     org: AquilaXId
     group: AquilaXId
 
-    def to_answer(self) -> Answer:
-        return Answer(
-            **self._placement(),
+    def to_target(self, position: int) -> Target:
+        return Target(
             provider="aquilax",
             request_id=str(self.request_id),
             org=self.org,
             group=self.group,
+            position=position,
         )
 
 
-def _ids(answer: Answer) -> dict[str, object]:
-    return {"request_id": answer.request_id, "org": answer.org, "group": answer.group}
+class AquilaXAnswerIn(AquilaXTargetIn, AnswerIn):
+    """The single form: where the answer is, and its one AquilaX target."""
+
+
+def _ids(answer: Answer, target: Target) -> dict[str, object]:
+    return {"request_id": target.request_id, "org": target.org, "group": target.group}
 
 
 SPEC = ProviderSpec(
@@ -104,6 +110,7 @@ SPEC = ProviderSpec(
     key_label="AquilaX personal access token",
     base_url_setting="aquilax_base_url",
     answer_in=AquilaXAnswerIn,
+    target_in=AquilaXTargetIn,
     answer_ids=_ids,
     client=AquilaXProvider,
     removed=NO_UNDO,

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bot.domain import Answer, Verdict
+from bot.domain import Answer, Target, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,10 @@ class Provider(Protocol):
         request began: the worker's lease covers that many (bot/delivery/worker.py)."""
         ...
 
-    async def send(self, answer: Answer, content_id: str, verdict: Verdict) -> Outcome:
-        """Make the provider hold `verdict` for the slot; raise ProviderError on failure."""
+    async def send(
+        self, answer: Answer, target: Target, content_id: str, verdict: Verdict
+    ) -> Outcome:
+        """Make `target` hold `verdict` for the slot; raise ProviderError on failure."""
         ...
 
 
@@ -258,18 +260,18 @@ async def delete(
 FEEDBACK_NAMESPACE = uuid.UUID("6b1c9f4e-0a57-4d2e-9c1b-3f8e2d7a5c40")
 
 
-def feedback_uuid(answer: Answer, content_id: str) -> str:
+def feedback_uuid(answer: Answer, target: Target, content_id: str) -> str:
     """The id of the one feedback a slot holds at a provider that lets the caller name it
     (LangSmith, Langfuse): derived from where the answer is in Slack, the provider's ids and
     the slot, so it is the same on every retry, after a restart and on every replica, and a
     create sent twice is one feedback. Not from the database's row ids: an answer copied to
     PostgreSQL, or removed and registered again for the same message, names the same one."""
     parts = (
-        answer.provider,
+        target.provider,
         answer.channel,
         answer.ts,
-        answer.target,
-        answer.observation_id or "",
+        target.key,
+        target.observation_id or "",
         content_id,
     )
     return str(uuid.uuid5(FEEDBACK_NAMESPACE, "/".join(parts)))

@@ -35,7 +35,7 @@ import aiohttp
 import orjson
 from pydantic import Field, field_validator
 
-from bot.domain import Answer, Source, Verdict
+from bot.domain import Answer, Source, Target, Verdict
 from bot.providers.base import (
     Outcome,
     Response,
@@ -45,7 +45,7 @@ from bot.providers.base import (
     request,
     unexpected_answer,
 )
-from bot.providers.registration import MAX_SOURCES, AnswerIn, SourceIn
+from bot.providers.registration import MAX_SOURCES, AnswerIn, SourceIn, TargetIn
 from bot.providers.spec import CliOption, ProviderSpec
 
 LABEL = "Contextual"
@@ -63,11 +63,13 @@ class ContextualProvider:
         self._base = base_url.rstrip("/")
         self._api_key = api_key
 
-    async def send(self, answer: Answer, content_id: str, verdict: Verdict) -> Outcome:
+    async def send(
+        self, answer: Answer, target: Target, content_id: str, verdict: Verdict
+    ) -> Outcome:
         key = self._api_key()
         if not key:
             raise missing_key(LABEL, KEY_SETTING.upper())
-        body: dict[str, Any] = {"message_id": answer.message_id, "feedback": verdict.status.value}
+        body: dict[str, Any] = {"message_id": target.message_id, "feedback": verdict.status.value}
         # The spec forbids extra properties and null strings: send only what is set.
         if verdict.explanation:
             body["explanation"] = verdict.explanation
@@ -79,7 +81,7 @@ class ContextualProvider:
             self._session,
             LABEL,
             "POST",
-            f"{self._base}/agents/{answer.agent_id}/feedback",
+            f"{self._base}/agents/{target.agent_id}/feedback",
             # orjson: the worker writes and reads one of these per delivery.
             data=orjson.dumps(body),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
@@ -136,7 +138,7 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-class ContextualAnswerIn(AnswerIn):
+class ContextualTargetIn(TargetIn):
     provider: Literal["contextual"]
     agent_id: UUID
     message_id: UUID
@@ -150,21 +152,28 @@ class ContextualAnswerIn(AnswerIn):
             raise ValueError("each content_id may appear only once")
         return v
 
-    def to_answer(self) -> Answer:
-        return Answer(
-            **self._placement(),
+    def to_target(self, position: int) -> Target:
+        return Target(
             provider="contextual",
             agent_id=str(self.agent_id),
             message_id=str(self.message_id),
-            sources=tuple(Source(str(s.content_id), s.label) for s in self.sources),
+            position=position,
         )
 
+    def to_sources(self, position: int) -> tuple[Source, ...]:
+        return tuple(Source(str(s.content_id), s.label, position) for s in self.sources)
 
-def _ids(answer: Answer) -> dict[str, object]:
+
+class ContextualAnswerIn(ContextualTargetIn, AnswerIn):
+    """The single form: where the answer is, and its one Contextual target."""
+
+
+def _ids(answer: Answer, target: Target) -> dict[str, object]:
+    mine = [s for s in answer.sources if s.target == target.position]
     return {
-        "agent_id": answer.agent_id,
-        "message_id": answer.message_id,
-        "sources": [{"content_id": s.content_id, "label": s.label} for s in answer.sources],
+        "agent_id": target.agent_id,
+        "message_id": target.message_id,
+        "sources": [{"content_id": s.content_id, "label": s.label} for s in mine],
     }
 
 
@@ -180,6 +189,7 @@ SPEC = ProviderSpec(
     key_label="Contextual AI API key",
     base_url_setting="contextual_base_url",
     answer_in=ContextualAnswerIn,
+    target_in=ContextualTargetIn,
     answer_ids=_ids,
     client=ContextualProvider,
     removed=None,  # sent as {"feedback": "removed"}: Contextual withdraws the feedback

@@ -44,7 +44,7 @@ import orjson
 from pydantic import Field, StringConstraints
 
 from bot.config.settings import Settings
-from bot.domain import WITHDRAWN, Answer, Status, Verdict
+from bot.domain import WITHDRAWN, Answer, Status, Target, Verdict
 from bot.providers.base import (
     Outcome,
     PermanentError,
@@ -55,7 +55,7 @@ from bot.providers.base import (
     request,
     slack_metadata,
 )
-from bot.providers.registration import AnswerIn
+from bot.providers.registration import AnswerIn, TargetIn
 from bot.providers.spec import CliOption, ProviderSpec
 
 LABEL = "Langfuse"
@@ -98,7 +98,9 @@ class LangfuseProvider:
         self._api_key = api_key
         self._score_name = score_name
 
-    async def send(self, answer: Answer, content_id: str, verdict: Verdict) -> Outcome:
+    async def send(
+        self, answer: Answer, target: Target, content_id: str, verdict: Verdict
+    ) -> Outcome:
         pair = self._api_key()
         if not pair:
             raise missing_key(LABEL, KEY_VARIABLES)
@@ -109,7 +111,7 @@ class LangfuseProvider:
                 f" `/feedback setup` (or set {KEY_VARIABLES}), then retry"
             )
         public, secret = keys
-        score_id = feedback_uuid(answer, content_id)
+        score_id = feedback_uuid(answer, target, content_id)
         url = f"{self._base}/api/public/scores"
         # Built by hand: aiohttp deprecates BasicAuth objects and its helper is new.
         basic = base64.b64encode(f"{public}:{secret}".encode()).decode()
@@ -122,18 +124,18 @@ class LangfuseProvider:
             LABEL,
             "POST",
             url,
-            data=orjson.dumps(self._score(answer, content_id, score_id, verdict)),
+            data=orjson.dumps(self._score(answer, target, content_id, score_id, verdict)),
             headers={**auth, "Content-Type": "application/json"},
             key=secret,
         )
         return Sent(score_id)
 
     def _score(
-        self, answer: Answer, content_id: str, score_id: str, verdict: Verdict
+        self, answer: Answer, target: Target, content_id: str, score_id: str, verdict: Verdict
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": score_id,
-            "traceId": answer.trace_id,
+            "traceId": target.trace_id,
             "name": self._score_name,
             "dataType": "CATEGORICAL",
             "value": verdict.status.value,
@@ -141,29 +143,33 @@ class LangfuseProvider:
             "comment": verdict.explanation,
             "metadata": slack_metadata(answer, content_id, verdict),
         }
-        if answer.observation_id:
-            body["observationId"] = answer.observation_id
+        if target.observation_id:
+            body["observationId"] = target.observation_id
         return body
 
 
-class LangfuseAnswerIn(AnswerIn):
+class LangfuseTargetIn(TargetIn):
     provider: Literal["langfuse"]
     trace_id: LangfuseId = Field(description="the Langfuse trace of the answer")
     observation_id: LangfuseId | None = Field(
         default=None, description="the observation in the trace (the generation), if any"
     )
 
-    def to_answer(self) -> Answer:
-        return Answer(
-            **self._placement(),
+    def to_target(self, position: int) -> Target:
+        return Target(
             provider="langfuse",
             trace_id=self.trace_id,
             observation_id=self.observation_id,
+            position=position,
         )
 
 
-def _ids(answer: Answer) -> dict[str, object]:
-    ids = {"trace_id": answer.trace_id, "observation_id": answer.observation_id}
+class LangfuseAnswerIn(LangfuseTargetIn, AnswerIn):
+    """The single form: where the answer is, and its one Langfuse trace."""
+
+
+def _ids(answer: Answer, target: Target) -> dict[str, object]:
+    ids = {"trace_id": target.trace_id, "observation_id": target.observation_id}
     return {k: v for k, v in ids.items() if v is not None}
 
 
@@ -185,6 +191,7 @@ SPEC = ProviderSpec(
     key_label="Langfuse keys (public:secret)",
     base_url_setting="langfuse_base_url",
     answer_in=LangfuseAnswerIn,
+    target_in=LangfuseTargetIn,
     answer_ids=_ids,
     client=LangfuseProvider,
     removed=None,  # sent as a DELETE of the slot's score

@@ -41,7 +41,7 @@ import orjson
 from pydantic import Field
 
 from bot.config.settings import Settings
-from bot.domain import WITHDRAWN, Answer, Status, Verdict
+from bot.domain import WITHDRAWN, Answer, Status, Target, Verdict
 from bot.providers.base import (
     Outcome,
     Sent,
@@ -51,7 +51,7 @@ from bot.providers.base import (
     request,
     slack_metadata,
 )
-from bot.providers.registration import AnswerIn
+from bot.providers.registration import AnswerIn, TargetIn
 from bot.providers.spec import CliOption, ProviderSpec
 
 LABEL = "LangSmith"
@@ -81,11 +81,13 @@ class LangSmithProvider:
         # the leases of every provider's sends stay one timeout long.
         return 2 if self._api_key() else 1
 
-    async def send(self, answer: Answer, content_id: str, verdict: Verdict) -> Outcome:
+    async def send(
+        self, answer: Answer, target: Target, content_id: str, verdict: Verdict
+    ) -> Outcome:
         key = self._api_key()
         if not key:
             raise missing_key(LABEL, KEY_SETTING.upper())
-        feedback_id = feedback_uuid(answer, content_id)
+        feedback_id = feedback_uuid(answer, target, content_id)
         url = f"{self._base}/api/v1/feedback"
         headers = {"X-API-Key": key, "Content-Type": "application/json"}
         if verdict.status is Status.REMOVED:
@@ -107,7 +109,7 @@ class LangSmithProvider:
             accepted=(NOT_FOUND,),
         )
         if response.status == NOT_FOUND:
-            create = self._create_body(answer, content_id, feedback_id, update, verdict)
+            create = self._create_body(answer, target, content_id, feedback_id, update, verdict)
             await request(
                 self._session,
                 LABEL,
@@ -122,6 +124,7 @@ class LangSmithProvider:
     def _create_body(
         self,
         answer: Answer,
+        target: Target,
         content_id: str,
         feedback_id: str,
         update: Mapping[str, Any],
@@ -130,15 +133,15 @@ class LangSmithProvider:
         body: dict[str, Any] = {
             "id": feedback_id,
             "key": self._feedback_key,
-            "run_id": answer.run_id,
+            "run_id": target.run_id,
             **update,
             "feedback_source": {
                 "type": "api",
                 "metadata": slack_metadata(answer, content_id, verdict),
             },
         }
-        if answer.trace_id:
-            body["trace_id"] = answer.trace_id
+        if target.trace_id:
+            body["trace_id"] = target.trace_id
         return body
 
 
@@ -147,22 +150,26 @@ def score(verdict: Verdict) -> int:
     return 1 if verdict.status is Status.THUMBS_UP else 0
 
 
-class LangSmithAnswerIn(AnswerIn):
+class LangSmithTargetIn(TargetIn):
     provider: Literal["langsmith"]
     run_id: UUID = Field(description="the LangSmith run that produced the answer")
     trace_id: UUID | None = Field(default=None, description="the run's trace, if known")
 
-    def to_answer(self) -> Answer:
-        return Answer(
-            **self._placement(),
+    def to_target(self, position: int) -> Target:
+        return Target(
             provider="langsmith",
             run_id=str(self.run_id),
             trace_id=str(self.trace_id) if self.trace_id else None,
+            position=position,
         )
 
 
-def _ids(answer: Answer) -> dict[str, object]:
-    ids = {"run_id": answer.run_id, "trace_id": answer.trace_id}
+class LangSmithAnswerIn(LangSmithTargetIn, AnswerIn):
+    """The single form: where the answer is, and its one LangSmith run."""
+
+
+def _ids(answer: Answer, target: Target) -> dict[str, object]:
+    ids = {"run_id": target.run_id, "trace_id": target.trace_id}
     return {k: v for k, v in ids.items() if v is not None}
 
 
@@ -177,6 +184,7 @@ SPEC = ProviderSpec(
     key_label="LangSmith API key",
     base_url_setting="langsmith_base_url",
     answer_in=LangSmithAnswerIn,
+    target_in=LangSmithTargetIn,
     answer_ids=_ids,
     client=LangSmithProvider,
     removed=None,  # sent as a DELETE of the slot's feedback

@@ -1,11 +1,16 @@
 """What every request to register an answer holds, whatever the provider: where the answer
-is in Slack (or the text for the bot to post), validated. Each provider module extends
-`AnswerIn` with its own ids; `bot.answers.register` joins them into one discriminated union."""
+is in Slack (or the text for the bot to post), validated, and the target models each
+provider extends.
+
+Each provider module declares `TargetIn` with its ids (`provider` its tag), and the single
+form, `AnswerIn` and that target in one body (`{"channel", "ts", "provider", ids}`).
+`bot.answers.register` joins them into the two forms a registration takes: one of the single
+forms, or `AnswerIn` with a list of targets."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 from uuid import UUID
 
 from pydantic import (
@@ -17,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.domain import Answer
+from bot.domain import Answer, Source, Target
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")
 # [0-9], not \d: Python's \d also matches other scripts' digits.
@@ -89,9 +94,33 @@ class AnswerIn(BaseModel):
             )
         return self
 
-    def _placement(self) -> dict[str, Any]:
-        return {"channel": self.channel, "ts": self.ts or "", "thread_ts": self.thread_ts}
+    def target_models(self) -> list[TargetIn]:
+        """Its targets, in order: the single form is its own one."""
+        if isinstance(self, TargetIn):
+            return [self]
+        raise NotImplementedError
 
     def to_answer(self) -> Answer:
-        """The Answer to store (each provider's model builds it)."""
+        """The Answer to store."""
+        models = self.target_models()
+        return Answer(
+            channel=self.channel,
+            ts=self.ts or "",
+            thread_ts=self.thread_ts,
+            targets=tuple(m.to_target(i) for i, m in enumerate(models)),
+            sources=tuple(s for i, m in enumerate(models) for s in m.to_sources(i)),
+        )
+
+
+class TargetIn(BaseModel):
+    """One target of a registration: a provider's model adds `provider: Literal["its name"]`
+    (the union's tag) and its ids, and builds the Target."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def to_target(self, position: int) -> Target:
         raise NotImplementedError
+
+    def to_sources(self, position: int) -> tuple[Source, ...]:
+        """The answer's sources this target knows (Contextual's); none by default."""
+        return ()

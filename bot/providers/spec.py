@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from bot.config.settings import Settings
-from bot.domain import Answer, Status, Verdict
+from bot.domain import Answer, Status, Target, Verdict
 from bot.providers.base import Provider
-from bot.providers.registration import AnswerIn
+from bot.providers.registration import AnswerIn, TargetIn
 
 # How the wiring builds a client: the shared HTTP session, the base URL from the settings,
 # a callable giving the current key (setup can change it while the bot runs), and the
@@ -47,8 +47,9 @@ class ProviderSpec:
     key_setting: str  # the Settings field holding its key from the environment
     key_label: str  # the key's field in the setup form
     base_url_setting: str  # the Settings field holding its base URL
-    answer_in: type[AnswerIn]  # the registration model, tagged `provider: Literal[name]`
-    answer_ids: Callable[[Answer], dict[str, object]]  # its ids as the API shows them
+    answer_in: type[AnswerIn]  # the single form's model, tagged `provider: Literal[name]`
+    answer_ids: Callable[[Answer, Target], dict[str, object]]  # a target's ids, as shown
+    target_in: type[TargetIn]  # a target's model in a list of targets, tagged the same way
     client: ClientFactory
     # What a verdict of `removed` means for it: None when the client sends it (the
     # provider withdraws the feedback); else why the client records it as skipped.

@@ -67,6 +67,13 @@ class Metrics:
             "feedback_outbox_depth", "Deliveries waiting or in flight", ["state"], registry=r
         )
         self.outbox_dead = Gauge("feedback_outbox_dead", "Deliveries that are dead", registry=r)
+        self.outbox_by_provider = Gauge(
+            "feedback_outbox_by_provider",
+            "Deliveries waiting, in flight or dead, by the provider of their target",
+            ["provider", "state"],
+            registry=r,
+        )
+        self._providers_seen: set[str] = set()
         self.oldest_pending = Gauge(
             "feedback_outbox_oldest_pending_seconds",
             "Age of the oldest delivery still waiting (0 when none)",
@@ -95,6 +102,12 @@ class Metrics:
         self.outbox_depth.labels("pending").set(counts.pending)
         self.outbox_depth.labels("sending").set(counts.sending)
         self.outbox_dead.set(counts.dead)
+        # A provider whose rows are all gone reads 0, not its last figure.
+        self._providers_seen.update(counts.by_provider)
+        for provider in self._providers_seen:
+            for state in ("pending", "sending", "dead"):
+                n = counts.by_provider.get(provider, {}).get(state, 0)
+                self.outbox_by_provider.labels(provider, state).set(n)
         oldest = counts.oldest_pending_at
         self.oldest_pending.set(max(0.0, time.time() - oldest) if oldest else 0.0)
         return generate_latest(self.registry)

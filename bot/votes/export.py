@@ -41,6 +41,9 @@ FIELDS = (
     "run_id",
     "trace_id",
     "observation_id",
+    # Added with answers of several targets: all of them, `provider:id` separated by spaces
+    # (the provider columns above are the target the vote's slot goes to first).
+    "targets",
 )
 
 

@@ -10,7 +10,8 @@ from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from bot.answers.admin import DEFAULT_LIMIT, MAX_LIMIT, BadQuery, detail_json, removal_json
-from bot.answers.register import PostError, answer_errors, answer_json
+from bot.answers.register import PostError
+from bot.answers.request import answer_errors, answer_json
 from bot.domain import Registration
 from bot.services import Services
 from bot.slack.inbound import Malformed, load_json_object

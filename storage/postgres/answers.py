@@ -20,16 +20,24 @@ from storage.rows import (
     ANSWER_FIELDS,
     ANSWER_INSERT,
     ANSWER_INSERT_COUNT,
+    TARGET_COLUMNS,
+    TARGET_INSERT,
+    TARGET_INSERT_COUNT,
     answer_from_row,
     answer_values,
     metadata_registration_from_row,
+    source_values,
+    target_values,
 )
 
 # The columns answer_from_row reads, with the sources aggregated the PostgreSQL way.
 INSERT_PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, ANSWER_INSERT_COUNT + 1))
+TARGET_PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, TARGET_INSERT_COUNT + 1))
 ANSWER_COLUMNS = f"""{ANSWER_FIELDS},
-    (SELECT coalesce(json_agg(json_build_array(s.content_id, s.label) ORDER BY s.position),
-                     '[]'::json)::text
+    (SELECT json_agg(json_build_array({TARGET_COLUMNS}) ORDER BY t.position)::text
+       FROM answer_targets t WHERE t.answer_id = a.id) AS targets,
+    (SELECT coalesce(json_agg(json_build_array(s.content_id, s.label, s.target)
+                              ORDER BY s.position), '[]'::json)::text
        FROM answer_sources s WHERE s.answer_id = a.id) AS sources
 """
 
@@ -80,11 +88,15 @@ async def add_answer(
             break
         # Nothing inserted: the row that won is committed now, and the next look sees it
         # (unless it was removed meanwhile: then we try again).
+    await conn.executemany(
+        f"INSERT INTO answer_targets ({TARGET_INSERT}) VALUES ({TARGET_PLACEHOLDERS})",
+        target_values(int(answer_id), answer),
+    )
     if answer.sources:
         await conn.executemany(
-            "INSERT INTO answer_sources (answer_id, position, content_id, label)"
-            " VALUES ($1, $2, $3, $4)",
-            [(answer_id, i, s.content_id, s.label) for i, s in enumerate(answer.sources)],
+            "INSERT INTO answer_sources (answer_id, position, content_id, label, target)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            source_values(int(answer_id), answer),
         )
     return Registration.CREATED, replace(answer, id=int(answer_id))
 
@@ -240,20 +252,22 @@ async def release_post(conn: asyncpg.Connection, answer: Answer, holder: str) ->
 
 
 async def _find_posted(conn: asyncpg.Connection, answer: Answer) -> Answer | None:
-    column = answer.target_column
+    first = answer.first
     row = await conn.fetchrow(
-        f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.{column} = $1"
-        " AND a.channel = $2 AND a.observation_id IS NOT DISTINCT FROM $3"
+        f"SELECT {ANSWER_COLUMNS} FROM answer_targets t JOIN answers a ON a.id = t.answer_id"
+        f" WHERE t.{first.key_column} = $1 AND t.position = 0 AND t.provider = $2"
+        " AND t.observation_id IS NOT DISTINCT FROM $3 AND a.channel = $4"
         " AND a.posted_by_bot = 1 AND a.removed_at IS NULL ORDER BY a.id LIMIT 1",
-        answer.target,
+        first.key,
+        first.provider,
+        first.observation_id,
         answer.channel,
-        answer.observation_id,
     )
     return answer_from_row(row) if row else None
 
 
 def _post_key(answer: Answer) -> tuple[str, str, str]:
-    return answer.channel, answer.provider, answer.target
+    return answer.channel, answer.first.provider, answer.first.key
 
 
 async def drop_reservation(conn: asyncpg.Connection, answer: Answer, holder: str) -> None:

@@ -167,4 +167,42 @@ MIGRATIONS: tuple[str, ...] = (
         ADD CONSTRAINT provider_keys_provider_check
         CHECK (provider IN ('contextual', 'aquilax', 'langsmith', 'langfuse'));
     """,
+    # 10: several targets per answer (storage/sqlite/migrations.py, 10).
+    """
+    CREATE TABLE answer_targets (
+        answer_id      BIGINT NOT NULL REFERENCES answers (id),
+        position       INTEGER NOT NULL,
+        provider       TEXT NOT NULL
+                       CHECK (provider IN ('contextual', 'aquilax', 'langsmith', 'langfuse')),
+        agent_id       TEXT,
+        message_id     TEXT,
+        request_id     TEXT,
+        org            TEXT,
+        grp            TEXT,
+        run_id         TEXT,
+        trace_id       TEXT,
+        observation_id TEXT,
+        PRIMARY KEY (answer_id, position)
+    );
+    INSERT INTO answer_targets (answer_id, position, provider, agent_id, message_id,
+        request_id, org, grp, run_id, trace_id, observation_id)
+        SELECT id, 0, provider, agent_id, message_id, request_id, org, grp, run_id, trace_id,
+        observation_id FROM answers;
+    CREATE INDEX answer_targets_contextual ON answer_targets (message_id)
+        WHERE message_id IS NOT NULL;
+    CREATE INDEX answer_targets_aquilax ON answer_targets (request_id)
+        WHERE request_id IS NOT NULL;
+    CREATE INDEX answer_targets_langsmith ON answer_targets (run_id) WHERE run_id IS NOT NULL;
+    CREATE INDEX answer_targets_langfuse ON answer_targets (trace_id) WHERE trace_id IS NOT NULL;
+    ALTER TABLE answers DROP COLUMN provider, DROP COLUMN agent_id, DROP COLUMN message_id,
+        DROP COLUMN request_id, DROP COLUMN org, DROP COLUMN grp, DROP COLUMN run_id,
+        DROP COLUMN trace_id, DROP COLUMN observation_id;
+    ALTER TABLE answer_sources ADD COLUMN target INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN target INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX deliveries_slot;
+    CREATE INDEX deliveries_slot ON deliveries (answer_id, target, content_id, id);
+    DROP INDEX deliveries_in_flight;
+    CREATE UNIQUE INDEX deliveries_in_flight ON deliveries (answer_id, target, content_id)
+        WHERE state = 'sending';
+    """,
 )

@@ -25,6 +25,7 @@ from storage.models import Claim, DeliveryCounts, Finished
 from storage.postgres.answers import ANSWER_COLUMNS
 from storage.postgres.db import CLAIM_LOCK, count
 from storage.rows import (
+    COUNTS_BY_PROVIDER,
     DELIVERY_FIELDS,
     claimed_from_row,
     delivery_counts_from_rows,
@@ -156,7 +157,7 @@ async def claim_due(
         " JOIN answers a ON a.id = d.answer_id AND a.removed_at IS NULL"
         " WHERE d.state = 'pending' AND d.next_attempt_at <= $1::float8"
         " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.answer_id = d.answer_id"
-        "   AND s.content_id = d.content_id AND (s.state = 'sending'"
+        "   AND s.target = d.target AND s.content_id = d.content_id AND (s.state = 'sending'"
         "   OR (s.id > d.id AND s.state != 'superseded')))"
         " ORDER BY d.next_attempt_at, d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
         now,
@@ -215,7 +216,8 @@ async def _queue_facts(conn: asyncpg.Connection, delivery_id: int) -> QueueFacts
     """storage.sqlite.outbox._queue_facts."""
     row = await conn.fetchrow(
         "SELECT a.removed_at IS NOT NULL, EXISTS (SELECT 1 FROM deliveries n"
-        "   WHERE n.answer_id = d.answer_id AND n.content_id = d.content_id AND n.id > d.id"
+        "   WHERE n.answer_id = d.answer_id AND n.target = d.target"
+        "   AND n.content_id = d.content_id AND n.id > d.id"
         "   AND n.state != 'superseded')"
         " FROM deliveries d JOIN answers a ON a.id = d.answer_id WHERE d.id = $1",
         delivery_id,
@@ -372,14 +374,15 @@ async def delivery_counts(conn: asyncpg.Connection) -> DeliveryCounts:
         "   ORDER BY next_attempt_at DESC, id DESC LIMIT 1)"
         ") AS e ORDER BY updated_at DESC, k LIMIT 1"
     )
-    return delivery_counts_from_rows(row, err)
+    return delivery_counts_from_rows(row, err, await conn.fetch(COUNTS_BY_PROVIDER))
 
 
 async def last_delivered_at(conn: asyncpg.Connection, provider: str) -> float | None:
     """storage.sqlite.outbox.last_delivered_at."""
     updated = await conn.fetchval(
-        "SELECT d.updated_at FROM deliveries d JOIN answers a ON a.id = d.answer_id"
-        " WHERE d.state = 'delivered' AND a.provider = $1 ORDER BY d.id DESC LIMIT 1",
+        "SELECT d.updated_at FROM deliveries d JOIN answer_targets t"
+        " ON t.answer_id = d.answer_id AND t.position = d.target"
+        " WHERE d.state = 'delivered' AND t.provider = $1 ORDER BY d.id DESC LIMIT 1",
         provider,
     )
     return float(updated) if updated is not None else None

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from bot.domain import (
+    WHOLE_ANSWER,
     AnswerRef,
     SlotVerdict,
     Status,
@@ -35,6 +36,8 @@ from storage.postgres.held import hold as hold_reaction
 from storage.postgres.held import lock_message
 from storage.rows import (
     EXPORT_COLUMNS,
+    EXPORT_FROM,
+    TARGET_NAME,
     slot_row,
     slot_verdict,
     standing_vote,
@@ -227,7 +230,8 @@ async def export_page(
         where.append(f"a.channel = ${len(params)}")
     params.append(limit)
     rows = await conn.fetch(
-        f"SELECT {EXPORT_COLUMNS} FROM votes v JOIN answers a ON a.id = v.answer_id"
+        f"SELECT {EXPORT_COLUMNS}, (SELECT string_agg({TARGET_NAME}, ' ' ORDER BY t2.position)"
+        f" FROM answer_targets t2 WHERE t2.answer_id = a.id) FROM {EXPORT_FROM}"
         f" WHERE {' AND '.join(where)} ORDER BY v.id LIMIT ${len(params)}",
         *params,
     )
@@ -290,12 +294,43 @@ async def queue_verdict_change(
         )
     ]
     new = verdict(newest)
+    if content_id == WHOLE_ANSWER:
+        targets = await conn.fetch(
+            "SELECT position FROM answer_targets WHERE answer_id = $1 ORDER BY position",
+            answer_id,
+        )
+    else:
+        targets = await conn.fetch(
+            "SELECT target FROM answer_sources WHERE answer_id = $1 AND content_id = $2",
+            answer_id,
+            content_id,
+        )
+    first: int | None = None
+    for (target,) in targets:
+        queued = await _settle_target(conn, answer_id, target, content_id, new, now)
+        if first is None:
+            first = queued
+    if first is not None:
+        await conn.execute("SELECT pg_notify($1, '')", DELIVERIES_CHANNEL)
+    return new, first
+
+
+async def _settle_target(
+    conn: asyncpg.Connection,
+    answer_id: int,
+    target: int,
+    content_id: str,
+    new: Verdict,
+    now: float,
+) -> int | None:
+    """Settle the slot for one of its targets; the id of the row queued, if any."""
     recent = await conn.fetch(
         "SELECT id, state, status, explanation, category FROM deliveries"
-        " WHERE answer_id = $1 AND content_id = $2"
+        " WHERE answer_id = $1 AND target = $2 AND content_id = $3"
         " AND state IN ('pending', 'sending', 'delivered', 'skipped')"
         " ORDER BY id DESC LIMIT 3 FOR UPDATE",
         answer_id,
+        target,
         content_id,
     )
     settlement = settle(new, [slot_row(r) for r in recent])
@@ -307,17 +342,17 @@ async def queue_verdict_change(
             list(settlement.supersede),
         )
     if not settlement.queue:
-        return new, None
+        return None
     delivery_id = await conn.fetchval(
-        "INSERT INTO deliveries (answer_id, content_id, status, explanation, category,"
-        " next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $6)"
-        " RETURNING id",
+        "INSERT INTO deliveries (answer_id, target, content_id, status, explanation, category,"
+        " next_attempt_at, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) RETURNING id",
         answer_id,
+        target,
         content_id,
         new.status.value,
         new.explanation,
         new.category,
         now,
     )
-    await conn.execute("SELECT pg_notify($1, '')", DELIVERIES_CHANNEL)
-    return new, int(delivery_id)
+    return int(delivery_id)

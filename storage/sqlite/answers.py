@@ -19,18 +19,27 @@ from storage.rows import (
     ANSWER_FIELDS,
     ANSWER_INSERT,
     ANSWER_INSERT_COUNT,
+    TARGET_COLUMNS,
+    TARGET_INSERT,
+    TARGET_INSERT_COUNT,
     answer_from_row,
     answer_values,
     metadata_registration_from_row,
+    source_values,
+    target_values,
 )
 from storage.sqlite.db import transaction
 
 INSERT_PLACEHOLDERS = ", ".join("?" * ANSWER_INSERT_COUNT)
-# The columns answer_from_row reads, with the sources in one JSON array; the outbox selects
-# them with each delivery.
+TARGET_PLACEHOLDERS = ", ".join("?" * TARGET_INSERT_COUNT)
+# The columns answer_from_row reads, with the targets and the sources in JSON arrays; the
+# outbox selects them with each delivery.
 ANSWER_COLUMNS = f"""{ANSWER_FIELDS},
-    (SELECT json_group_array(json_array(s.content_id, s.label))
-       FROM (SELECT content_id, label FROM answer_sources
+    (SELECT json_group_array(json_array({TARGET_COLUMNS}))
+       FROM (SELECT {TARGET_COLUMNS} FROM answer_targets
+              WHERE answer_id = a.id ORDER BY position)) AS targets,
+    (SELECT json_group_array(json_array(s.content_id, s.label, s.target))
+       FROM (SELECT content_id, label, target FROM answer_sources
               WHERE answer_id = a.id ORDER BY position) AS s) AS sources
 """
 
@@ -75,8 +84,13 @@ def add_answer(
     )
     answer_id = int(cur.lastrowid or 0)
     db.executemany(
-        "INSERT INTO answer_sources (answer_id, position, content_id, label) VALUES (?, ?, ?, ?)",
-        [(answer_id, i, s.content_id, s.label) for i, s in enumerate(answer.sources)],
+        f"INSERT INTO answer_targets ({TARGET_INSERT}) VALUES ({TARGET_PLACEHOLDERS})",
+        target_values(answer_id, answer),
+    )
+    db.executemany(
+        "INSERT INTO answer_sources (answer_id, position, content_id, label, target)"
+        " VALUES (?, ?, ?, ?, ?)",
+        source_values(answer_id, answer),
     )
     return Registration.CREATED, replace(answer, id=answer_id)
 
@@ -201,22 +215,23 @@ def release_post(db: sqlite3.Connection, answer: Answer, holder: str) -> None:
 
 
 def _find_posted(db: sqlite3.Connection, answer: Answer) -> Answer | None:
-    """An answer the bot already posted for the same provider message (run, trace and
-    observation …) in the channel."""
-    column = answer.target_column
+    """An answer the bot already posted in the channel for the same provider answer (message,
+    request, run, trace and observation) as its first target."""
+    first = answer.first
     row = db.execute(
         # `+a.channel`: look up by the provider's id (a handful of rows), not by walking
         # the channel's answers, which SQLite would otherwise choose.
-        f"SELECT {ANSWER_COLUMNS} FROM answers a WHERE a.{column} = ?"
-        " AND +a.channel = ? AND a.observation_id IS ? AND a.posted_by_bot = 1"
+        f"SELECT {ANSWER_COLUMNS} FROM answer_targets t JOIN answers a ON a.id = t.answer_id"
+        f" WHERE t.{first.key_column} = ? AND t.position = 0 AND t.provider = ?"
+        " AND t.observation_id IS ? AND +a.channel = ? AND a.posted_by_bot = 1"
         " AND a.removed_at IS NULL ORDER BY a.id LIMIT 1",
-        (answer.target, answer.channel, answer.observation_id),
+        (first.key, first.provider, first.observation_id, answer.channel),
     ).fetchone()
     return answer_from_row(row) if row else None
 
 
 def _post_key(answer: Answer) -> tuple[str, str, str]:
-    return answer.channel, answer.provider, answer.target
+    return answer.channel, answer.first.provider, answer.first.key
 
 
 def drop_reservation(db: sqlite3.Connection, answer: Answer, holder: str) -> None:

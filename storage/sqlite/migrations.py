@@ -273,4 +273,66 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE provider_keys;
     ALTER TABLE provider_keys_new RENAME TO provider_keys;
     """,
+    # 10: an answer may have several targets, each with its own deliveries. The provider and
+    # its ids move from answers to answer_targets (each answer's become its target 0; answers
+    # is built again without them); a source belongs to one target (the Contextual one that
+    # knows it), and a delivery goes to one target: its slot in the outbox is (answer,
+    # target, content_id), with one row in flight per slot as before.
+    """
+    -- foreign keys off
+    CREATE TABLE answer_targets (
+        answer_id      INTEGER NOT NULL REFERENCES answers (id),
+        position       INTEGER NOT NULL,
+        provider       TEXT NOT NULL
+                       CHECK (provider IN ('contextual', 'aquilax', 'langsmith', 'langfuse')),
+        agent_id       TEXT,
+        message_id     TEXT,
+        request_id     TEXT,
+        org            TEXT,
+        grp            TEXT,
+        run_id         TEXT,
+        trace_id       TEXT,
+        observation_id TEXT,
+        PRIMARY KEY (answer_id, position)
+    ) WITHOUT ROWID;
+    INSERT INTO answer_targets (answer_id, position, provider, agent_id, message_id,
+        request_id, org, grp, run_id, trace_id, observation_id)
+        SELECT id, 0, provider, agent_id, message_id, request_id, org, grp, run_id, trace_id,
+        observation_id FROM answers;
+    CREATE INDEX answer_targets_contextual ON answer_targets (message_id)
+        WHERE message_id IS NOT NULL;
+    CREATE INDEX answer_targets_aquilax ON answer_targets (request_id)
+        WHERE request_id IS NOT NULL;
+    CREATE INDEX answer_targets_langsmith ON answer_targets (run_id) WHERE run_id IS NOT NULL;
+    CREATE INDEX answer_targets_langfuse ON answer_targets (trace_id) WHERE trace_id IS NOT NULL;
+    CREATE TABLE answers_new (
+        id                INTEGER PRIMARY KEY,
+        channel           TEXT NOT NULL,
+        ts                TEXT NOT NULL,
+        created_at        REAL NOT NULL,
+        posted_by_bot     INTEGER NOT NULL DEFAULT 0,
+        thread_ts         TEXT,
+        prompt_ts         TEXT,
+        removed_at        REAL,
+        registered_via    TEXT,
+        registered_by_app TEXT,
+        metadata_ts       REAL
+    );
+    INSERT INTO answers_new SELECT id, channel, ts, created_at, posted_by_bot, thread_ts,
+        prompt_ts, removed_at, registered_via, registered_by_app, metadata_ts FROM answers;
+    DROP TABLE answers;
+    ALTER TABLE answers_new RENAME TO answers;
+    CREATE UNIQUE INDEX answers_message ON answers (channel, ts) WHERE removed_at IS NULL;
+    CREATE UNIQUE INDEX answers_prompt ON answers (channel, prompt_ts)
+        WHERE prompt_ts IS NOT NULL AND removed_at IS NULL;
+    CREATE INDEX answers_channel ON answers (channel, id) WHERE removed_at IS NULL;
+    CREATE INDEX answers_via_metadata ON answers (id) WHERE registered_via IS NOT NULL;
+    ALTER TABLE answer_sources ADD COLUMN target INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN target INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX deliveries_slot;
+    CREATE INDEX deliveries_slot ON deliveries (answer_id, target, content_id, id);
+    DROP INDEX deliveries_in_flight;
+    CREATE UNIQUE INDEX deliveries_in_flight ON deliveries (answer_id, target, content_id)
+        WHERE state = 'sending';
+    """,
 )

@@ -19,6 +19,7 @@ from typing import Any
 from bot.domain import Delivery, DeliveryState
 from storage.models import Claim, DeliveryCounts, Finished
 from storage.rows import (
+    COUNTS_BY_PROVIDER,
     DELIVERY_FIELDS,
     claimed_from_row,
     delivery_counts_from_rows,
@@ -119,7 +120,7 @@ def claim_due(
         " JOIN answers a ON a.id = d.answer_id AND a.removed_at IS NULL"
         " WHERE d.state = 'pending' AND d.next_attempt_at <= ?"
         " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.answer_id = d.answer_id"
-        "   AND s.content_id = d.content_id AND (s.state = 'sending'"
+        "   AND s.target = d.target AND s.content_id = d.content_id AND (s.state = 'sending'"
         "   OR (s.id > d.id AND s.state != 'superseded')))"
         " ORDER BY d.next_attempt_at, d.id LIMIT ?",
         (now, limit),
@@ -173,7 +174,8 @@ def _queue_facts(db: sqlite3.Connection, delivery_id: int) -> QueueFacts:
     """What decides the fate of the row if it goes back to the queue (rules.requeue_state)."""
     row = db.execute(
         "SELECT a.removed_at IS NOT NULL, EXISTS (SELECT 1 FROM deliveries n"
-        "   WHERE n.answer_id = d.answer_id AND n.content_id = d.content_id AND n.id > d.id"
+        "   WHERE n.answer_id = d.answer_id AND n.target = d.target"
+        "   AND n.content_id = d.content_id AND n.id > d.id"
         "   AND n.state != 'superseded')"
         " FROM deliveries d JOIN answers a ON a.id = d.answer_id WHERE d.id = ?",
         (delivery_id,),
@@ -295,14 +297,15 @@ def delivery_counts(db: sqlite3.Connection) -> DeliveryCounts:
         "   ORDER BY next_attempt_at DESC LIMIT 1)"
         ") ORDER BY updated_at DESC LIMIT 1"
     ).fetchone()
-    return delivery_counts_from_rows(row, err)
+    return delivery_counts_from_rows(row, err, db.execute(COUNTS_BY_PROVIDER).fetchall())
 
 
 def last_delivered_at(db: sqlite3.Connection, provider: str) -> float | None:
     """When the provider last accepted a delivery."""
     row = db.execute(
-        "SELECT d.updated_at FROM deliveries d JOIN answers a ON a.id = d.answer_id"
-        " WHERE d.state = 'delivered' AND a.provider = ? ORDER BY d.id DESC LIMIT 1",
+        "SELECT d.updated_at FROM deliveries d JOIN answer_targets t"
+        " ON t.answer_id = d.answer_id AND t.position = d.target"
+        " WHERE d.state = 'delivered' AND t.provider = ? ORDER BY d.id DESC LIMIT 1",
         (provider,),
     ).fetchone()
     return float(row[0]) if row else None

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.domain import (
+    WHOLE_ANSWER,
     AnswerRef,
     SlotVerdict,
     Status,
@@ -24,6 +25,8 @@ from bot.domain import (
 )
 from storage.rows import (
     EXPORT_COLUMNS,
+    EXPORT_FROM,
+    TARGET_NAME,
     slot_row,
     slot_verdict,
     standing_vote,
@@ -195,7 +198,9 @@ def export_page(
     return [
         tuple(r)
         for r in db.execute(
-            f"SELECT {EXPORT_COLUMNS} FROM votes v JOIN answers a ON a.id = v.answer_id"
+            f"SELECT {EXPORT_COLUMNS}, (SELECT group_concat(name, ' ') FROM (SELECT"
+            f" {TARGET_NAME} AS name FROM answer_targets t2 WHERE t2.answer_id = a.id"
+            f" ORDER BY t2.position)) FROM {EXPORT_FROM}"
             f" WHERE {' AND '.join(where)} ORDER BY v.id LIMIT ?",
             (*params, limit),
         )
@@ -248,12 +253,13 @@ def queue_verdict_change(
     db: sqlite3.Connection, answer_id: int, content_id: str, now: float
 ) -> tuple[Verdict, int | None]:
     """Settle a slot after its votes changed: compute its verdict and put it in the outbox
-    if, and only if, something else would otherwise stay at the provider (the outbox rules
-    are storage/rules.py's `settle`; `storage.sqlite.outbox.claim_due` sends a new row only
-    after the slot's send in flight).
+    for each target the slot goes to (every target for the answer itself, the source's own
+    for a source) if, and only if, something else would otherwise stay at that target (the
+    outbox rules are storage/rules.py's `settle`, per target; `storage.sqlite.outbox.claim_due`
+    sends a new row only after the target's send in flight for the slot).
 
     Runs inside the caller's transaction, with the vote change it settles. Returns the
-    verdict, and the id of the row queued for it (None when no row was added).
+    verdict, and the id of the first row queued for it (None when no row was added).
     """
     # Only the newest standing vote can decide (bot.domain.verdict), so only it is read:
     # a slot with thousands of votes costs one index step.
@@ -267,24 +273,49 @@ def queue_verdict_change(
         )
     ]
     new = verdict(newest)
-    recent = db.execute(
-        "SELECT id, state, status, explanation, category FROM deliveries"
-        " WHERE answer_id = ? AND content_id = ?"
-        " AND state IN ('pending', 'sending', 'delivered', 'skipped')"
-        " ORDER BY id DESC LIMIT 3",
-        (answer_id, content_id),
-    ).fetchall()
-    settlement = settle(new, [slot_row(r) for r in recent])
-    if settlement.supersede:
-        db.executemany(
-            "UPDATE deliveries SET state = 'superseded', updated_at = ? WHERE id = ?",
-            [(now, row_id) for row_id in settlement.supersede],
+    if content_id == WHOLE_ANSWER:
+        targets = db.execute(
+            "SELECT position FROM answer_targets WHERE answer_id = ? ORDER BY position",
+            (answer_id,),
+        ).fetchall()
+    else:
+        targets = db.execute(
+            "SELECT target FROM answer_sources WHERE answer_id = ? AND content_id = ?",
+            (answer_id, content_id),
+        ).fetchall()
+    first: int | None = None
+    for (target,) in targets:
+        recent = db.execute(
+            "SELECT id, state, status, explanation, category FROM deliveries"
+            " WHERE answer_id = ? AND target = ? AND content_id = ?"
+            " AND state IN ('pending', 'sending', 'delivered', 'skipped')"
+            " ORDER BY id DESC LIMIT 3",
+            (answer_id, target, content_id),
+        ).fetchall()
+        settlement = settle(new, [slot_row(r) for r in recent])
+        if settlement.supersede:
+            db.executemany(
+                "UPDATE deliveries SET state = 'superseded', updated_at = ? WHERE id = ?",
+                [(now, row_id) for row_id in settlement.supersede],
+            )
+        if not settlement.queue:
+            continue
+        cur = db.execute(
+            "INSERT INTO deliveries (answer_id, target, content_id, status, explanation,"
+            " category, next_attempt_at, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                answer_id,
+                target,
+                content_id,
+                new.status.value,
+                new.explanation,
+                new.category,
+                now,
+                now,
+                now,
+            ),
         )
-    if not settlement.queue:
-        return new, None
-    cur = db.execute(
-        "INSERT INTO deliveries (answer_id, content_id, status, explanation, category,"
-        " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (answer_id, content_id, new.status.value, new.explanation, new.category, now, now, now),
-    )
-    return new, cur.lastrowid
+        if first is None:
+            first = cur.lastrowid
+    return new, first
