@@ -74,10 +74,15 @@ def build(path: Path, answers: int, votes: int, *, cache: bool = True) -> dict[s
     db.execute("BEGIN")
     batch = 100_000
     for first in range(1, answers + 1, batch):
+        rows = list(_answers(first, min(answers, first + batch - 1)))
         db.executemany(
-            "INSERT INTO answers (id, channel, ts, provider, agent_id, message_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            _answers(first, min(answers, first + batch - 1)),
+            "INSERT INTO answers (id, channel, ts, created_at) VALUES (?, ?, ?, ?)",
+            [(i, channel, ts, now) for i, channel, ts, _, _, _, now in rows],
+        )
+        db.executemany(
+            "INSERT INTO answer_targets (answer_id, position, provider, agent_id, message_id)"
+            " VALUES (?, 0, ?, ?, ?)",
+            [(i, provider, agent, message) for i, _, _, provider, agent, message, _ in rows],
         )
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -103,31 +108,42 @@ def build(path: Path, answers: int, votes: int, *, cache: bool = True) -> dict[s
     return {"answers_mb": answers_mb, "total_mb": _size(path)}
 
 
-def add_answers(path: Path, first_answer: int, count: int) -> list[BenchAnswer]:
-    """`count` fresh answers, numbered from `first_answer`, with no votes yet."""
+def add_answers(path: Path, first_answer: int, count: int, targets: int = 1) -> list[BenchAnswer]:
+    """`count` fresh answers, numbered from `first_answer`, with no votes yet. With
+    `targets=2`, each goes to Contextual and to Langfuse (its trace the hex of its message
+    id, so that arrivals at either name the answer the same way)."""
     db = sqlite3.connect(path, isolation_level=None)
     now = time.time()
     fresh = [answer(i) for i in range(first_answer, first_answer + count)]
     db.executemany(
-        "INSERT INTO answers (id, channel, ts, provider, agent_id, message_id, created_at)"
-        " VALUES (?, ?, ?, 'contextual', ?, ?, ?)",
-        [
-            (first_answer + n, a.channel, a.ts, AGENT, a.message_id, now)
-            for n, a in enumerate(fresh)
-        ],
+        "INSERT INTO answers (id, channel, ts, created_at) VALUES (?, ?, ?, ?)",
+        [(first_answer + n, a.channel, a.ts, now) for n, a in enumerate(fresh)],
     )
+    db.executemany(
+        "INSERT INTO answer_targets (answer_id, position, provider, agent_id, message_id)"
+        " VALUES (?, 0, 'contextual', ?, ?)",
+        [(first_answer + n, AGENT, a.message_id) for n, a in enumerate(fresh)],
+    )
+    if targets == 2:
+        db.executemany(
+            "INSERT INTO answer_targets (answer_id, position, provider, trace_id)"
+            " VALUES (?, 1, 'langfuse', ?)",
+            [(first_answer + n, uuid.UUID(a.message_id).hex) for n, a in enumerate(fresh)],
+        )
     db.close()
     return fresh
 
 
-def add_pending(path: Path, first_answer: int, count: int) -> list[BenchAnswer]:
-    """`count` fresh answers, each with a pending thumbs_up delivery: an outage's backlog."""
-    fresh = add_answers(path, first_answer, count)
+def add_pending(path: Path, first_answer: int, count: int, targets: int = 1) -> list[BenchAnswer]:
+    """`count` fresh answers, each with a pending thumbs_up delivery per target: an outage's
+    backlog."""
+    fresh = add_answers(path, first_answer, count, targets)
     db = sqlite3.connect(path, isolation_level=None)
     now = time.time()
     db.execute(
-        "INSERT INTO deliveries (answer_id, status, next_attempt_at, created_at, updated_at)"
-        " SELECT id, 'thumbs_up', ?, ?, ? FROM answers WHERE id >= ?",
+        "INSERT INTO deliveries (answer_id, target, status, next_attempt_at, created_at,"
+        " updated_at) SELECT answer_id, position, 'thumbs_up', ?, ?, ? FROM answer_targets"
+        " WHERE answer_id >= ? ORDER BY answer_id, position",
         (now, now, now, first_answer),
     )
     db.close()

@@ -252,6 +252,9 @@ class Bench:
             "CONTEXTUAL_BASE_URL": f"{self.standin_url}/v1",
             "AQUILAX_API_KEY": "bench-aquilax-key-0000",
             "AQUILAX_BASE_URL": self.standin_url,
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-bench-0000",
+            "LANGFUSE_SECRET_KEY": "sk-lf-bench-0000",
+            "LANGFUSE_BASE_URL": self.standin_url,
             "FEEDBACK_DB": str(db),
             "FEEDBACK_HOST": "127.0.0.1",
             "FEEDBACK_PORT": "0",
@@ -449,25 +452,33 @@ class Bench:
         shutil.copyfile(base, db)
         first = s.small_answers + 1
         steady = dataset.add_answers(db, first, s.steady_events)
-        saturated = dataset.add_answers(db, first + s.steady_events, s.saturation_events)
+        first += s.steady_events
+        saturated = dataset.add_answers(db, first, s.saturation_events)
+        first += s.saturation_events
+        # Answers fanned out to Contextual and Langfuse: one reaction, two deliveries.
+        two = dataset.add_answers(db, first, s.steady_events, targets=2)
         bot = await self.bot(db, "latency")
         url = f"http://127.0.0.1:{bot.port}/slack/events"
         out: dict[str, Any] = {}
-        for name, answers, send in (
-            ("steady", steady, lambda shots: load.open_loop(url, shots, s.steady_rate)),
+        for name, answers, targets, send in (
+            ("steady", steady, 1, lambda shots: load.open_loop(url, shots, s.steady_rate)),
             (
                 "saturation",
                 saturated,
+                1,
                 lambda shots: load.closed_loop(url, shots, s.saturation_concurrency),
             ),
+            ("two_targets", two, 2, lambda shots: load.open_loop(url, shots, s.steady_rate)),
         ):
             await self.reset_arrivals()
             result = await send(load.first_votes(answers))
-            arrived = await self.wait_arrivals(len(answers))
+            # Each arrival at either provider against the reaction it came from.
+            arrived = await self.wait_arrivals(len(answers) * targets)
             latencies = [at - result.sent_at[mid] for mid, _, at in arrived]
             out[name] = {
                 "events": len(answers),
-                "offered_per_s": s.steady_rate if name == "steady" else None,
+                "deliveries": len(arrived),
+                "offered_per_s": None if name == "saturation" else s.steady_rate,
                 "achieved_per_s": result.rate,
                 "p50_ms": load.percentile(latencies, 50) * 1e3,
                 "p99_ms": load.percentile(latencies, 99) * 1e3,
@@ -558,18 +569,27 @@ class Bench:
         db = self.work / "drain.db"
         shutil.copyfile(base, db)
         dataset.add_pending(db, s.small_answers + 1, s.drain)
+        out = await self._drain_once(db, "drain", s.drain)
+        # The same number of deliveries, half as many answers, each to two targets.
+        two = self.work / "drain-two.db"
+        shutil.copyfile(base, two)
+        dataset.add_pending(two, s.small_answers + 1, s.drain // 2, targets=2)
+        out["two_targets"] = await self._drain_once(two, "drain-two", s.drain // 2 * 2)
+        return out
+
+    async def _drain_once(self, db: Path, name: str, deliveries: int) -> dict[str, Any]:
         await self.reset_arrivals()
         started = time.time()
-        bot = await self.bot(db, "drain")
-        arrived = await self.wait_arrivals(s.drain)
+        bot = await self.bot(db, name)
+        arrived = await self.wait_arrivals(deliveries)
         times = sorted(at for *_, at in arrived)
         window = times[-1] - times[0]
         rss = bot.peak_rss_mb()
         await bot.stop()
         return {
-            "deliveries": s.drain,
+            "deliveries": deliveries,
             "concurrency": 16,
-            "per_s": s.drain / window if window else float("inf"),
+            "per_s": deliveries / window if window else float("inf"),
             "seconds": window,
             "seconds_from_start": times[-1] - started,
             "peak_rss_mb": rss,
@@ -758,6 +778,17 @@ def report(r: dict[str, Any]) -> str:
                 f"   at saturation ({lat['saturation']['achieved_per_s']:.0f}/s): p50 | p99 ms",
                 f"{lat['saturation']['p50_ms']:.1f} | {lat['saturation']['p99_ms']:.1f}",
             ),
+        ]
+        if "two_targets" in lat:
+            two = lat["two_targets"]
+            rows.append(
+                (
+                    f"   two targets at {two['offered_per_s']:.0f}/s, each arrival: p50 | p99 ms",
+                    f"{two['p50_ms']:.1f} | {two['p99_ms']:.1f}",
+                )
+            )
+            errors += two["errors"]
+        rows += [
             ("   peak RSS MB", f"{lat['peak_rss_mb']}"),
         ]
         errors += lat["steady"]["errors"] + lat["saturation"]["errors"]
@@ -788,6 +819,16 @@ def report(r: dict[str, Any]) -> str:
                 f"4. drain of {d['deliveries']:,} deliveries/s",
                 f"{d['per_s']:.0f} ({d['seconds']:.1f} s)",
             ),
+        ]
+        if "two_targets" in d:
+            two = d["two_targets"]
+            rows.append(
+                (
+                    f"   {two['deliveries']:,} to two targets (Contextual + Langfuse)/s",
+                    f"{two['per_s']:.0f} ({two['seconds']:.1f} s)",
+                )
+            )
+        rows += [
             ("   peak RSS MB", f"{d['peak_rss_mb']}"),
         ]
     if "postgres" in r:

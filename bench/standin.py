@@ -1,4 +1,4 @@
-"""A minimal stand-in for Slack's auth.test and for both providers, that answers at once and
+"""A minimal stand-in for Slack's auth.test and for Contextual, AquilaX and Langfuse, that answers at once and
 records when each feedback arrived. It runs in its own process so that its work does not
 share a core with the load generator. (The contract-checking stand-ins live in tests/.)
 
@@ -47,6 +47,13 @@ async def aquilax(request: web.Request) -> web.Response:
     return web.Response()
 
 
+async def langfuse(request: web.Request) -> web.Response:
+    body = json.loads(await request.read())
+    # The bench gives an answer's Langfuse trace the hex of its Contextual message id.
+    arrivals.append((str(uuid.UUID(body["traceId"])), body["value"], time.time()))
+    return web.json_response({"id": body["id"]})
+
+
 async def get_arrivals(request: web.Request) -> web.Response:
     return web.json_response(arrivals)
 
@@ -62,6 +69,7 @@ async def serve() -> None:
     app.router.add_post("/api/{method}", slack_other)
     app.router.add_post("/v1/agents/{agent_id}/feedback", contextual)
     app.router.add_get("/api/v2/ai/feedback/{request_id}/{status}", aquilax)
+    app.router.add_post("/api/public/scores", langfuse)
     app.router.add_get("/_arrivals", get_arrivals)
     app.router.add_post("/_reset", reset)
     runner = web.AppRunner(app, access_log=None)
