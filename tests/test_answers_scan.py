@@ -163,17 +163,31 @@ async def test_a_lost_database_is_rebuilt_from_the_bots_own_posts(
         r = await h.register(body)
         assert r.status_code == 201, r.text
         posted.append((r.json()["answer"]["ts"], body["message_id"]))
+    # And one fanned out to two targets: its post carries metadata version 2.
+    targets = [
+        {"provider": "contextual", "agent_id": new_uuid(), "message_id": new_uuid()},
+        {"provider": "langfuse", "trace_id": "trace-rebuilt-1"},
+    ]
+    r = await h.register({"channel": CHANNEL, "targets": targets, "post": {"text": "Both."}})
+    assert r.status_code == 201, r.text
+    both = r.json()["answer"]["ts"]
+    posted.append((both, targets[0]["message_id"]))
     fresh = tmp_path / "rebuilt.db"
     code, out, err = await cli_async(
         "answers", "scan", "--channel", CHANNEL, env=env(fresh, h.slack_api)
     )
     assert code == 0, err
-    assert "registered     3" in out
+    assert "registered     4" in out
     store = await Store.open(fresh)
     rows = await query(
         store,
         "SELECT ts, message_id, posted_by_bot FROM answers JOIN answer_targets ON answer_id = id"
-        " ORDER BY ts",
+        " WHERE position = 0 ORDER BY ts",
     )
+    rebuilt = await store.find_answer(CHANNEL, both)
     await store.close()
     assert rows == [(ts, message_id, 1) for ts, message_id in sorted(posted)]
+    assert rebuilt is not None and [t.describe() for t in rebuilt.targets] == [
+        f"contextual message_id={targets[0]['message_id']}",
+        "langfuse trace_id=trace-rebuilt-1",
+    ]

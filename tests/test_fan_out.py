@@ -233,3 +233,32 @@ def test_the_cli_registers_a_fanned_out_answer_from_its_options(tmp_path: Any) -
         [*command[:-1], "provider=langfuse"], capture_output=True, text=True, env=env_for(settings)
     )
     assert bad.returncode == 2 and "targets.1.trace_id: Field required" in bad.stderr
+
+
+ADMIN = "U0ADMIN001"
+
+
+@pytest.mark.parametrize(
+    "bot_overrides",
+    [{"langfuse_secret_key": None, "feedback_metrics": True, "feedback_admins": (ADMIN,)}],
+)
+async def test_the_outbox_figures_and_the_export_name_each_target(harness: Harness) -> None:
+    h = harness
+    body = fanned_out()
+    assert (await h.register(body)).status_code == 201
+    await h.slack.react(ALICE, "+1", body["ts"])
+    await h.contextual.wait_for(1)
+    await h.settled()
+    metrics = (await h.http.get(f"{h.base_url}/metrics")).text
+    assert 'feedback_outbox_by_provider{provider="langfuse",state="dead"} 1.0' in metrics
+    assert 'feedback_outbox_by_provider{provider="contextual",state="dead"} 0.0' not in metrics
+    reply = await h.feedback(ADMIN, "deliveries")
+    trace = body["targets"][1]["trace_id"]
+    assert f"(langfuse trace_id={trace}): no Langfuse API key" in reply
+    export = await h.http.get(
+        f"{h.base_url}/v1/votes", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    )
+    [vote] = [json.loads(line) for line in export.text.splitlines()]
+    message = body["targets"][0]["message_id"]
+    assert vote["targets"] == f"contextual:{message} langfuse:{trace}"
+    assert (vote["provider"], vote["message_id"]) == ("contextual", message)
