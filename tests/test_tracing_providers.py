@@ -19,7 +19,7 @@ from bot.providers.base import feedback_uuid
 from bot.slack.blocks import ANSWER_FLAG
 from tests.credentials import LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGSMITH_KEY
 from tests.dbtools import query
-from tests.harness import Harness
+from tests.harness import Harness, wait_until
 from tests.slack_payloads import CHANNEL, block_actions, new_ts, new_uuid, view_submission
 from tests.standins.providers import ProviderStandIn
 
@@ -305,3 +305,49 @@ async def test_langfuse_keys_entered_in_setup_are_a_pair_and_never_logged(
     secret = pair.split(":")[1]
     assert secret not in caplog.text and pair not in caplog.text
     assert secret not in json.dumps([c.args for c in h.slack_api.calls])
+
+
+# ------------------------------------------------------------------ faults
+
+
+@pytest.mark.parametrize("provider", ["langsmith", "langfuse"])
+async def test_a_timeout_a_refused_connection_and_a_wrong_key_each_as_the_provider_s_rule(
+    harness: Harness, provider: str
+) -> None:
+    h = harness
+    stand_in: ProviderStandIn = getattr(h, provider)
+    a = await getattr(h, f"{provider}_answer")()
+    # Longer than the bot's 0.5 s provider timeout: retried.
+    stand_in.hang(1.0)
+    await h.slack.react(ALICE, "+1", a["ts"])
+    await stand_in.wait_for(1)
+    await h.settled()
+    assert list(stand_in.held_values().values()) == ["thumbs_up"]
+    [row] = await h.store.list_deliveries()
+    assert (row.state, row.attempts) == ("delivered", 2)
+
+    # Nobody listening: retried until it comes back.
+    port = stand_in.port
+    await stand_in.stop()
+    await h.slack.react(BOB, "-1", a["ts"])
+
+    async def failed_twice() -> bool:
+        rows = await h.store.list_deliveries()
+        return rows[0].attempts >= 2 and "unreachable" in (rows[0].last_error or "")
+
+    await wait_until(failed_twice)
+    await stand_in.start(port)
+    await h.settled()
+    assert list(stand_in.held_values().values()) == ["thumbs_down"]
+
+    # A wrong key: dead at once, with the provider's words, and retried by command.
+    real_key = stand_in.api_key
+    stand_in.api_key = "pk-lf-someone-else:sk-lf-someone-else-1"
+    await h.slack.unreact(BOB, "-1", a["ts"])
+    await h.settled()
+    [dead] = [d for d in await h.store.list_deliveries() if d.state == "dead"]
+    assert dead.attempts == 1 and "HTTP 401" in (dead.last_error or "")
+    stand_in.api_key = real_key
+    assert await h.store.retry_dead() == (1, 0)
+    await h.settled()
+    assert list(stand_in.held_values().values()) == ["thumbs_up"]  # Alice's vote stands
