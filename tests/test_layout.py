@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MAX_LINES = 400
 MAX_TOP_MODULES = 10  # directly in bot/
-PROVIDER_NAME = re.compile(r"""["'](contextual|aquilax)["']""")
+PROVIDER_NAME = re.compile(r"""["'](contextual|aquilax|langsmith|langfuse)["']""")
 MAY_IMPORT = re.compile(r"May import:\s*(.+?)\.(?=\s|$)")
 
 
