@@ -94,7 +94,7 @@ class Attempt:
 
 @dataclass
 class ProviderStandIn:
-    name: str  # "contextual" | "aquilax" | "langsmith" | "langfuse"
+    name: str  # "contextual" | "aquilax" | "langsmith" | "langfuse" | "agent" (Contextual's query)
     api_key: str  # Langfuse: "public:secret"
     received: list[Received] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -108,16 +108,23 @@ class ProviderStandIn:
     streamed: list[Streamed] = field(default_factory=list)
     # LangSmith's feedback and Langfuse's scores, by id, as the provider holds them now.
     held: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The agent: what it answers (Markdown), and the documents it retrieved, each
+    # (doc_name, page or None, url or None, cited).
+    reply: str = "The refund window is **30 days**."
+    retrievals: list[tuple[str, int | None, str | None, bool]] = field(default_factory=list)
+    answered: list[dict[str, Any]] = field(default_factory=list)  # each answer it gave
     port: int = 0
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def prefix(self) -> str:
-        return "/v1" if self.name == "contextual" else ""
+        return "/v1" if self.name in ("contextual", "agent") else ""
 
     @property
     def spec_file(self) -> Path:
+        if self.name == "agent":
+            return CONTRACTS / "contextual-query.openapi.yaml"
         kind = "scores" if self.name == "langfuse" else "feedback"
         return CONTRACTS / f"{self.name}-{kind}.openapi.yaml"
 
@@ -278,6 +285,8 @@ class ProviderStandIn:
             return web.Response(body=behaviour.answer, content_type="application/json")
         if self.name == "contextual":
             return web.json_response({"feedback_id": str(uuid.uuid4())})
+        if self.name == "agent":
+            return web.json_response(self.agent_answer(json.loads(body)))
         if self.name == "langfuse":
             if request.method == "DELETE":
                 return web.Response(status=204)
@@ -335,6 +344,9 @@ class ProviderStandIn:
         if self.name == "contextual":
             data = json.loads(body)
             return f"{data['message_id']}/{data.get('content_id', '')}", data["feedback"]
+        if self.name == "agent":
+            data = json.loads(body)
+            return data.get("conversation_id", "new"), data["messages"][-1]["content"]
         if self.name in ("langsmith", "langfuse"):
             if request.method == "DELETE":
                 return request.path.rsplit("/", 1)[-1], "removed"
@@ -345,7 +357,7 @@ class ProviderStandIn:
         return request_id, verdict
 
     def _authorized(self, request: web.Request) -> bool:
-        if self.name == "contextual":
+        if self.name in ("contextual", "agent"):
             return request.headers.get("Authorization") == f"Bearer {self.api_key}"
         if self.name == "langsmith":
             return request.headers.get("X-API-Key") == self.api_key
@@ -400,6 +412,35 @@ class ProviderStandIn:
         if self.name in ("langsmith", "langfuse"):
             return [r.body["value"] if r.body else "removed" for r in self.received]
         return [r.path.rsplit("/", 1)[1] for r in self.received]
+
+    def agent_answer(self, query: dict[str, Any]) -> dict[str, Any]:
+        """A QueryResponse: the reply, the retrievals, attributions for those cited; the
+        conversation continued, or a new one."""
+        contents = [
+            {
+                "content_id": str(uuid.uuid4()),
+                "doc_id": str(uuid.uuid4()),
+                "doc_name": name,
+                "format": "pdf",
+                "type": "text",
+                "number": i + 1,
+                **({"page": page} if page is not None else {}),
+                **({"url": url} if url is not None else {}),
+            }
+            for i, (name, page, url, _) in enumerate(self.retrievals)
+        ]
+        cited = [c["content_id"] for c, r in zip(contents, self.retrievals, strict=True) if r[3]]
+        answer = {
+            "conversation_id": query.get("conversation_id") or str(uuid.uuid4()),
+            "message_id": str(uuid.uuid4()),
+            "message": {"role": "assistant", "content": self.reply},
+            "retrieval_contents": contents,
+            "attributions": [{"content_ids": cited, "start_idx": 0, "end_idx": 10}]
+            if cited
+            else [],
+        }
+        self.answered.append(answer)
+        return answer
 
     def held_values(self) -> dict[str, str]:
         """LangSmith, Langfuse: per feedback or score id, the verdict it holds now."""
