@@ -3,9 +3,10 @@ to run one unit of work. One backend per kind: SQLite (storage/sqlite/backend.py
 PostgreSQL (storage/postgres/backend.py); FEEDBACK_DB picks one (storage/backends.py).
 
 The query contract. Every aggregate (answers, votes, outbox, config, keys, events, held,
-composite) has one module per backend with the same function names and parameters, the
+questions, composite) has one module per backend with the same function names and parameters, the
 connection first: plain functions over a sqlite3 connection, coroutine functions over an
-asyncpg connection. storage/queries.py types each module by a Protocol. Two classes hold
+asyncpg connection. storage/queries.py and storage/async_queries.py type each module by a
+Protocol. Two classes hold
 a backend's modules, SqliteQueries and PostgresQueries, each field typed by its
 aggregate's Protocol for that backend; mypy accepts a module where a Protocol is expected
 when its functions match, so it checks every module where a backend builds its set. One
@@ -30,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar
 
-from storage.queries import (
+from storage.async_queries import (
     PostgresAnswers,
     PostgresComposite,
     PostgresConfig,
@@ -38,7 +39,10 @@ from storage.queries import (
     PostgresHeld,
     PostgresKeys,
     PostgresOutbox,
+    PostgresQuestions,
     PostgresVotes,
+)
+from storage.queries import (
     SqliteAnswers,
     SqliteComposite,
     SqliteConfig,
@@ -46,6 +50,7 @@ from storage.queries import (
     SqliteHeld,
     SqliteKeys,
     SqliteOutbox,
+    SqliteQuestions,
     SqliteVotes,
 )
 
@@ -74,6 +79,7 @@ class SqliteQueries:
     keys: SqliteKeys
     events: SqliteEvents
     held: SqliteHeld
+    questions: SqliteQuestions
     composite: SqliteComposite
 
 
@@ -88,6 +94,7 @@ class PostgresQueries:
     keys: PostgresKeys
     events: PostgresEvents
     held: PostgresHeld
+    questions: PostgresQuestions
     composite: PostgresComposite
 
 

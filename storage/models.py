@@ -100,3 +100,39 @@ class Removal:
     answer: Answer
     votes_kept: int
     deliveries_cancelled: int
+
+
+@dataclass(frozen=True, slots=True)
+class Asking:
+    """A question asked in Slack: the message, its thread (its own ts when it starts one),
+    and who asked."""
+
+    channel: str
+    ts: str
+    thread_ts: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionEnd:
+    """How a question ended: answered (the answer's ts, and the agent and conversation its
+    thread continues) or not (the asker was told why)."""
+
+    answered: bool
+    answer_ts: str | None = None
+    conversation: tuple[str, str] | None = None  # (agent id, conversation id)
+
+
+class QuestionClaim(StrEnum):
+    CLAIMED = "claimed"  # the caller answers it now, then calls finish_question
+    DONE = "done"  # answered (or its failure said) already: Slack sent the event again
+    BUSY = "busy"  # another holder is answering it, or the asker's earlier question there
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What claiming a question says, and the conversation its thread continues, if any."""
+
+    claim: QuestionClaim
+    agent_id: str | None = None  # the thread's agent, when the bot answered there before
+    conversation_id: str | None = None

@@ -18,10 +18,10 @@ transaction is one hop to that thread; votes share transactions through a group 
 of the same name under storage/postgres/, an async function run in one short transaction
 on a connection of the pool, for several replicas on one database. Both modules of an
 aggregate take the same arguments and return the same types (the Protocols of
-storage/queries.py, which mypy checks each module and each call below against, and
-tests/test_backend_contract.py the rest). The decisions they share are written once, in
-storage/rules.py, and the row converters in storage/rows.py; what stays in each backend's
-SQL is which rows a statement takes, and the locks.
+storage/queries.py and storage/async_queries.py, which mypy checks each module and each
+call below against, and tests/test_backend_contract.py the rest). The decisions they share
+are written once, in storage/rules.py, and the row converters in storage/rows.py; what stays
+in each backend's SQL is which rows a statement takes, and the locks.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from bot.domain import (
 )
 from storage.contract import Backend
 from storage.models import (
+    Asking,
     AuditEntry,
     Claim,
     DeliveryCounts,
@@ -51,6 +52,8 @@ from storage.models import (
     HeldMessage,
     MetadataRegistration,
     PostReservation,
+    Question,
+    QuestionEnd,
     Removal,
 )
 
@@ -149,6 +152,17 @@ class Store:
             dedupe_key=dedupe_key,
             hold=hold,
         )
+
+    # ----------------------------------------------------------- storage/sqlite/questions.py
+
+    async def claim_question(self, asking: Asking, holder: str, ttl: float) -> Question:
+        return await self._b.run(self._q.questions.claim_question, asking, holder, ttl)
+
+    async def finish_question(self, channel: str, ts: str, holder: str, end: QuestionEnd) -> bool:
+        return await self._b.run(self._q.questions.finish_question, channel, ts, holder, end)
+
+    async def thread_conversation(self, channel: str, thread_ts: str) -> tuple[str, str] | None:
+        return await self._b.run(self._q.questions.thread_conversation, channel, thread_ts)
 
     # ---------------------------------------------------------------- storage/sqlite/held.py
 

@@ -12,7 +12,17 @@ from typing import Concatenate, ParamSpec, TypeVar, cast
 import asyncpg
 
 from storage.contract import PostgresQueries
-from storage.postgres import answers, composite, config, events, held, keys, outbox, votes
+from storage.postgres import (
+    answers,
+    composite,
+    config,
+    events,
+    held,
+    keys,
+    outbox,
+    questions,
+    votes,
+)
 from storage.postgres.db import DELIVERIES_CHANNEL, connect, transaction
 
 log = logging.getLogger(__name__)
@@ -31,6 +41,7 @@ QUERIES = PostgresQueries(
     keys=keys,
     events=events,
     held=held,
+    questions=questions,
     composite=composite,
 )
 

@@ -205,4 +205,29 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX deliveries_in_flight ON deliveries (answer_id, target, content_id)
         WHERE state = 'sending';
     """,
+    # 11: questions and their threads' conversations (storage/sqlite/migrations.py, 11).
+    """
+    CREATE TABLE ask_questions (
+        channel    TEXT NOT NULL,
+        ts         TEXT NOT NULL,
+        thread_ts  TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        state      TEXT NOT NULL CHECK (state IN ('asking', 'answered', 'failed')),
+        holder     TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        answer_ts  TEXT,
+        asked_at   DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (channel, ts)
+    );
+    CREATE INDEX ask_questions_open ON ask_questions (channel, thread_ts, user_id)
+        WHERE state = 'asking';
+    CREATE TABLE ask_threads (
+        channel         TEXT NOT NULL,
+        thread_ts       TEXT NOT NULL,
+        agent_id        TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        updated_at      DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (channel, thread_ts)
+    );
+    """,
 )

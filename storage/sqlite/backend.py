@@ -11,7 +11,17 @@ from typing import Concatenate, ParamSpec, TypeVar, cast
 import aiosqlite
 
 from storage.contract import SqliteQueries
-from storage.sqlite import answers, composite, config, events, held, keys, outbox, votes
+from storage.sqlite import (
+    answers,
+    composite,
+    config,
+    events,
+    held,
+    keys,
+    outbox,
+    questions,
+    votes,
+)
 from storage.sqlite.db import connect, run
 from storage.sqlite.group_commit import GroupCommit
 
@@ -29,6 +39,7 @@ QUERIES = SqliteQueries(
     keys=keys,
     events=events,
     held=held,
+    questions=questions,
     composite=composite,
 )
 

@@ -335,4 +335,31 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX deliveries_in_flight ON deliveries (answer_id, target, content_id)
         WHERE state = 'sending';
     """,
+    # 11: questions the bot answers through a Contextual agent (bot/ask/): each claimed
+    # once, by one holder until it expires, so that Slack's retries and a second replica do
+    # not answer twice; and per Slack thread, the agent's conversation it continues.
+    """
+    CREATE TABLE ask_questions (
+        channel    TEXT NOT NULL,
+        ts         TEXT NOT NULL,
+        thread_ts  TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        state      TEXT NOT NULL CHECK (state IN ('asking', 'answered', 'failed')),
+        holder     TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        answer_ts  TEXT,
+        asked_at   REAL NOT NULL,
+        PRIMARY KEY (channel, ts)
+    ) WITHOUT ROWID;
+    CREATE INDEX ask_questions_open ON ask_questions (channel, thread_ts, user_id)
+        WHERE state = 'asking';
+    CREATE TABLE ask_threads (
+        channel         TEXT NOT NULL,
+        thread_ts       TEXT NOT NULL,
+        agent_id        TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        updated_at      REAL NOT NULL,
+        PRIMARY KEY (channel, thread_ts)
+    ) WITHOUT ROWID;
+    """,
 )
