@@ -23,11 +23,13 @@ from bot.answers.admin import AnswerAdmin
 from bot.answers.late_lookup import LateLookup
 from bot.answers.register import Answers, Registered
 from bot.answers.self_registration import MetadataRegistrar
+from bot.ask.agent import ContextualAgent
+from bot.ask.service import Asker
 from bot.config.channels import ChannelSettings
 from bot.config.settings import Settings, SettingsError
 from bot.delivery.keys import Keys
 from bot.delivery.worker import Backoff, DeliveryWorker
-from bot.providers import PROVIDERS, Provider
+from bot.providers import PROVIDERS, Provider, contextual
 from bot.providers.registration import AnswerIn
 from bot.services import Identity, Services
 from bot.slack.api import check_app_token, granted_scopes, slack_session, web_client
@@ -111,6 +113,11 @@ class FeedbackBot:
                 per_minute=s.feedback_lookup_per_minute,
             )
             channel_settings.on_change(late_lookup.forget_misses)
+            assert self._http is not None
+            agent = ContextualAgent(
+                self._http, contextual.SPEC.base_url(s), partial(keys.get, contextual.SPEC.name)
+            )
+            asker = Asker(store, channel_settings, s, agent, answers, slack, worker.owner)
             self.services = Services(
                 settings=s,
                 store=store,
@@ -132,6 +139,7 @@ class FeedbackBot:
                 redactor=self.redactor,
                 health=Health(store, worker.owner),
                 metrics=metrics,
+                asker=asker,
             )
             bolt = self.bolt = self._bolt_app(slack, identity)
             handlers.register(bolt, self.services)

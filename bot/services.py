@@ -14,6 +14,7 @@ from bot.answers.admin import AnswerAdmin
 from bot.answers.late_lookup import LateLookup
 from bot.answers.register import Answers
 from bot.answers.self_registration import MetadataRegistrar
+from bot.ask.service import Asker
 from bot.config.channels import ChannelSettings
 from bot.config.settings import Settings
 from bot.delivery.keys import Keys
@@ -58,3 +59,4 @@ class Services:
     redactor: Redactor
     health: Health
     metrics: Metrics | None  # None unless FEEDBACK_METRICS=1
+    asker: Asker | None = None  # answers questions (Ask the AI); None without Slack's Web API

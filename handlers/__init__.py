@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import actions, commands, home, metadata, reactions, submissions
+from handlers import actions, ask, commands, home, metadata, reactions, submissions
 from handlers.errors import on_error
 
 
@@ -16,4 +16,5 @@ def register(app: AsyncApp, services: Services) -> None:
     commands.register(app, services)
     home.register(app, services)
     metadata.register(app, services)
+    ask.register(app, services)
     app.error(on_error)

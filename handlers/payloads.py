@@ -199,3 +199,23 @@ class MetadataEnvelope(BaseModel):
     api_app_id: SlackId | None = None  # this app: its own posts come back as events too
     event_id: EventId
     event: MetadataEvent
+
+
+class MessageEvent(BaseModel):
+    """A message, an app_mention, or a message in an assistant thread: what Ask the AI reads.
+    A subtype (an edit, a deletion, a bot's message, a join) is never a question."""
+
+    type: Literal["message", "app_mention"]
+    subtype: Short | None = None
+    channel: SlackId
+    channel_type: Short | None = None  # im for a direct message
+    user: SlackId | None = None
+    bot_id: SlackId | None = None
+    text: Annotated[str, Field(max_length=40_000)] = ""
+    ts: SlackTs
+    thread_ts: SlackTs | None = None
+
+
+class MessageEnvelope(BaseModel):
+    event_id: EventId
+    event: MessageEvent

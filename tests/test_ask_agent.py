@@ -33,7 +33,7 @@ async def agent() -> AsyncIterator[ProviderStandIn]:
 async def client(agent: ProviderStandIn) -> AsyncIterator[ContextualAgent]:
     timeout = aiohttp.ClientTimeout(total=TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        yield ContextualAgent(session, agent.base_url, lambda: CONTEXTUAL_KEY)
+        yield ContextualAgent(session, agent.base_url, lambda: CONTEXTUAL_KEY, timeout=timeout)
 
 
 def soon(seconds: float = 2.5) -> float:

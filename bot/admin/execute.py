@@ -21,6 +21,7 @@ from bot.admin.invocations import (
     Retry,
     SetAgent,
     SetAquilaX,
+    SetAsk,
     SetProvider,
     ShowDeliveries,
     ShowStats,
@@ -29,7 +30,7 @@ from bot.admin.invocations import (
     Trust,
 )
 from bot.answers.late_lookup import LateLookup
-from bot.config.channels import WORKSPACE, ChannelSettings
+from bot.config.channels import WORKSPACE, ChannelSettings, ask_agent
 from bot.config.settings import Settings
 from bot.delivery.keys import Keys
 from bot.delivery.worker import DeliveryWorker
@@ -92,6 +93,9 @@ class FeedbackCommand:
             case SetAgent(agent_id=agent_id):
                 await self._config.set(scope, "agent_id", agent_id, user)
                 return render.agent_set(agent_id, where)
+            case SetAsk(agent_id=agent_id):
+                await self._config.set(scope, "ask_agent", agent_id or "off", user)
+                return render.ask_set(agent_id, where)
             case SetAquilaX(org=org, group=group):
                 await self._config.set(scope, "aquilax_org", org, user)
                 await self._config.set(scope, "aquilax_group", group, user)
@@ -155,7 +159,8 @@ class FeedbackCommand:
             providers.append(render.ProviderLine(spec.label, key, reach, last))
         via_metadata = await self._store.last_via_metadata()
         lookup = self._late_lookup.status() if self._late_lookup is not None else None
-        return render.status_report(channel, config, providers, counts, via_metadata, lookup)
+        ask = ask_agent(config, self._settings)
+        return render.status_report(channel, config, providers, counts, via_metadata, lookup, ask)
 
     async def stats(self, channel: str | None, days: int) -> str:
         counts = await self._store.vote_stats(channel, time.time() - days * 86400)

@@ -20,6 +20,7 @@ from bot.admin.invocations import (
     Retry,
     SetAgent,
     SetAquilaX,
+    SetAsk,
     SetProvider,
     Setup,
     ShowDeliveries,
@@ -40,6 +41,7 @@ USAGE: Mapping[str, str] = {
     "provider": f"/feedback provider {'|'.join(PROVIDERS)} [--workspace]",
     "agent": "/feedback agent <Contextual agent id> [--workspace]",
     "aquilax": "/feedback aquilax org <org> group <group> [--workspace]",
+    "ask": "/feedback ask <Contextual agent id>|off [--workspace]",
     "emoji": "/feedback emoji add :emoji: thumbs_up|thumbs_down|flagged | emoji remove :emoji:"
     " | emoji list [--workspace]",
     "reactions": "/feedback reactions on|off [--workspace]",
@@ -47,7 +49,7 @@ USAGE: Mapping[str, str] = {
     "prompt": "/feedback prompt on|off [--workspace]",
     "trust": "/feedback trust add <app id> | trust remove <app id> | trust list [--workspace]",
     "late-lookup": "/feedback late-lookup on|off [--workspace]",
-    "reset": "/feedback reset provider|agent|aquilax|emoji|reactions|form|prompt|trust"
+    "reset": "/feedback reset provider|agent|aquilax|ask|emoji|reactions|form|prompt|trust"
     "|late-lookup" + "".join(f"|{name}-key" for name in PROVIDERS) + " [--workspace]",
     "retry": "/feedback retry [delivery id …]",
     "setup": "/feedback setup",
@@ -57,6 +59,7 @@ RESETTABLE: Mapping[str, tuple[str, ...]] = {
     "provider": ("provider",),
     "agent": ("agent_id",),
     "aquilax": ("aquilax_org", "aquilax_group"),
+    "ask": ("ask_agent",),
     "emoji": ("emoji",),
     "reactions": ("reactions",),
     "form": ("reaction_form",),
@@ -150,6 +153,17 @@ def _agent(args: tuple[str, ...], workspace: bool) -> SetAgent:
         raise ValueError(f"`{args[0]}` is not an agent id (a UUID)") from None
 
 
+def _ask(args: tuple[str, ...], workspace: bool) -> SetAsk:
+    if len(args) != 1:
+        raise ValueError("expects one agent id, or off")
+    if args[0].lower() == "off":
+        return SetAsk(None, workspace=workspace)
+    try:
+        return SetAsk(str(uuid.UUID(args[0])), workspace=workspace)
+    except ValueError:
+        raise ValueError(f"`{args[0]}` is not an agent id (a UUID) or off") from None
+
+
 def _aquilax(args: tuple[str, ...], workspace: bool) -> SetAquilaX:
     if len(args) != 4 or args[0].lower() != "org" or args[2].lower() != "group":
         raise ValueError("expects `org <org> group <group>`")
@@ -239,6 +253,7 @@ _SUB_COMMANDS: Mapping[str, _Build] = {
     "provider": _provider,
     "agent": _agent,
     "aquilax": _aquilax,
+    "ask": _ask,
     "emoji": _emoji,
     "reactions": _switch("reactions"),
     "form": _switch("form"),

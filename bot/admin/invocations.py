@@ -66,6 +66,12 @@ class SetAgent(_Invocation):
 
 
 @dataclass(frozen=True, slots=True)
+class SetAsk(_Invocation):
+    name = "ask"
+    agent_id: str | None  # a UUID in its canonical form; None: off
+
+
+@dataclass(frozen=True, slots=True)
 class SetAquilaX(_Invocation):
     name = "aquilax"
     org: str
@@ -141,6 +147,7 @@ Invocation = (
     | Setup
     | SetProvider
     | SetAgent
+    | SetAsk
     | SetAquilaX
     | ListEmoji
     | AddEmoji

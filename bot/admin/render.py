@@ -70,10 +70,13 @@ def status_report(
     counts: DeliveryCounts,
     last_metadata: MetadataRegistration | None = None,
     lookup: LookupStatus | None = None,
+    ask: str | None = None,
 ) -> str:
     title = f"<#{channel}>" if channel else "the workspace defaults"
     lines = [f"*feedback-bot status for {title}*"]
     lines += [f"• {line}" for line in _config_lines(config)]
+    origin = config.origin("ask_agent") if "ask_agent" in config.origins else "environment"
+    lines.append(f"• Ask the AI: {f'agent `{ask}`' if ask else 'off'} _({origin})_")
     lines.append("*Answers that register themselves* (Slack message metadata)")
     lines.append(f"• Trusted apps: {_apps(config.trusted_apps)}")
     lines.append(
@@ -287,6 +290,15 @@ def provider_set(provider: str, where: str) -> str:
 
 def agent_set(agent_id: str, where: str) -> str:
     return f"The default Contextual agent for {where} is now `{agent_id}`."
+
+
+def ask_set(agent_id: str | None, where: str) -> str:
+    if agent_id is None:
+        return f"Nobody answers questions asked in {where} now."
+    return (
+        f"Questions asked in {where} (a mention, a direct message, the assistant) are now"
+        f" answered by the Contextual agent `{agent_id}`."
+    )
 
 
 def aquilax_set(org: str, group: str, where: str) -> str:

@@ -235,7 +235,7 @@ class Answers:
 
     async def _post_message(self, answer: Answer, post: PostIn) -> str:
         """Post the answer with its controls; returns the message's ts."""
-        fallback, blocks = answer_message(post.text, answer)
+        fallback, blocks = answer_message(post.text, answer, markdown=post.format == "markdown")
         slack = self._slack_client()
         try:
             async with asyncio.timeout(POST_TIMEOUT):  # the reservation must outlive it

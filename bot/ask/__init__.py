@@ -1,3 +1,3 @@
 """Ask the AI: the bot answers questions asked in Slack through a Contextual agent, and the
 answers it posts collect feedback like any other. May import: bot.domain, bot.support,
-bot.config and bot.providers."""
+bot.config, bot.providers, bot.answers and storage."""

@@ -27,6 +27,8 @@ from bot.providers.registration import MAX_SOURCES
 
 # The pause before the one retry when the refusal names none.
 RETRY_PAUSE = 0.5
+# One query's time: an agent thinks longer than a feedback takes.
+QUERY_TIMEOUT = aiohttp.ClientTimeout(total=20.0, connect=5.0)
 LABEL_LIMIT = 200  # a source's label, as registrations take it
 
 
@@ -78,11 +80,16 @@ class AgentAnswer:
 
 class ContextualAgent:
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, api_key: Callable[[], str | None]
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: Callable[[], str | None],
+        timeout: aiohttp.ClientTimeout = QUERY_TIMEOUT,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._api_key = api_key
+        self._timeout = timeout
 
     async def ask(
         self, agent_id: str, question: str, conversation_id: str | None, *, deadline: float
@@ -119,6 +126,7 @@ class ContextualAgent:
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             retryable=should_retry,
             key=key,
+            timeout=self._timeout,
         )
         if response.truncated:
             raise PermanentError(f"{LABEL} answered with more than the bot reads of an answer")

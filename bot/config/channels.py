@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 
+from bot.config.settings import Settings
 from bot.domain import DEFAULT_EMOJI, Status
 from storage import Store
 
@@ -32,10 +33,24 @@ class ChannelOptions:
     # workspace's and the channel's, together (trust adds up; it does not override).
     trusted_apps: frozenset[str] = frozenset()
     late_lookup: bool = False  # look up unknown reacted messages for trusted metadata?
+    # The Contextual agent that answers questions asked here (bot/ask/); "off": nobody does.
+    # Unset: FEEDBACK_ASK_AGENT.
+    ask_agent: str | None = None
     origins: Mapping[str, Origin] = field(default_factory=dict)
 
     def origin(self, key: str) -> Origin:
         return self.origins.get(key, "default")
+
+
+def ask_agent(config: ChannelOptions, settings: Settings) -> str | None:
+    """The agent that answers questions asked where `config` applies: the channel's or the
+    workspace's choice (/feedback ask), else FEEDBACK_ASK_AGENT; None when nobody does."""
+    if config.ask_agent == "off":
+        return None
+    if config.ask_agent:
+        return config.ask_agent
+    default = settings.feedback_ask_agent
+    return str(default) if default is not None else None
 
 
 # The settings a channel (or the workspace) may set: the fields above, but where each came from.

@@ -7,6 +7,7 @@ import logging
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
+from uuid import UUID
 
 from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,6 +52,8 @@ EXPECTED: dict[str, str] = {
     "FEEDBACK_METRICS": "1 to serve Prometheus metrics at /metrics, 0 (the default) not to",
     "FEEDBACK_LOOKUP_PER_MINUTE": "how many Slack calls a minute late lookup may make, from 1"
     " to 1000 (default 20; 1 for a commercially distributed app outside the Marketplace)",
+    "FEEDBACK_ASK_AGENT": "the id (a UUID) of the Contextual agent that answers questions asked"
+    " in Slack, in every channel that does not say otherwise with /feedback ask",
     "FEEDBACK_SECRET_KEY": "a Fernet key (32 url-safe base64 bytes); make one with "
     "`feedback-bot secret-key`",
 }
@@ -128,6 +131,8 @@ class Settings(BaseSettings):
     feedback_metrics: bool = False
     # Late lookup's budget of conversations.history/replies calls (bot/answers/late_lookup.py).
     feedback_lookup_per_minute: int = Field(default=20, ge=1, le=1000)
+    # The Contextual agent that answers questions (bot/ask/); unset, the bot answers nobody.
+    feedback_ask_agent: UUID | None = None
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -10,7 +10,7 @@ forms, or `AnswerIn` with a list of targets."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
 from pydantic import (
@@ -63,6 +63,9 @@ class PostIn(BaseModel):
 
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_POST_TEXT)]
     thread_ts: SlackTs | None = None
+    # "markdown": the text is Markdown (an agent's answer), shown as Slack's mrkdwn: bold,
+    # links, lists, code. "text": shown as it is written.
+    format: Literal["text", "markdown"] = "text"
 
 
 class AnswerIn(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from markdown_to_mrkdwn import SlackMarkdownConverter
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -128,8 +129,13 @@ def control_blocks(sources: Sequence[Source] = ()) -> list[Block]:
     return blocks
 
 
-def answer_message(text: str, answer: Answer) -> tuple[str, list[Block]]:
-    """The fallback text and the blocks of an answer the bot posts itself.
+# Markdown to Slack's mrkdwn: **bold**, [links](…), lists, code, headings.
+_MRKDWN = SlackMarkdownConverter()
+
+
+def answer_message(text: str, answer: Answer, *, markdown: bool = False) -> tuple[str, list[Block]]:
+    """The fallback text and the blocks of an answer the bot posts itself; `markdown` text
+    is shown as mrkdwn (it is escaped first, so only the Markdown makes links).
 
     Text too long for the blocks that are left after the controls is cut, with a note;
     Slack would reject the message otherwise.
@@ -137,6 +143,8 @@ def answer_message(text: str, answer: Answer) -> tuple[str, list[Block]]:
     controls = control_blocks(answer.sources)
     room = MESSAGE_BLOCK_LIMIT - len(controls)
     escaped = escape(text)
+    if markdown:
+        escaped = _MRKDWN.convert(escaped)
     pieces = split_text(escaped)
     if len(pieces) > room or len(escaped) > MESSAGE_TEXT_LIMIT:
         shown: list[str] = []

@@ -113,6 +113,8 @@ class ProviderStandIn:
     reply: str = "The refund window is **30 days**."
     retrievals: list[tuple[str, int | None, str | None, bool]] = field(default_factory=list)
     answered: list[dict[str, Any]] = field(default_factory=list)  # each answer it gave
+    queries: list[dict[str, Any]] = field(default_factory=list)  # Contextual: agent queries
+    query_script: deque[Behaviour] = field(default_factory=deque)
     port: int = 0
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -133,10 +135,20 @@ class ProviderStandIn:
         return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def __post_init__(self) -> None:
-        spec = yaml.safe_load(self.spec_file.read_text())
+        self.openapi = self._load(self.spec_file)
+        # Contextual's base URL serves its agents' queries too (Ask the AI): checked against
+        # their own spec, scripted apart (`query_script`), recorded in `queries`.
+        self.query_openapi = (
+            self._load(CONTRACTS / "contextual-query.openapi.yaml")
+            if self.name == "contextual"
+            else None
+        )
+
+    def _load(self, spec_file: Path) -> OpenAPI:
+        spec = yaml.safe_load(spec_file.read_text())
         # openapi-core matches scheme://host (no port) + path against the servers list.
         spec["servers"] = [{"url": f"http://127.0.0.1{self.prefix}"}]
-        self.openapi = OpenAPI.from_dict(spec)
+        return OpenAPI.from_dict(spec)
 
     # ------------------------------------------------------------ scripting
 
@@ -208,6 +220,8 @@ class ProviderStandIn:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        if self.query_openapi is not None and request.path.endswith("/query"):
+            return await self._query(request, body, self.query_openapi)
         try:
             result = self.openapi.unmarshal_request(
                 AIOHTTPOpenAPIWebRequest(request, body=body or None)
@@ -226,6 +240,44 @@ class ProviderStandIn:
         self._arrived.set()
         # Shielded: like a real server, processing goes on when the client hangs up.
         return await asyncio.shield(self._process(request, body, behaviour, attempt))
+
+    async def _query(
+        self, request: web.Request, body: bytes, openapi: OpenAPI
+    ) -> web.StreamResponse:
+        """An agent's query at Contextual's base URL: validated, scripted, answered."""
+        try:
+            result = openapi.unmarshal_request(AIOHTTPOpenAPIWebRequest(request, body=body or None))
+            errors = list(result.errors)
+        except Exception as e:
+            errors = [e]
+        if errors:
+            text = "; ".join(_describe(e) for e in errors)
+            self.violations.append(f"{request.method} {request.path_qs}: {text}")
+            return web.Response(status=400, text=f"request does not match the spec: {text}")
+        behaviour = self.query_script.popleft() if self.query_script else Behaviour()
+        query = json.loads(body)
+        self.queries.append(query)
+        self._arrived.set()
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return web.json_response({"message": "invalid credentials"}, status=401)
+        if behaviour.hang:
+            await asyncio.sleep(behaviour.hang)
+            return web.Response(status=504)
+        if behaviour.status != 200:
+            headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
+            return web.json_response(
+                self._error_body(behaviour.status), status=behaviour.status, headers=headers
+            )
+        if behaviour.slow:
+            await asyncio.sleep(behaviour.slow)
+        return web.json_response(self.agent_answer(query))
+
+    async def wait_for_queries(self, count: int, timeout: float = DEADLINE) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout):
+            while len(self.queries) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.queries
 
     async def _process(
         self, request: web.Request, body: bytes, behaviour: Behaviour, attempt: Attempt

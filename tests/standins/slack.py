@@ -493,6 +493,22 @@ class SlackStandIn:
         self._record_violations("views.publish", check_view(view))
         return {"ok": True, "view": {"id": "V0HOME001", **(view or {})}}
 
+    # Slack's assistant surface (Bolt's AsyncAssistant calls these in an assistant thread).
+    async def _assistant_threads_setStatus(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require("assistant.threads.setStatus", args, "channel_id", "thread_ts")
+        return {"ok": True}
+
+    async def _assistant_threads_setSuggestedPrompts(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require("assistant.threads.setSuggestedPrompts", args, "channel_id", "prompts")
+        prompts = _maybe_json(args.get("prompts")) or []
+        if not 1 <= len(prompts) <= 4:
+            self.violations.append("assistant.threads.setSuggestedPrompts: 1 to 4 prompts")
+        return {"ok": True}
+
+    async def _assistant_threads_setTitle(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require("assistant.threads.setTitle", args, "channel_id", "thread_ts", "title")
+        return {"ok": True}
+
     async def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(args.get("user")))
         if user is None:
