@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.harness import Harness, wait_until
+from tests.process import World
 from tests.slack_payloads import CHANNEL, new_ts
 from tests.standins.providers import Behaviour
 from tests.standins.slack import BOT_USER
@@ -71,6 +72,7 @@ async def test_a_mention_is_answered_in_its_thread_and_a_thumbs_down_reaches_the
     [posted] = await answers_posted(h, 1)
     assert posted["thread_ts"] == question["ts"]
     assert "*30 days*" in str(posted["blocks"])  # the agent's **bold**, as mrkdwn
+    assert "<https://docs.example.com/r|Refund policy, p. 4>" in str(posted["blocks"])
     given = h.contextual.answered[0]
     payload = posted["metadata"]["event_payload"]
     assert (payload["agent_id"], payload["message_id"]) == (AGENT, given["message_id"])
@@ -195,11 +197,62 @@ async def _called(h: Harness, method: str) -> bool:
     return bool(h.slack_api.calls_to(method))
 
 
-@pytest.mark.parametrize("bot_overrides", [{}])
+ADMIN = "U0ADMIN001"
+
+
+@pytest.mark.parametrize("bot_overrides", [{"feedback_admins": (ADMIN,)}])
 async def test_without_an_agent_nobody_is_answered_until_an_admin_names_one(
     harness: Harness,
 ) -> None:
     h = harness
+    h.slack_api.add_user(ADMIN, admin=True)
+    h.slack_api.add_user(ALICE)
     await h.slack.event(mention("Hello?"))
     await asyncio.sleep(0.3)
     assert h.contextual.queries == []
+    assert "Ask the AI: off _(environment)_" in await h.feedback(ADMIN, "status")
+    assert "not an agent id" in await h.feedback(ADMIN, "ask nope")
+    assert "Only workspace admins" in await h.feedback(ALICE, f"ask {AGENT}")
+    reply = await h.feedback(ADMIN, f"ask {AGENT}")
+    assert f"answered by the Contextual agent `{AGENT}`" in reply
+    assert f"Ask the AI: agent `{AGENT}` _(channel)_" in await h.feedback(ADMIN, "status")
+    await h.slack.event(mention("Hello again?"))
+    await answers_posted(h, 1)
+    # Off in a channel wins over the workspace's agent.
+    await h.feedback(ADMIN, f"ask {AGENT} --workspace")
+    assert "Nobody answers" in await h.feedback(ADMIN, "ask off")
+    await h.slack.event(mention("Anyone?"))
+    await asyncio.sleep(0.3)
+    assert len(h.contextual.queries) == 1
+
+
+# ------------------------------------------------------------------ a crash mid-answer
+
+
+async def test_sigkill_between_the_query_and_the_post_never_answers_twice(world: World) -> None:
+    """The trade-off, tested: a question the bot was answering when it was killed gets no
+    answer from the next process (Slack does not send an acknowledged event again), and no
+    second one either; asked again, it is answered once. Nothing is half-registered."""
+    world.contextual.query_script.append(Behaviour(slow=30.0))  # the agent is thinking
+    bot = world.bot(FEEDBACK_ASK_AGENT=AGENT)
+    await bot.start()
+    question = mention("Still there?")
+    assert (await world.slack(bot).event(question)).status_code == 200
+    await world.contextual.wait_for_queries(1)
+    await bot.kill()
+    again = world.bot(FEEDBACK_ASK_AGENT=AGENT)
+    await again.start()
+    # Slack sending the same event again (it would not: it was acknowledged) finds the
+    # question claimed by the dead process until the claim runs out: no second answer.
+    assert (await world.slack(again).event(question, retry=1)).status_code == 200
+    await asyncio.sleep(0.5)
+    assert len(world.contextual.queries) == 1
+    assert [c for c in world.slack_api.calls_to("chat.postMessage") if c.get("metadata")] == []
+    # Asked again (a new message), it is answered, once.
+    await world.slack(again).event(mention("Still there?"))
+
+    async def answered() -> bool:
+        return any(c.get("metadata") for c in world.slack_api.calls_to("chat.postMessage"))
+
+    await wait_until(answered)
+    assert await again.terminate() == 0

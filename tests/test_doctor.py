@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 from cryptography.fernet import Fernet
 
-from bot.cli.doctor import SCOPES
+from bot.cli.doctor import ASK_SCOPES, SCOPES
 from bot.domain import Answer, DeliveryState, Status, Target, VoteChange
+from bot.slack.api import HISTORY_SCOPES
 from storage import Finished, Store
 from tests.conftest import env_for, settings_for
 from tests.credentials import APP_TOKEN, SECRETS
@@ -58,7 +59,8 @@ def marks(text: str) -> dict[str, str]:
 
 def test_the_scopes_doctor_checks_are_the_manifests() -> None:
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
-    assert sorted(SCOPES) == sorted(manifest["oauth_config"]["scopes"]["bot"])
+    asked = sorted(SCOPES + ASK_SCOPES + HISTORY_SCOPES)
+    assert asked == sorted(manifest["oauth_config"]["scopes"]["bot"])
 
 
 async def test_all_is_well(tmp_path: Path, standins: Standins) -> None:

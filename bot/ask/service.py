@@ -128,6 +128,9 @@ class Asker:
         )
 
     async def _post(self, question: Question, agent_id: str, reply: AgentAnswer) -> str:
+        # The sources' controls name them; their links, where the agent gave one, go here.
+        links = [f"[{s.label}]({s.url})" for s in reply.sources if s.url]
+        text = reply.text + (f"\n\nSources: {', '.join(links)}" if links else "")
         request = validate_answer(
             {
                 "channel": question.channel,
@@ -135,7 +138,7 @@ class Asker:
                 "agent_id": agent_id,
                 "message_id": reply.message_id,
                 "sources": [{"content_id": s.content_id, "label": s.label} for s in reply.sources],
-                "post": {"text": reply.text, "thread_ts": question.thread_ts, "format": "markdown"},
+                "post": {"text": text, "thread_ts": question.thread_ts, "format": "markdown"},
             }
         )
         registered = await self._answers.register(request, posted_by_bot=True, prompt="no")

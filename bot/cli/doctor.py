@@ -32,6 +32,9 @@ SCOPES = (
     "users:read",
     "metadata.message:read",
 )
+# Those manifest.yml adds for Ask the AI, checked where an agent answers (FEEDBACK_ASK_AGENT);
+# channels:history and groups:history have their own check (history, below).
+ASK_SCOPES = ("app_mentions:read", "im:history", "assistant:write")
 STUCK_AFTER = 15 * 60  # a delivery waiting this long means a provider has been failing
 AUDIT_LIMIT = 1_000_000  # every change of a setting, in practice
 
@@ -135,7 +138,8 @@ async def _slack(
         return
     report(Check("Slack bot token", True, f"<@{me['user_id']}> in workspace {me['team_id']}"))
     granted = granted_scopes(me)
-    missing = [s for s in SCOPES if s not in granted]
+    wanted = SCOPES + (ASK_SCOPES if settings.feedback_ask_agent is not None else ())
+    missing = [s for s in wanted if s not in granted]
     if missing:
         report(
             Check(
@@ -147,7 +151,7 @@ async def _slack(
             )
         )
     else:
-        report(Check("Slack scopes", True, f"all {len(SCOPES)} of manifest.yml granted"))
+        report(Check("Slack scopes", True, f"all {len(wanted)} of manifest.yml granted"))
     report(_history(missing_history_scopes(granted), late_lookup))
     if settings.slack_app_token is None:
         report(Check("Slack app token", None, "not set: HTTP mode, no Socket Mode"))
