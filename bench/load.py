@@ -75,6 +75,23 @@ def mixed(answers: Sequence[BenchAnswer], count: int, seed: int = 1) -> list[Sho
     return shots
 
 
+def questions(count: int, first: int = 1) -> list[Shot]:
+    """`count` mentions of the bot, each a new question in its own thread (keyed by its ts)."""
+    shots = []
+    for n in range(first, first + count):
+        ts = f"{1_700_000_000 + n}.{n % 1_000_000:06d}"
+        event = {
+            "type": "app_mention",
+            "user": "U0ASKER01",
+            "text": f"<@UBENCHBOT> question {n}?",
+            "ts": ts,
+            "channel": "C0BENCHASK",
+            "event_ts": ts,
+        }
+        shots.append(Shot(json.dumps(_envelope(n, event)).encode(), ts))
+    return shots
+
+
 def first_votes(answers: Sequence[BenchAnswer]) -> list[Shot]:
     """A 👍 on each answer: every one changes a verdict and makes one delivery."""
     return [

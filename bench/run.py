@@ -56,6 +56,8 @@ class Sizes:
     votes_per_answer: int
     scale_events: int
     drain: int
+    ask_questions: int = 400
+    ask_rate: float = 20.0
 
 
 FULL = Sizes(
@@ -85,6 +87,7 @@ QUICK = Sizes(
     votes_per_answer=10,
     scale_events=300,
     drain=500,
+    ask_questions=40,
 )
 
 
@@ -255,6 +258,7 @@ class Bench:
             "LANGFUSE_PUBLIC_KEY": "pk-lf-bench-0000",
             "LANGFUSE_SECRET_KEY": "sk-lf-bench-0000",
             "LANGFUSE_BASE_URL": self.standin_url,
+            "FEEDBACK_ASK_AGENT": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
             "FEEDBACK_DB": str(db),
             "FEEDBACK_HOST": "127.0.0.1",
             "FEEDBACK_PORT": "0",
@@ -595,6 +599,49 @@ class Bench:
             "peak_rss_mb": rss,
         }
 
+    async def ask(self) -> dict[str, Any]:
+        """6. Ask the AI: from a question's event to the answer's post in its thread, less
+        the agent's own time, with an agent that answers at once and one that takes 500 ms;
+        and the bot's CPU per question."""
+        s = self.sizes
+        db = self.work / "ask.db"
+        db.unlink(missing_ok=True)
+        bot = await self.bot(db, "ask")
+        url = f"http://127.0.0.1:{bot.port}/slack/events"
+        out: dict[str, Any] = {"rate_per_s": s.ask_rate}
+        first = 1
+        for name, delay in (("instant_agent", 0.0), ("agent_500ms", 0.5)):
+            await self.reset_arrivals()
+            assert self.http is not None
+            async with self.http.post(f"{self.standin_url}/_agent_delay", json={"seconds": delay}):
+                pass
+            shots = load.questions(s.ask_questions, first)
+            first += s.ask_questions
+            cpu_before = bot.cpu_seconds()
+            result = await load.open_loop(url, shots, s.ask_rate)
+            posts = await self._wait_posts(len(shots))
+            cpu = bot.cpu_seconds() - cpu_before
+            overheads = [at - result.sent_at[thread] - delay for thread, at in posts]
+            out[name] = {
+                "questions": len(shots),
+                "p50_ms": load.percentile(overheads, 50) * 1e3,
+                "p99_ms": load.percentile(overheads, 99) * 1e3,
+                "cpu_ms_per_question": cpu / len(shots) * 1e3,
+                "errors": result.errors,
+            }
+        await bot.stop()
+        return out
+
+    async def _wait_posts(self, count: int, timeout: float = 300) -> list[tuple[str, float]]:
+        assert self.http is not None
+        deadline = time.time() + timeout
+        while True:
+            async with self.http.get(f"{self.standin_url}/_posts") as r:
+                posts = [tuple(p) for p in await r.json()]
+            if len(posts) >= count or time.time() > deadline:
+                return posts  # type: ignore[return-value]
+            await asyncio.sleep(0.1)
+
     async def postgres(self) -> dict[str, Any]:
         """5. The HTTP load of section 1 on PostgreSQL, one replica and two behind a
         round-robin balancer, beside SQLite's one bot; each in turn, `rounds` times. CPU is
@@ -684,6 +731,7 @@ SECTIONS = (
     "scale",
     "drain",
     "postgres",
+    "ask",
 )
 
 # ------------------------------------------------------------------ report
@@ -723,6 +771,11 @@ TARGETS: list[tuple[str, str, Any]] = [
         lambda r: r["scale"]["cpu_ratio_large_to_small"] <= 1.2,
     ),
     ("drain", "drain ≥ 500 deliveries/s", lambda r: r["drain"]["per_s"] >= 500),
+    (
+        "ask",
+        "Ask the AI: the bot's own time ≤ 50 ms p99 at 20 questions/s",
+        lambda r: max(r["ask"]["instant_agent"]["p99_ms"], r["ask"]["agent_500ms"]["p99_ms"]) <= 50,
+    ),
     (
         "scale",
         "RSS ≤ 150 MB with the large store",
@@ -849,6 +902,18 @@ def report(r: dict[str, Any]) -> str:
                     )
                 )
                 errors += x["errors"]
+    if "ask" in r:
+        a = r["ask"]
+        for name, label in (("instant_agent", "instant"), ("agent_500ms", "500 ms")):
+            x = a[name]
+            rows.append(
+                (
+                    f"6. Ask the AI at {a['rate_per_s']:.0f}/s, {label} agent: bot's time p50 | p99"
+                    " ms | CPU ms/question",
+                    f"{x['p50_ms']:.1f} | {x['p99_ms']:.1f} | {x['cpu_ms_per_question']:.2f}",
+                )
+            )
+            errors += x["errors"]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines.append(f"{'non-200 responses (or unacked envelopes)':<{width}}  {errors}")

@@ -16,6 +16,8 @@ import uuid
 from aiohttp import web
 
 arrivals: list[tuple[str, str, float]] = []  # (provider id, status, time.time())
+posts: list[tuple[str, float]] = []  # the thread of each chat.postMessage in one, and when
+agent_delay = [0.0]  # how long the agent thinks before it answers a query
 
 
 async def auth_test(request: web.Request) -> web.Response:
@@ -33,7 +35,34 @@ async def auth_test(request: web.Request) -> web.Response:
 
 
 async def slack_other(request: web.Request) -> web.Response:
+    if request.match_info["method"] == "chat.postMessage":
+        body = json.loads(await request.read() or b"{}")
+        if body.get("thread_ts"):
+            posts.append((body["thread_ts"], time.time()))
     return web.json_response({"ok": True, "ts": f"{time.time():.6f}", "channel": "C0BENCH01"})
+
+
+async def query(request: web.Request) -> web.Response:
+    """A Contextual agent that answers every question the same way, after agent_delay."""
+    await request.read()
+    await asyncio.sleep(agent_delay[0])
+    return web.json_response(
+        {
+            "conversation_id": str(uuid.uuid4()),
+            "message_id": str(uuid.uuid4()),
+            "message": {"role": "assistant", "content": "The refund window is **30 days**."},
+            "retrieval_contents": [],
+        }
+    )
+
+
+async def set_agent_delay(request: web.Request) -> web.Response:
+    agent_delay[0] = float((await request.json())["seconds"])
+    return web.json_response({"ok": True})
+
+
+async def get_posts(request: web.Request) -> web.Response:
+    return web.json_response(posts)
 
 
 async def contextual(request: web.Request) -> web.Response:
@@ -60,6 +89,7 @@ async def get_arrivals(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     arrivals.clear()
+    posts.clear()
     return web.json_response({"ok": True})
 
 
@@ -70,6 +100,9 @@ async def serve() -> None:
     app.router.add_post("/v1/agents/{agent_id}/feedback", contextual)
     app.router.add_get("/api/v2/ai/feedback/{request_id}/{status}", aquilax)
     app.router.add_post("/api/public/scores", langfuse)
+    app.router.add_post("/v1/agents/{agent_id}/query", query)
+    app.router.add_post("/_agent_delay", set_agent_delay)
+    app.router.add_get("/_posts", get_posts)
     app.router.add_get("/_arrivals", get_arrivals)
     app.router.add_post("/_reset", reset)
     runner = web.AppRunner(app, access_log=None)

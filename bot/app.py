@@ -23,8 +23,7 @@ from bot.answers.admin import AnswerAdmin
 from bot.answers.late_lookup import LateLookup
 from bot.answers.register import Answers, Registered
 from bot.answers.self_registration import MetadataRegistrar
-from bot.ask.agent import ContextualAgent
-from bot.ask.service import Asker
+from bot.ask import Asker, ContextualAgent
 from bot.config.channels import ChannelSettings
 from bot.config.settings import Settings, SettingsError
 from bot.delivery.keys import Keys
@@ -93,7 +92,7 @@ class FeedbackBot:
             identity = await _identify(slack)
             if s.socket_mode:
                 await check_app_token(slack, _secret(s.slack_app_token))
-            self._http, keys, worker = await _delivery_worker(
+            http, keys, worker = await _delivery_worker(
                 store,
                 s,
                 self.redactor,
@@ -102,6 +101,7 @@ class FeedbackBot:
                 backoff=self._backoff,
                 metrics=metrics,
             )
+            self._http = http
             channel_settings = ChannelSettings(store, s.feedback_trusted_apps)
             answers = Answers(store, channel_settings, slack, on_votes=worker.notify)
             registrar = MetadataRegistrar(answers, channel_settings, identity.bot_id)
@@ -113,11 +113,8 @@ class FeedbackBot:
                 per_minute=s.feedback_lookup_per_minute,
             )
             channel_settings.on_change(late_lookup.forget_misses)
-            assert self._http is not None
-            agent = ContextualAgent(
-                self._http, contextual.SPEC.base_url(s), partial(keys.get, contextual.SPEC.name)
-            )
-            asker = Asker(store, channel_settings, s, agent, answers, slack, worker.owner)
+            key = partial(keys.get, contextual.SPEC.name)
+            agent = ContextualAgent(http, contextual.SPEC.base_url(s), key)
             self.services = Services(
                 settings=s,
                 store=store,
@@ -139,7 +136,7 @@ class FeedbackBot:
                 redactor=self.redactor,
                 health=Health(store, worker.owner),
                 metrics=metrics,
-                asker=asker,
+                asker=Asker(store, channel_settings, s, agent, answers, slack, worker.owner),
             )
             bolt = self.bolt = self._bolt_app(slack, identity)
             handlers.register(bolt, self.services)

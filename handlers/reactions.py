@@ -108,12 +108,17 @@ async def handle_reaction(
         # Withdraw by origin whatever the emoji maps to now: a vote cast under an older
         # emoji map must still be removable.
         change = VoteChange(0, event.user, origin, "withdraw")
-    hold = services.late_lookup.wants(item.channel, item.ts, config)
+    # An answer the bot has just posted and is registering: held, and its registration,
+    # committing a moment later, applies it. Else held only for the late lookup.
+    registering = (item.channel, item.ts) in services.answers.registering
+    hold = registering or services.late_lookup.wants(item.channel, item.ts, config)
     answer, result = await services.votes.record_on_message(
         item.channel, item.ts, change, dedupe_key=envelope.event_id, hold=hold
     )
     if answer is None:
-        if result.held:
+        if result.held and registering:
+            log.debug("held a reaction on %s/%s: being registered", item.channel, item.ts)
+        elif result.held:
             log.debug("held a reaction on %s/%s: looking the message up", item.channel, item.ts)
             services.late_lookup.request(item.channel, item.ts)
         elif not result.duplicate:

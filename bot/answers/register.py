@@ -88,6 +88,8 @@ class Answers:
         # Registering a message applies the reactions held for it (storage/sqlite/held.py): the
         # delivery worker is told, as for any vote.
         self._on_votes = on_votes
+        # Messages this process has posted and is registering now: (channel, ts).
+        self.registering: set[tuple[str, str]] = set()
 
     async def validate(self, payload: object) -> AnswerIn:
         """Validate a payload (a dict, or JSON text), filling in the channel's defaults for
@@ -206,8 +208,12 @@ class Answers:
                 Registration.UNCHANGED if existing.same_mapping(answer) else Registration.CONFLICT
             )
             return Registered(outcome, existing)
+        ts = ""
         try:
             ts = await self._post_message(answer, post)
+            # Until the registration commits, a reaction on the new message is held, and
+            # the registration applies it (handlers/reactions.py asks `registering`).
+            self.registering.add((answer.channel, ts))
             posted = replace(answer, ts=ts, thread_ts=post.thread_ts, posted_by_bot=True)
             outcome, stored, queued = await self._store.register_posted_answer(posted, holder)
             self._queued(queued)
@@ -215,6 +221,8 @@ class Answers:
             # Whatever went wrong, the next request for this answer may try again.
             await self._store.release_post(answer, holder)
             raise
+        finally:
+            self.registering.discard((answer.channel, ts))
         return Registered(outcome, stored)
 
     def _queued(self, queued: bool) -> None:

@@ -23,7 +23,7 @@ from bot.answers.request import validate_answer
 from bot.ask.agent import AgentAnswer, ContextualAgent
 from bot.config.channels import ChannelSettings, ask_agent
 from bot.config.settings import Settings
-from bot.providers import ProviderError
+from bot.providers import ProviderError, contextual
 from storage import Asking, QuestionClaim, QuestionEnd, Store
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Asker:
         request = validate_answer(
             {
                 "channel": question.channel,
-                "provider": "contextual",
+                "provider": contextual.SPEC.name,
                 "agent_id": agent_id,
                 "message_id": reply.message_id,
                 "sources": [{"content_id": s.content_id, "label": s.label} for s in reply.sources],
