@@ -138,3 +138,14 @@ async def test_without_a_key_nothing_is_sent(agent: ProviderStandIn) -> None:
         with pytest.raises(PermanentError, match="CONTEXTUAL_API_KEY"):
             await keyless.ask(AGENT, "?", None, deadline=soon())
     assert agent.attempts == []
+
+
+async def test_no_request_runs_past_the_deadline(
+    agent: ProviderStandIn, client: ContextualAgent
+) -> None:
+    agent.hang(5.0, times=2)
+    started = time.monotonic()
+    with pytest.raises(RetryableError, match="timed out"):
+        await client.ask(AGENT, "?", None, deadline=started + 0.3)  # before the 0.5 s timeout
+    assert time.monotonic() - started < 0.45
+    assert len(agent.attempts) == 1  # no time was left for a retry

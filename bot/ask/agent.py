@@ -29,6 +29,8 @@ from bot.providers.registration import MAX_SOURCES
 RETRY_PAUSE = 0.5
 # One query's time: an agent thinks longer than a feedback takes.
 QUERY_TIMEOUT = aiohttp.ClientTimeout(total=20.0, connect=5.0)
+# The least time worth a retry: less, and it would only time out.
+MIN_TRY = 1.0
 LABEL_LIMIT = 200  # a source's label, as registrations take it
 
 
@@ -94,19 +96,20 @@ class ContextualAgent:
     async def ask(
         self, agent_id: str, question: str, conversation_id: str | None, *, deadline: float
     ) -> AgentAnswer:
-        """The agent's answer to `question`, continuing `conversation_id` if given. Raises
-        RetryableError (asking again later may help) or PermanentError."""
+        """The agent's answer to `question`, continuing `conversation_id` if given, by
+        `deadline` (time.monotonic()): no request runs past it. Raises RetryableError (asking
+        again later may help) or PermanentError."""
         try:
-            return await self._query(agent_id, question, conversation_id)
+            return await self._query(agent_id, question, conversation_id, deadline)
         except RetryableError as e:
             pause = e.retry_after if e.retry_after is not None else RETRY_PAUSE
-            if time.monotonic() + pause >= deadline:
+            if time.monotonic() + pause + MIN_TRY >= deadline:
                 raise
             await asyncio.sleep(pause)
-            return await self._query(agent_id, question, conversation_id)
+            return await self._query(agent_id, question, conversation_id, deadline)
 
     async def _query(
-        self, agent_id: str, question: str, conversation_id: str | None
+        self, agent_id: str, question: str, conversation_id: str | None, deadline: float
     ) -> AgentAnswer:
         key = self._api_key()
         if not key:
@@ -126,7 +129,7 @@ class ContextualAgent:
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             retryable=should_retry,
             key=key,
-            timeout=self._timeout,
+            timeout=_within(self._timeout, deadline),
         )
         if response.truncated:
             raise PermanentError(f"{LABEL} answered with more than the bot reads of an answer")
@@ -139,6 +142,13 @@ class ContextualAgent:
                 f"{LABEL} answered a query it does not describe ({where})"
             ) from None
         return answer_from(out)
+
+
+def _within(timeout: aiohttp.ClientTimeout, deadline: float) -> aiohttp.ClientTimeout:
+    """`timeout`, shortened so that the request ends by `deadline`."""
+    left = max(0.1, deadline - time.monotonic())
+    total = min(timeout.total or left, left)
+    return aiohttp.ClientTimeout(total=total, connect=min(timeout.connect or total, total))
 
 
 def answer_from(out: QueryOut) -> AgentAnswer:
