@@ -208,15 +208,6 @@ class Answer:
     def source(self, content_id: str) -> Source | None:
         return next((s for s in self.sources if s.content_id == content_id), None)
 
-    def targets_for(self, content_id: str) -> tuple[Target, ...]:
-        """The targets a slot's verdict goes to: every target for the answer itself; for a
-        source, the one target that knows it (a Contextual one: the others have no notion
-        of an answer's sources, and get no vote on one)."""
-        if content_id == WHOLE_ANSWER:
-            return self.targets
-        source = self.source(content_id)
-        return tuple(t for t in self.targets if source is not None and t.position == source.target)
-
     def same_mapping(self, other: Answer) -> bool:
         return (
             len(self.targets) == len(other.targets)

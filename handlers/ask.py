@@ -4,7 +4,6 @@ ack). Never a bot's message, the bot's own, an edit or a deletion."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncAssistant, AsyncSay, AsyncSetStatus
@@ -13,8 +12,6 @@ from slack_bolt.response import BoltResponse
 from bot.ask.service import Question
 from bot.services import Services
 from handlers.payloads import MessageEnvelope, MessageEvent, parse_payload
-
-log = logging.getLogger(__name__)
 
 SUGGESTED_PROMPTS = [
     {"title": "What can you answer?", "message": "What kinds of questions can you answer?"},
@@ -40,11 +37,7 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         question = _question(services, envelope.event, follow_up=False)
         if question is not None:
-
-            async def status(text: str) -> None:
-                await set_status(text)
-
-            services.background.spawn(asker.answer(question, status), "an assistant question")
+            services.background.spawn(asker.answer(question, set_status), "an assistant question")
 
     app.assistant(assistant)
 

@@ -8,7 +8,6 @@ import pytest
 
 from bot.delivery.worker import Backoff
 from bot.domain import (
-    WHOLE_ANSWER,
     WITHDRAWN,
     Answer,
     Source,
@@ -94,16 +93,14 @@ CONTEXTUAL = Target(provider="contextual", agent_id="a", message_id="m", positio
 LANGFUSE = Target(provider="langfuse", trace_id="t", position=1)
 
 
-def test_a_slot_goes_to_every_target_and_a_source_to_its_own_only() -> None:
+def test_an_answer_and_its_targets_name_themselves() -> None:
     answer = Answer(
         channel="C0AAAAAAA",
         ts="1.0",
         targets=(CONTEXTUAL, LANGFUSE),
         sources=(Source("s1", "Doc", target=0),),
     )
-    assert answer.targets_for(WHOLE_ANSWER) == (CONTEXTUAL, LANGFUSE)
-    assert answer.targets_for("s1") == (CONTEXTUAL,)
-    assert answer.targets_for("not-a-source") == ()
+    assert answer.first == CONTEXTUAL
     assert answer.providers == "contextual+langfuse"
     assert LANGFUSE.describe() == "langfuse trace_id=t"
 

@@ -99,8 +99,10 @@ def answer_errors(error: ValidationError) -> list[dict[str, Any]]:
 
 
 def target_json(answer: Answer, target: Target) -> dict[str, object]:
-    """A target as a registration names it: its provider and ids."""
-    return {"provider": target.provider} | PROVIDERS[target.provider].answer_ids(answer, target)
+    """A target as a registration names it: its provider and the ids it has (an optional
+    one left out, not shown as null)."""
+    ids = PROVIDERS[target.provider].answer_ids(answer, target)
+    return {"provider": target.provider} | {k: v for k, v in ids.items() if v is not None}
 
 
 def answer_json(answer: Answer) -> dict[str, object]:

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import aiohttp
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.providers.base import PermanentError, RetryableError, missing_key, request
-from bot.providers.contextual import KEY_SETTING, LABEL, should_retry
-from bot.providers.registration import MAX_SOURCES
+from bot.providers.base import PermanentError, RetryableError
+from bot.providers.contextual import LABEL, post
+from bot.providers.registration import LABEL_LIMIT, MAX_SOURCES
 
 # The pause before the one retry when the refusal names none.
 RETRY_PAUSE = 0.5
@@ -31,7 +30,6 @@ RETRY_PAUSE = 0.5
 QUERY_TIMEOUT = aiohttp.ClientTimeout(total=20.0, connect=5.0)
 # The least time worth a retry: less, and it would only time out.
 MIN_TRY = 1.0
-LABEL_LIMIT = 200  # a source's label, as registrations take it
 
 
 class _Model(BaseModel):
@@ -111,26 +109,15 @@ class ContextualAgent:
     async def _query(
         self, agent_id: str, question: str, conversation_id: str | None, deadline: float
     ) -> AgentAnswer:
-        key = self._api_key()
-        if not key:
-            raise missing_key(LABEL, KEY_SETTING.upper())
         body: dict[str, object] = {
             "messages": [{"role": "user", "content": question}],
             "stream": False,
         }
         if conversation_id:
             body["conversation_id"] = conversation_id
-        response = await request(
-            self._session,
-            LABEL,
-            "POST",
-            f"{self._base}/agents/{agent_id}/query",
-            data=orjson.dumps(body),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            retryable=should_retry,
-            key=key,
-            timeout=_within(self._timeout, deadline),
-        )
+        url = f"{self._base}/agents/{agent_id}/query"
+        timeout = _within(self._timeout, deadline)
+        response = await post(self._session, url, body, self._api_key, timeout=timeout)
         if response.truncated:
             raise PermanentError(f"{LABEL} answered with more than the bot reads of an answer")
         try:

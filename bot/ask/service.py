@@ -38,7 +38,8 @@ _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 TRY_AGAIN = "No answer came this time ({why}). Asking again in a moment may help."
 WONT_HELP = "No answer came ({why}). Asking again will not help until an admin has a look."
 
-Status = Callable[[str], Awaitable[None]]
+# Shows what the bot is doing, in the assistant panel (Bolt's set_status).
+Status = Callable[[str], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,26 +73,23 @@ class Asker:
         self._slack = slack
         self._owner = owner
 
-    async def agent_for(self, question: Question) -> tuple[str, str | None] | None:
-        """(agent, conversation) for a question: a follow-up continues its thread's, a new
-        one asks the channel's agent; None when nobody answers here."""
-        known = await self._store.thread_conversation(question.channel, question.thread_ts)
-        if known is not None:
-            return known
+    async def agent_for(self, question: Question) -> str | None:
+        """The agent for a question: a follow-up's is its thread's (None in a thread the bot
+        never answered in: no question for it); a new one's, the channel's. A thread the bot
+        answered in keeps its agent either way: the claim says which (claim_question)."""
         if question.follow_up:
-            return None  # a thread the bot never answered in: not a question for it
-        agent = ask_agent(await self._config.for_channel(question.channel), self._settings)
-        return (agent, None) if agent else None
+            known = await self._store.thread_conversation(question.channel, question.thread_ts)
+            return known[0] if known is not None else None
+        return ask_agent(await self._config.for_channel(question.channel), self._settings)
 
     async def answer(self, question: Question, status: Status | None = None) -> None:
         """Answer the question once, whoever else received it; never raises."""
         text = _MENTION.sub("", question.text).strip()
         if not text:
             return
-        chosen = await self.agent_for(question)
-        if chosen is None:
+        agent_id = await self.agent_for(question)
+        if agent_id is None:
             return
-        agent_id, _ = chosen
         asking = Asking(question.channel, question.ts, question.thread_ts, question.user)
         # Each answering is its own holder: the same event twice in one process, or two
         # questions at once, must not share a claim.

@@ -66,9 +66,6 @@ class ContextualProvider:
     async def send(
         self, answer: Answer, target: Target, content_id: str, verdict: Verdict
     ) -> Outcome:
-        key = self._api_key()
-        if not key:
-            raise missing_key(LABEL, KEY_SETTING.upper())
         body: dict[str, Any] = {"message_id": target.message_id, "feedback": verdict.status.value}
         # The spec forbids extra properties and null strings: send only what is set.
         if verdict.explanation:
@@ -77,18 +74,36 @@ class ContextualProvider:
             body["query_category"] = verdict.category
         if content_id:
             body["content_id"] = content_id
-        response = await request(
-            self._session,
-            LABEL,
-            "POST",
-            f"{self._base}/agents/{target.agent_id}/feedback",
-            # orjson: the worker writes and reads one of these per delivery.
-            data=orjson.dumps(body),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            retryable=should_retry,
-            key=key,
-        )
+        url = f"{self._base}/agents/{target.agent_id}/feedback"
+        response = await post(self._session, url, body, self._api_key)
         return Sent(feedback_id(response))
+
+
+async def post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: Mapping[str, Any],
+    api_key: Callable[[], str | None],
+    **kwargs: Any,
+) -> Response:
+    """One POST to Contextual's API (a feedback, or an agent's query, bot/ask/agent.py): the
+    current key as Bearer, the body as JSON, the SDK's retry rule, the key kept out of any
+    error text. Raises ProviderError."""
+    key = api_key()
+    if not key:
+        raise missing_key(LABEL, KEY_SETTING.upper())
+    return await request(
+        session,
+        LABEL,
+        "POST",
+        url,
+        # orjson: the worker writes and reads one of these per delivery.
+        data=orjson.dumps(body),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        retryable=should_retry,
+        key=key,
+        **kwargs,
+    )
 
 
 def should_retry(status: int, headers: Mapping[str, str]) -> bool:

@@ -169,8 +169,7 @@ class LangfuseAnswerIn(LangfuseTargetIn, AnswerIn):
 
 
 def _ids(answer: Answer, target: Target) -> dict[str, object]:
-    ids = {"trace_id": target.trace_id, "observation_id": target.observation_id}
-    return {k: v for k, v in ids.items() if v is not None}
+    return {"trace_id": target.trace_id, "observation_id": target.observation_id}
 
 
 def _environment(settings: Settings) -> str | None:

@@ -169,8 +169,7 @@ class LangSmithAnswerIn(LangSmithTargetIn, AnswerIn):
 
 
 def _ids(answer: Answer, target: Target) -> dict[str, object]:
-    ids = {"run_id": target.run_id, "trace_id": target.trace_id}
-    return {k: v for k, v in ids.items() if v is not None}
+    return {"run_id": target.run_id, "trace_id": target.trace_id}
 
 
 def _options(settings: Settings) -> Mapping[str, str]:

@@ -43,7 +43,10 @@ def _ts(v: str) -> str:
 
 ChannelId = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_channel)]
 SlackTs = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_ts)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+LABEL_LIMIT = 200  # a source's label
+Label = Annotated[
+    str, StringConstraints(min_length=1, max_length=LABEL_LIMIT, strip_whitespace=True)
+]
 
 MAX_SOURCES = 10
 MAX_POST_TEXT = 100_000
