@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from functools import partial
 
 import aiohttp
@@ -26,10 +28,11 @@ from bot.answers.self_registration import MetadataRegistrar
 from bot.ask import Asker, ContextualAgent
 from bot.config.channels import ChannelSettings
 from bot.config.settings import Settings, SettingsError
-from bot.delivery.keys import Keys
-from bot.delivery.worker import Backoff, DeliveryWorker
-from bot.providers import PROVIDERS, Provider, contextual
+from bot.delivery.worker import Backoff
+from bot.digest.service import Digests
+from bot.providers import PROVIDERS, contextual
 from bot.providers.registration import AnswerIn
+from bot.sending import Senders, build_senders
 from bot.services import Identity, Services
 from bot.slack.api import check_app_token, granted_scopes, slack_session, web_client
 from bot.slack.socket_mode import CheckedSocketModeHandler
@@ -41,7 +44,7 @@ from bot.support.metrics import Metrics
 from bot.votes.recording import Votes
 from bot.web.server import build_web_app, runner
 from handlers.reactions import FastLane
-from storage import StorageError, Store
+from storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class FeedbackBot:
         backoff: Backoff | None = None,
         provider_timeout: float | None = None,
         delivery_concurrency: int = 16,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         settings.require_slack()
         self.settings = settings
@@ -70,6 +74,8 @@ class FeedbackBot:
         self._backoff = backoff
         self._provider_timeout = provider_timeout or settings.feedback_provider_timeout
         self._concurrency = delivery_concurrency
+        self._clock = clock  # the digests' (tests move it on rather than wait)
+        self._senders: Senders | None = None
         self._runner: web.AppRunner | None = None
         self._socket_handler: CheckedSocketModeHandler | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -92,15 +98,18 @@ class FeedbackBot:
             identity = await _identify(slack)
             if s.socket_mode:
                 await check_app_token(slack, _secret(s.slack_app_token))
-            http, keys, worker = await _delivery_worker(
+            senders = self._senders = await build_senders(
                 store,
                 s,
                 self.redactor,
+                slack,
                 timeout=self._provider_timeout,
                 concurrency=self._concurrency,
                 backoff=self._backoff,
                 metrics=metrics,
+                clock=self._clock,
             )
+            http, keys, worker = senders.http, senders.keys, senders.worker
             self._http = http
             channel_settings = ChannelSettings(store, s.feedback_trusted_apps)
             answers = Answers(store, channel_settings, slack, on_votes=worker.notify)
@@ -127,7 +136,15 @@ class FeedbackBot:
                 votes=Votes(store, worker, metrics),
                 worker=worker,
                 feedback_command=FeedbackCommand(
-                    store, channel_settings, keys, s, worker, identity.scopes, late_lookup
+                    store,
+                    channel_settings,
+                    keys,
+                    s,
+                    worker,
+                    identity.scopes,
+                    late_lookup,
+                    slack=slack,
+                    wake_digests=senders.digests.wake,
                 ),
                 permissions=Permissions(slack, s.feedback_admins),
                 slack=slack,
@@ -148,7 +165,7 @@ class FeedbackBot:
             await store.close()
             raise
         if s.feedback_worker == "inline":
-            worker.start()
+            senders.start()
         await self.services.late_lookup.start()
         for provider in PROVIDERS:
             if self.services.keys.get(provider) is None:
@@ -241,7 +258,8 @@ class FeedbackBot:
         if self.services is not None:
             await self.services.background.drain(left())
             await self.services.late_lookup.stop(left())
-            await self.services.worker.stop(left())
+            if self._senders is not None:
+                await self._senders.stop(left())
         await self._close_clients()
         if self.services is not None:
             await self.services.store.close()
@@ -252,6 +270,11 @@ class FeedbackBot:
         if self._session is not None:
             await self._session.close()
 
+    @property
+    def digests(self) -> Digests:
+        assert self._senders is not None, "start() the bot first"
+        return self._senders.digests
+
     async def register_answer(self, payload: AnswerIn | dict[str, object]) -> Registered:
         """Register an answer from code running in the same process (raises
         pydantic.ValidationError for a bad payload, PostError when Slack refuses a post)."""
@@ -259,119 +282,6 @@ class FeedbackBot:
         answers = self.services.answers
         request = payload if not isinstance(payload, dict) else await answers.validate(payload)
         return await answers.register(request)
-
-
-class DeliveryProcess:
-    """`feedback-bot worker`: the delivery worker alone, in a process of its own, beside
-    `feedback-bot run` with FEEDBACK_WORKER=separate (or beside any number of bots: claims
-    and leases keep one send per slot in flight, whoever sends). It needs the database and
-    the providers' keys, not Slack."""
-
-    # Keys entered in Slack are written by the bot's process; this one reads them again.
-    KEYS_RELOAD_EVERY = 10.0
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        redactor: Redactor | None = None,
-        backoff: Backoff | None = None,
-        concurrency: int = 16,
-    ) -> None:
-        self.settings = settings
-        self.redactor = redactor or Redactor(settings.secrets())
-        self._backoff = backoff
-        self._concurrency = concurrency
-        self._store: Store | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._reload: asyncio.Task[None] | None = None
-        self.worker: DeliveryWorker | None = None
-
-    async def start(self) -> None:
-        s = self.settings
-        self._store = await Store.open(s.feedback_db)
-        try:
-            self._http, keys, self.worker = await _delivery_worker(
-                self._store,
-                s,
-                self.redactor,
-                timeout=s.feedback_provider_timeout,
-                concurrency=self._concurrency,
-                backoff=self._backoff,
-                watch_other_writers=True,
-            )
-        except BaseException:
-            await self._store.close()
-            raise
-        self.worker.start()
-        self._reload = asyncio.create_task(self._reload_keys(keys), name="reload-keys")
-        log.info("feedback-bot worker is up on %s, sending as %s", s.feedback_db, self.worker.owner)
-
-    async def _reload_keys(self, keys: Keys) -> None:
-        while True:
-            await asyncio.sleep(self.KEYS_RELOAD_EVERY)
-            try:
-                await keys.load()
-            except StorageError as e:
-                log.warning("could not reload the provider keys: %s", e)
-
-    async def stop(self, grace: float = 5.0) -> None:
-        if self._reload is not None:
-            self._reload.cancel()
-        if self.worker is not None:
-            await self.worker.stop(grace)
-        if self._http is not None:
-            await self._http.close()
-        if self._store is not None:
-            await self._store.close()
-
-
-async def _delivery_worker(
-    store: Store,
-    settings: Settings,
-    redactor: Redactor,
-    *,
-    timeout: float,
-    concurrency: int,
-    backoff: Backoff | None,
-    watch_other_writers: bool = False,
-    metrics: Metrics | None = None,
-) -> tuple[aiohttp.ClientSession, Keys, DeliveryWorker]:
-    """The provider clients and the worker that drives them, for either process."""
-    # The provider session carries the timeouts: a hung provider fails the send (and it is
-    # retried), never the worker.
-    http = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=timeout, connect=min(5.0, timeout)),
-        connector=aiohttp.TCPConnector(limit=concurrency * 2),
-    )
-    try:
-        keys = Keys(store, settings, redactor)
-        await keys.load()
-    except BaseException:
-        await http.close()
-        raise
-    providers: dict[str, Provider] = {
-        name: spec.build(http, settings, partial(keys.get, name))
-        for name, spec in PROVIDERS.items()
-    }
-    worker = DeliveryWorker(
-        store,
-        providers,
-        request_timeout=timeout,
-        concurrency=concurrency,
-        backoff=backoff,
-        redact=redactor,
-        # SQLite tells other processes' commits by data_version; PostgreSQL by NOTIFY.
-        watch_other_writers=watch_other_writers and store.kind == "sqlite",
-        metrics=metrics,
-    )
-    try:
-        # Whichever replica queues a delivery, every worker wakes (PostgreSQL).
-        await store.subscribe_deliveries(worker.notify)
-    except BaseException:
-        await http.close()
-        raise
-    return http, keys, worker
 
 
 async def _identify(slack: AsyncWebClient) -> Identity:

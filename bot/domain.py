@@ -95,7 +95,8 @@ def next_standing(action: str, current: Status | None, status: Status | None) ->
 
 # ---------------------------------------------------------------- answers, votes, deliveries
 
-Provider = Literal["contextual", "aquilax", "langsmith", "langfuse"]
+Provider = Literal["contextual", "aquilax", "langsmith", "langfuse", "slack"]
+# "slack" is no answer's target: it is where an escalation goes (ESCALATION_TARGET below).
 
 
 # The id each provider's registration requires, which names the answer there.
@@ -157,10 +158,13 @@ class Target:
     def key(self) -> str:
         """The provider's id for the answer, for logs and messages: its message, request, run
         or trace (each provider's registration requires its own)."""
-        return getattr(self, _TARGET_COLUMN[self.provider]) or ""
+        column = _TARGET_COLUMN.get(self.provider)
+        return (getattr(self, column) or "") if column is not None else ""
 
     def describe(self) -> str:
         """`langfuse trace_id=…`: the target as replies, logs and listings name it."""
+        if self.position == ESCALATION:
+            return "slack escalation"
         return f"{self.provider} {self.key_column}={self.key}"
 
     def ids(self) -> tuple[str | None, ...]:
@@ -180,6 +184,35 @@ class Target:
     def same_ids(self, other: Target) -> bool:
         """The same provider and ids, wherever each sits in its answer's list."""
         return self.ids() == other.ids()
+
+
+# An escalation (bot/escalation/) is a delivery like a verdict, through the same outbox, to
+# the triage channel rather than to a provider: its rows name this target position, which no
+# answer's target has, and are sent by the "slack" sender.
+ESCALATION = -1
+ESCALATION_TARGET = Target("slack", position=ESCALATION)
+# The votes that bring an answer to its triage channel; any later vote or explanation on an
+# answer brought there updates its message.
+ESCALATING: frozenset[Status] = EXPLAINABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """Where a channel's 👎 and 🚩 are escalated (/feedback escalate), and whether the
+    message names who voted. Stored as the `escalate` setting: `setting()`, or "off"."""
+
+    channel: str
+    anonymous: bool = False
+
+    def setting(self) -> dict[str, object]:
+        return {"channel": self.channel, "anonymous": self.anonymous}
+
+    @classmethod
+    def from_setting(cls, value: object) -> Triage | None:
+        """The stored setting as a Triage; None for "off", nothing, or a shape it never had."""
+        if isinstance(value, dict) and isinstance(value.get("channel"), str):
+            return cls(value["channel"], bool(value.get("anonymous")))
+        return None
 
 
 @dataclass(frozen=True, slots=True)

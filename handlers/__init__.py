@@ -5,13 +5,23 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import actions, ask, commands, home, metadata, reactions, submissions
+from handlers import (
+    actions,
+    ask,
+    commands,
+    escalations,
+    home,
+    metadata,
+    reactions,
+    submissions,
+)
 from handlers.errors import on_error
 
 
 def register(app: AsyncApp, services: Services) -> None:
     reactions.register(app, services)
     actions.register(app, services)
+    escalations.register(app, services)
     submissions.register(app, services)
     commands.register(app, services)
     home.register(app, services)

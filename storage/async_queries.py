@@ -15,6 +15,7 @@ from bot.domain import (
     Provenance,
     Registration,
     SlotVerdict,
+    Status,
     StoredVote,
     Verdict,
     VoteChange,
@@ -25,13 +26,19 @@ from storage.models import (
     AuditEntry,
     Claim,
     DeliveryCounts,
+    DigestRecord,
+    DigestRun,
+    EscalationState,
+    EscalationView,
     Finished,
     HeldMessage,
     MetadataRegistration,
+    PeriodFigures,
     PostReservation,
     Question,
     QuestionEnd,
     Removal,
+    Resolution,
 )
 
 if TYPE_CHECKING:
@@ -169,6 +176,58 @@ class PostgresConfig(Protocol):
     async def set_config(
         self, conn: asyncpg.Connection, scope: str, key: str, value: Any, user: str
     ) -> Any: ...
+    async def settings_named(self, conn: asyncpg.Connection, key: str) -> list[tuple[str, Any]]: ...
+
+
+class PostgresEscalations(Protocol):
+    async def escalate_on_vote(
+        self,
+        conn: asyncpg.Connection,
+        answer_id: int,
+        cast: Status | None,
+        verdict: Status,
+        now: float,
+    ) -> int | None: ...
+    async def resolve_escalation(
+        self, conn: asyncpg.Connection, channel: str, ts: str, user: str, message: str
+    ) -> Resolution: ...
+    async def escalation_view(self, conn: asyncpg.Connection, answer_id: int) -> EscalationView: ...
+    async def escalation_of(
+        self, conn: asyncpg.Connection, answer_id: int
+    ) -> EscalationState | None: ...
+
+
+class PostgresDigests(Protocol):
+    async def claim_digest(
+        self,
+        conn: asyncpg.Connection,
+        due: Sequence[DigestRun],
+        now: float,
+        owner: str,
+        lease: float,
+    ) -> DigestRun | None: ...
+    async def finish_digest(
+        self,
+        conn: asyncpg.Connection,
+        run_id: int,
+        owner: str,
+        state: DeliveryState,
+        error: str | None,
+        retry_at: float,
+        ref: str | None,
+    ) -> bool: ...
+    async def queue_digest(self, conn: asyncpg.Connection, run: DigestRun) -> bool: ...
+    async def list_digests(
+        self, conn: asyncpg.Connection, limit: int = 10
+    ) -> list[DigestRecord]: ...
+    async def period_figures(
+        self,
+        conn: asyncpg.Connection,
+        channel: str | None,
+        start: float,
+        end: float,
+        previous: float,
+    ) -> PeriodFigures: ...
 
 
 class PostgresKeys(Protocol):

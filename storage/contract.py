@@ -3,11 +3,11 @@ to run one unit of work. One backend per kind: SQLite (storage/sqlite/backend.py
 PostgreSQL (storage/postgres/backend.py); FEEDBACK_DB picks one (storage/backends.py).
 
 The query contract. Every aggregate (answers, votes, outbox, config, keys, events, held,
-questions, composite) has one module per backend with the same function names and parameters, the
-connection first: plain functions over a sqlite3 connection, coroutine functions over an
-asyncpg connection. storage/queries.py and storage/async_queries.py type each module by a
-Protocol. Two classes hold
-a backend's modules, SqliteQueries and PostgresQueries, each field typed by its
+questions, escalations, digests, composite) has one module per backend with the same
+function names and parameters, the connection first: plain functions over a sqlite3
+connection, coroutine functions over an asyncpg connection. storage/queries.py and
+storage/async_queries.py type each module by a Protocol. Two classes hold a backend's
+modules, SqliteQueries and PostgresQueries, each field typed by its
 aggregate's Protocol for that backend; mypy accepts a module where a Protocol is expected
 when its functions match, so it checks every module where a backend builds its set. One
 generic class would not do: the two backends differ in the shape of every result (a value,
@@ -35,6 +35,8 @@ from storage.async_queries import (
     PostgresAnswers,
     PostgresComposite,
     PostgresConfig,
+    PostgresDigests,
+    PostgresEscalations,
     PostgresEvents,
     PostgresHeld,
     PostgresKeys,
@@ -46,6 +48,8 @@ from storage.queries import (
     SqliteAnswers,
     SqliteComposite,
     SqliteConfig,
+    SqliteDigests,
+    SqliteEscalations,
     SqliteEvents,
     SqliteHeld,
     SqliteKeys,
@@ -80,6 +84,8 @@ class SqliteQueries:
     events: SqliteEvents
     held: SqliteHeld
     questions: SqliteQuestions
+    escalations: SqliteEscalations
+    digests: SqliteDigests
     composite: SqliteComposite
 
 
@@ -95,6 +101,8 @@ class PostgresQueries:
     events: PostgresEvents
     held: PostgresHeld
     questions: PostgresQuestions
+    escalations: PostgresEscalations
+    digests: PostgresDigests
     composite: PostgresComposite
 
 

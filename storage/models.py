@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.domain import Answer, Delivery, DeliveryState
+from bot.domain import Answer, Delivery, DeliveryState, Status, Triage
 
 
 class PostState(StrEnum):
@@ -136,3 +136,138 @@ class Question:
     claim: QuestionClaim
     agent_id: str | None = None  # the thread's agent, when the bot answered there before
     conversation_id: str | None = None
+
+
+# ------------------------------------------------------------------ escalations and digests
+
+
+@dataclass(frozen=True, slots=True)
+class Ballot:
+    """One standing vote on an answer, as an escalation shows it."""
+
+    user: str
+    status: Status
+    explanation: str | None
+    category: str | None
+    cast_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationView:
+    """What an answer's escalation message shows, read when it is sent (bot/escalation/)."""
+
+    triage: Triage | None  # where escalations of the answer's channel go now; None: off
+    message: str | None  # "channel:ts" of the triage message, once one was posted
+    maybe_posted: bool  # a send was cut off without its outcome: it may have posted
+    opened_at: float | None
+    resolved_by: str | None
+    resolved_at: float | None
+    counts: Mapping[Status, int]  # the standing votes on the answer itself
+    ballots: tuple[Ballot, ...]  # its newest standing 👎 and 🚩 (at most ten), newest first
+
+
+class Resolution(StrEnum):
+    RESOLVED = "resolved"  # recorded now; the message is updated through the outbox
+    ALREADY = "already"  # someone resolved it before
+    NOT_ESCALATED = "not_escalated"  # no such escalation (a removed answer, a bad button)
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationState:
+    """An answer's escalation, for `answers show`."""
+
+    opened_at: float
+    resolved_by: str | None
+    resolved_at: float | None
+    message: str | None  # "channel:ts" of the triage message, once posted
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRun:
+    """One period of one scope's digest (a channel, or "*" for the workspace): due, or
+    claimed by one process to post (bot/digest/)."""
+
+    scope: str
+    period: str  # daily, weekly, or now (/feedback digest now)
+    period_start: float
+    period_end: float
+    channel: str  # where it is posted
+    id: int = 0
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFigures:
+    """One channel and agent over a period: answers voted on, votes cast, and of the
+    answers' verdicts (each answer's newest standing vote, cast in the period) how many
+    there are and how many are thumbs_up."""
+
+    channel: str
+    agent: str
+    answers: int
+    votes: int
+    verdicts: int
+    approving: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayFigures:
+    channel: str
+    day: int  # days since the period's start (negative: the previous period)
+    verdicts: int
+    approving: int
+
+
+@dataclass(frozen=True, slots=True)
+class Downvote:
+    """A standing 👎 or 🚩 on an answer, with what the voter said."""
+
+    channel: str
+    ts: str
+    user: str
+    status: Status
+    category: str | None
+    explanation: str | None
+    cast_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFigures:
+    label: str
+    up: int
+    down: int  # 👎 and 🚩
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedEscalation:
+    channel: str
+    ts: str
+    by: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodFigures:
+    """What a digest and the App Home show for a period and scope (storage's
+    `period_figures`); the previous period's verdicts per (channel, agent) for the change."""
+
+    groups: tuple[GroupFigures, ...]
+    previous: Mapping[tuple[str, str], tuple[int, int]]  # (verdicts, approving)
+    days: tuple[DayFigures, ...]
+    categories: tuple[tuple[str, int], ...]  # the top 👎/🚩 categories, most first
+    explained: tuple[Downvote, ...]  # the newest explained 👎/🚩
+    recent: tuple[Downvote, ...]  # the newest 👎/🚩, explained or not
+    sources: tuple[SourceFigures, ...]  # the lowest-rated sources
+    open_escalations: int
+    resolved: tuple[ResolvedEscalation, ...]
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRecord:
+    """A digest run as `deliveries` lists it."""
+
+    run: DigestRun
+    state: DeliveryState
+    last_error: str | None
+    updated_at: float

@@ -16,6 +16,7 @@ from bot.domain import (
     Provenance,
     Registration,
     SlotVerdict,
+    Status,
     StoredVote,
     Verdict,
     VoteChange,
@@ -26,13 +27,19 @@ from storage.models import (
     AuditEntry,
     Claim,
     DeliveryCounts,
+    DigestRecord,
+    DigestRun,
+    EscalationState,
+    EscalationView,
     Finished,
     HeldMessage,
     MetadataRegistration,
+    PeriodFigures,
     PostReservation,
     Question,
     QuestionEnd,
     Removal,
+    Resolution,
 )
 
 if TYPE_CHECKING:
@@ -158,6 +165,54 @@ class SqliteConfig(Protocol):
     def set_config(
         self, db: sqlite3.Connection, scope: str, key: str, value: Any, user: str
     ) -> Any: ...
+    def settings_named(self, db: sqlite3.Connection, key: str) -> list[tuple[str, Any]]: ...
+
+
+class SqliteEscalations(Protocol):
+    def escalate_on_vote(
+        self,
+        db: sqlite3.Connection,
+        answer_id: int,
+        cast: Status | None,
+        verdict: Status,
+        now: float,
+    ) -> int | None: ...
+    def resolve_escalation(
+        self, db: sqlite3.Connection, channel: str, ts: str, user: str, message: str
+    ) -> Resolution: ...
+    def escalation_view(self, db: sqlite3.Connection, answer_id: int) -> EscalationView: ...
+    def escalation_of(self, db: sqlite3.Connection, answer_id: int) -> EscalationState | None: ...
+
+
+class SqliteDigests(Protocol):
+    def claim_digest(
+        self,
+        db: sqlite3.Connection,
+        due: Sequence[DigestRun],
+        now: float,
+        owner: str,
+        lease: float,
+    ) -> DigestRun | None: ...
+    def finish_digest(
+        self,
+        db: sqlite3.Connection,
+        run_id: int,
+        owner: str,
+        state: DeliveryState,
+        error: str | None,
+        retry_at: float,
+        ref: str | None,
+    ) -> bool: ...
+    def queue_digest(self, db: sqlite3.Connection, run: DigestRun) -> bool: ...
+    def list_digests(self, db: sqlite3.Connection, limit: int = 10) -> list[DigestRecord]: ...
+    def period_figures(
+        self,
+        db: sqlite3.Connection,
+        channel: str | None,
+        start: float,
+        end: float,
+        previous: float,
+    ) -> PeriodFigures: ...
 
 
 class SqliteKeys(Protocol):

@@ -6,10 +6,12 @@ Record, both read by column name) to the types the store hands out. No I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from bot.domain import (
+    ESCALATION,
+    ESCALATION_TARGET,
     WITHDRAWN,
     Answer,
     Delivery,
@@ -24,7 +26,17 @@ from bot.domain import (
     Vote,
     VoteChange,
 )
-from storage.models import DeliveryCounts, HeldMessage, MetadataRegistration
+from storage.models import (
+    DayFigures,
+    DeliveryCounts,
+    Downvote,
+    GroupFigures,
+    HeldMessage,
+    MetadataRegistration,
+    PeriodFigures,
+    ResolvedEscalation,
+    SourceFigures,
+)
 
 
 class Row(Protocol):
@@ -206,7 +218,9 @@ def _delivery(row: Row, state: DeliveryState, attempts: int) -> Delivery:
     return Delivery(
         id=row["delivery_id"],
         answer=answer,
-        target=answer.targets[row["target"]],
+        target=(
+            ESCALATION_TARGET if row["target"] == ESCALATION else answer.targets[row["target"]]
+        ),
         content_id=row["content_id"],
         verdict=verdict_from_row(row),
         state=state,
@@ -219,10 +233,11 @@ def _delivery(row: Row, state: DeliveryState, attempts: int) -> Delivery:
 
 
 # The outbox's rows waiting, in flight or dead, per provider of their target.
+# Escalations (no answer's target) count as "slack".
 COUNTS_BY_PROVIDER = (
-    "SELECT t.provider, d.state, count(*) FROM deliveries d JOIN answer_targets t"
-    " ON t.answer_id = d.answer_id AND t.position = d.target"
-    " WHERE d.state IN ('pending', 'sending', 'dead') GROUP BY t.provider, d.state"
+    "SELECT coalesce(t.provider, 'slack'), d.state, count(*) FROM deliveries d"
+    " LEFT JOIN answer_targets t ON t.answer_id = d.answer_id AND t.position = d.target"
+    " WHERE d.state IN ('pending', 'sending', 'dead') GROUP BY 1, d.state"
 )
 
 
@@ -266,3 +281,58 @@ def held_reaction_from_row(answer_id: int, row: Row) -> tuple[int, VoteChange, f
 def held_message_from_row(row: Row) -> HeldMessage:
     """A message's held reactions (channel, ts, n: how many, first_at: the first's arrival)."""
     return HeldMessage(row["channel"], row["ts"], int(row["n"]), row["first_at"])
+
+
+# ------------------------------------------------------------------------- digests
+
+
+def period_figures_from_rows(
+    verdicts: Sequence[Any],
+    cast: Sequence[Any],
+    categories: Sequence[Any],
+    explained: Sequence[Any],
+    recent: Sequence[Any],
+    sources: Sequence[Any],
+    open_escalations: int,
+    resolved: Sequence[Any],
+    dead: int,
+    *,
+    days: int,
+) -> PeriodFigures:
+    """The rows of a backend's `period_figures` as PeriodFigures. `days`: how long the
+    previous period is, as verdict days count from its start."""
+    current: dict[tuple[str, str], list[int]] = {}
+    previous: dict[tuple[str, str], tuple[int, int]] = {}
+    day_figures: list[DayFigures] = []
+    for channel, agent, day, count, approving in verdicts:
+        key = (str(channel), str(agent))
+        if day < days:
+            seen = previous.get(key, (0, 0))
+            previous[key] = (seen[0] + int(count), seen[1] + int(approving))
+            continue
+        figures = current.setdefault(key, [0, 0, 0, 0])
+        figures[2] += int(count)
+        figures[3] += int(approving)
+        day_figures.append(DayFigures(str(channel), int(day) - days, int(count), int(approving)))
+    for channel, agent, votes, answers in cast:
+        figures = current.setdefault((str(channel), str(agent)), [0, 0, 0, 0])
+        figures[0], figures[1] = int(answers), int(votes)
+    return PeriodFigures(
+        groups=tuple(
+            GroupFigures(channel, agent, *counts)
+            for (channel, agent), counts in sorted(current.items())
+        ),
+        previous=previous,
+        days=tuple(sorted(day_figures, key=lambda d: (d.channel, d.day))),
+        categories=tuple((str(c), int(n)) for c, n in categories),
+        explained=tuple(downvote_from_row(r) for r in explained),
+        recent=tuple(downvote_from_row(r) for r in recent),
+        sources=tuple(SourceFigures(str(label), int(up), int(down)) for label, up, down in sources),
+        open_escalations=open_escalations,
+        resolved=tuple(ResolvedEscalation(c, ts, by, at) for c, ts, by, at in resolved),
+        dead=dead,
+    )
+
+
+def downvote_from_row(row: Any) -> Downvote:
+    return Downvote(row[0], row[1], row[2], Status(row[3]), row[4], row[5], row[6])

@@ -1,7 +1,8 @@
 """The rules of the store that both backends keep, written once: what a vote supersedes,
 when settling a slot queues a delivery, what a worker's turn does with the sends it owns,
 what a row sent back to the queue becomes, whose outcome of a send counts, in what order held
-reactions apply, and when metadata is newer than a mapping's.
+reactions apply, when metadata is newer than a mapping's, what a vote does to its answer's
+escalation, and what the digest's schedule makes due.
 
 Plain functions over the values the backends read. They do no I/O: the SQL that reads their
 inputs and writes what they decide, and the locks that keep those reads true until the
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 from bot.domain import (
+    ESCALATING,
     WITHDRAWN,
     DeliveryState,
     Provenance,
     Status,
+    Triage,
     Verdict,
     VoteChange,
     next_standing,
@@ -255,3 +259,44 @@ def provenance_newer(provenance: Provenance | None, than: float | None) -> bool:
     if provenance is None or provenance.metadata_ts is None or than is None:
         return True
     return provenance.metadata_ts > than
+
+
+# ------------------------------------------------------------------------------ escalations
+
+
+class EscalationStep(StrEnum):
+    NONE = "none"  # nothing to show anyone
+    OPEN = "open"  # escalate the answer, if its channel's escalations go somewhere
+    REOPEN = "reopen"  # a new 👎 or 🚩 on a resolved escalation: it is open again
+    UPDATE = "update"  # the message shows the votes as they are now
+
+
+def escalation_step(cast: Status | None, resolved: bool | None) -> EscalationStep:
+    """What a change of the votes on an answer itself (a vote `cast`, or an explanation added
+    to a standing one of that status; None: withdrawn) does to its escalation: `resolved` is
+    None when it has none. Only a 👎 or 🚩 brings an answer to its triage channel; once there,
+    every later change updates the one message."""
+    raises = cast in ESCALATING
+    if resolved is None:
+        return EscalationStep.OPEN if raises else EscalationStep.NONE
+    if raises and resolved:
+        return EscalationStep.REOPEN
+    return EscalationStep.UPDATE
+
+
+# The setting that says where a channel's escalations go (bot/config/channels.py), the scope
+# of the workspace's settings, and how many of the newest 👎 and 🚩 an escalation names.
+ESCALATE_SETTING = "escalate"
+WORKSPACE_SCOPE = "*"
+BALLOTS = 10
+# An escalation row whose send may have posted: sent before and not recorded as delivered,
+# or the one in flight on its second try or later (the slot has one row in flight at most).
+ESCALATION_TRIED = "attempts > 0 AND state != 'delivered' AND (state != 'sending' OR attempts > 1)"
+
+
+def triage_setting(values: Sequence[tuple[str, Any]], channel: str) -> Triage | None:
+    """Where the `escalate` setting sends a channel's escalations: the channel's own value
+    over the workspace's ("*"); "off" in the channel turns the workspace's off there."""
+    own = {scope: value for scope, value in values}
+    value = own.get(channel, own.get("*"))
+    return Triage.from_setting(value)

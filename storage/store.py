@@ -9,6 +9,8 @@ through the backend that FEEDBACK_DB names:
     storage/sqlite/keys.py      provider keys (encrypted)
     storage/sqlite/events.py    processed Slack event ids, and the health probe
     storage/sqlite/held.py      reactions held while the late lookup finds their message
+    storage/sqlite/escalations.py  answers escalated to a triage channel (through the outbox)
+    storage/sqlite/digests.py   digest runs (claimed once), and the figures of a period
     storage/sqlite/composite.py the units that span aggregates (register, remove an answer)
 
 SQLite (a file path, the default; storage/sqlite/backend.py): each unit is a plain function
@@ -48,13 +50,19 @@ from storage.models import (
     AuditEntry,
     Claim,
     DeliveryCounts,
+    DigestRecord,
+    DigestRun,
+    EscalationState,
+    EscalationView,
     Finished,
     HeldMessage,
     MetadataRegistration,
+    PeriodFigures,
     PostReservation,
     Question,
     QuestionEnd,
     Removal,
+    Resolution,
 )
 
 
@@ -262,6 +270,53 @@ class Store:
 
     async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
         return await self._b.run(self._q.config.audit_log, limit)
+
+    async def settings_named(self, key: str) -> list[tuple[str, Any]]:
+        return await self._b.run(self._q.config.settings_named, key)
+
+    # ---------------------------------------------------------- storage/sqlite/escalations.py
+
+    async def resolve_escalation(
+        self, channel: str, ts: str, user: str, message: str
+    ) -> Resolution:
+        return await self._b.run(self._q.escalations.resolve_escalation, channel, ts, user, message)
+
+    async def escalation_view(self, answer_id: int) -> EscalationView:
+        return await self._b.run(self._q.escalations.escalation_view, answer_id)
+
+    async def escalation_of(self, answer_id: int) -> EscalationState | None:
+        return await self._b.run(self._q.escalations.escalation_of, answer_id)
+
+    # -------------------------------------------------------------- storage/sqlite/digests.py
+
+    async def claim_digest(
+        self, due: Sequence[DigestRun], now: float, owner: str, lease: float
+    ) -> DigestRun | None:
+        return await self._b.run(self._q.digests.claim_digest, due, now, owner, lease)
+
+    async def finish_digest(
+        self,
+        run_id: int,
+        owner: str,
+        state: DeliveryState,
+        error: str | None = None,
+        retry_at: float = 0.0,
+        ref: str | None = None,
+    ) -> bool:
+        return await self._b.run(
+            self._q.digests.finish_digest, run_id, owner, state, error, retry_at, ref
+        )
+
+    async def queue_digest(self, run: DigestRun) -> bool:
+        return await self._b.run(self._q.digests.queue_digest, run)
+
+    async def list_digests(self, limit: int = 10) -> list[DigestRecord]:
+        return await self._b.run(self._q.digests.list_digests, limit)
+
+    async def period_figures(
+        self, channel: str | None, start: float, end: float, previous: float
+    ) -> PeriodFigures:
+        return await self._b.run(self._q.digests.period_figures, channel, start, end, previous)
 
     # ---------------------------------------------------------------- storage/sqlite/keys.py
 

@@ -1,6 +1,7 @@
 """The Slack stand-in itself, driven by slack_sdk as the bot drives it: the message store
-behind conversations.history and conversations.replies, scopes, rate limits, and the
-answer-metadata check on chat.postMessage."""
+behind conversations.history and conversations.replies, scopes, rate limits, the
+answer-metadata check on chat.postMessage, permalinks, a channel's refusals, and the external
+file upload that files_upload_v2 makes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -19,6 +21,7 @@ from tests.standins.slack import APP_ID, BOT_ID, BOT_USER, SlackStandIn
 
 CHANNEL = "C0CHAN0001"
 ASSISTANT = "A0ASSIST01"
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # a PNG as far as the stand-in looks
 
 
 @pytest.fixture
@@ -121,7 +124,12 @@ async def test_metadata_is_shown_only_when_asked_for(
     assert "metadata" not in r["messages"][0]
     r = await client.conversations_history(channel=CHANNEL, include_all_metadata=True)
     assert r["messages"][0]["metadata"] == metadata
-    r = await client.conversations_replies(channel=CHANNEL, ts=ts, include_all_metadata="true")
+    # The flag as text, as clients other than slack_sdk send it.
+    r = await client.conversations_replies(
+        channel=CHANNEL,
+        ts=ts,
+        include_all_metadata="true",  # type: ignore[arg-type]
+    )
     assert r["messages"][0]["metadata"] == metadata
 
 
@@ -191,3 +199,132 @@ async def test_posted_metadata_is_checked_against_the_schema(
         assert violation.startswith("chat.postMessage: metadata") and words in violation
     assert slack.messages[CHANNEL][0]["metadata"] == metadata
     assert r["message"]["app_id"] == APP_ID
+
+
+async def test_a_permalink_names_the_channel_and_the_ts_and_a_reply_its_thread(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = slack.add_message(CHANNEL, ts="1733480000.000100")
+    reply = slack.add_message(CHANNEL, ts="1733480001.000200", thread_ts=parent)
+    r = await client.chat_getPermalink(channel=CHANNEL, message_ts=parent)
+    assert (r["channel"], r["permalink"]) == (
+        CHANNEL,
+        f"https://test.slack.com/archives/{CHANNEL}/p1733480000000100",
+    )
+    r = await client.chat_getPermalink(channel=CHANNEL, message_ts=reply)
+    assert r["permalink"] == (
+        f"https://test.slack.com/archives/{CHANNEL}/p1733480001000200"
+        f"?thread_ts={parent}&cid={CHANNEL}"
+    )
+    with pytest.raises(SlackApiError) as e:
+        await client.chat_getPermalink(channel=CHANNEL, message_ts="1733480002.000300")
+    assert e.value.response["error"] == "message_not_found"
+    # A channel the stand-in holds nothing of: tests make answers up, so it links anyway.
+    r = await client.chat_getPermalink(channel="C0ELSE0001", message_ts="1733480002.000300")
+    assert r["permalink"].endswith("/archives/C0ELSE0001/p1733480002000300")
+    assert slack.violations == []
+
+
+async def test_a_channel_error_refuses_posts_updates_and_shares_and_changes_nothing(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.scopes.append("files:write")
+    ts = slack.add_message(CHANNEL, text="before")
+    slack.channel_errors[CHANNEL] = "not_in_channel"
+    for call in (
+        client.chat_postMessage(channel=CHANNEL, text="a digest"),
+        client.chat_update(channel=CHANNEL, ts=ts, text="after"),
+        client.files_upload_v2(channel=CHANNEL, content=PNG_BYTES, filename="a.png"),
+    ):
+        with pytest.raises(SlackApiError) as e:
+            await call
+        assert e.value.response["error"] == "not_in_channel"
+    assert [m["text"] for m in slack.messages[CHANNEL]] == ["before"]
+    assert slack.shared == [] and slack.png_uploads(CHANNEL) == []
+    # The refusal comes at the last step of an upload: the bytes had reached Slack already.
+    assert list(slack.uploads.values()) == [PNG_BYTES]
+    # Another channel is not refused.
+    r = await client.chat_postMessage(channel="C0ELSE0001", text="a digest")
+    assert r["ok"]
+    assert slack.violations == []
+
+
+async def test_files_upload_v2_announces_uploads_and_shares_a_png(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.scopes.append("files:write")
+    r = await client.files_upload_v2(
+        channel=CHANNEL,
+        content=PNG_BYTES,
+        filename="a.png",
+        title="Approval per day",
+        initial_comment="This week's feedback",
+        thread_ts="1733480000.000100",
+    )
+    (file_id,) = slack.uploads
+    assert r["files"] == [{"id": file_id, "title": "Approval per day"}]
+    assert r["file"]["id"] == file_id  # slack_sdk's own shortcut for a single file
+    assert slack.uploads[file_id] == PNG_BYTES
+    assert slack.shared == [
+        {
+            "id": file_id,
+            "title": "Approval per day",
+            "channel_id": CHANNEL,
+            "initial_comment": "This week's feedback",
+            "thread_ts": "1733480000.000100",
+            "bytes": PNG_BYTES,
+        }
+    ]
+    assert slack.png_uploads(CHANNEL) == [PNG_BYTES]
+    assert slack.png_uploads("C0ELSE0001") == []
+    (announced,) = slack.calls_to("files.getUploadURLExternal")
+    assert (announced["filename"], announced["length"]) == ("a.png", str(len(PNG_BYTES)))
+    # No files.info afterwards, nor any other call: two API calls and the upload itself.
+    assert [c.method for c in slack.calls] == [
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+    assert slack.violations == []
+
+
+async def test_an_upload_needs_files_write(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    assert "files:write" not in slack.scopes  # the manifest does not ask for it (yet)
+    with pytest.raises(SlackApiError) as e:
+        await client.files_upload_v2(channel=CHANNEL, content=PNG_BYTES, filename="a.png")
+    assert (e.value.response["error"], e.value.response["needed"]) == (
+        "missing_scope",
+        "files:write",
+    )
+    assert slack.uploads == {}
+
+
+async def test_what_is_wrong_with_an_upload_is_a_violation(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.scopes.append("files:write")
+    # Not a PNG: shared (Slack would take it), but the digest shares only charts.
+    await client.files_upload_v2(channel=CHANNEL, content=b"GIF89a", filename="a.gif")
+    assert slack.violations == [
+        f"files.completeUploadExternal: file {slack.shared[0]['id']} is not a PNG"
+    ]
+    slack.violations.clear()
+    # Announced but never uploaded, and never announced at all.
+    r = await client.files_getUploadURLExternal(filename="b.png", length=10)
+    await client.files_completeUploadExternal(
+        files=[{"id": r["file_id"], "title": "b"}, {"id": "F0NEVER001", "title": "c"}],
+        channel_id=CHANNEL,
+    )
+    assert slack.violations == [
+        f"files.completeUploadExternal: file {r['file_id']!r} is not uploaded yet",
+        "files.completeUploadExternal: file 'F0NEVER001' is unknown",
+    ]
+    slack.violations.clear()
+    # More bytes than announced; a length that is no length.
+    async with aiohttp.ClientSession() as session:
+        async with session.post(r["upload_url"], data=b"0123456789ab") as response:
+            assert response.status == 200
+    assert slack.violations == [f"upload: {r['file_id']}: 12 bytes, 10 announced"]
+    slack.violations.clear()
+    with pytest.raises(SlackApiError):
+        await client.files_getUploadURLExternal(filename="c.png", length=0)
+    assert slack.violations == ["files.getUploadURLExternal: length is not a positive integer: '0'"]

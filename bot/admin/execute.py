@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from bot.admin import render
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.admin import notices, render
 from bot.admin.grammar import RESETTABLE, SWITCHES, UsageError
 from bot.admin.invocations import (
     AddEmoji,
+    DigestNow,
     ForgetKey,
     Invocation,
     ListEmoji,
@@ -22,6 +28,8 @@ from bot.admin.invocations import (
     SetAgent,
     SetAquilaX,
     SetAsk,
+    SetDigest,
+    SetEscalation,
     SetProvider,
     ShowDeliveries,
     ShowStats,
@@ -34,7 +42,9 @@ from bot.config.channels import WORKSPACE, ChannelSettings, ask_agent
 from bot.config.settings import Settings
 from bot.delivery.keys import Keys
 from bot.delivery.worker import DeliveryWorker
-from bot.domain import DeliveryState
+from bot.digest.schedule import DigestPlan, run_now
+from bot.domain import DeliveryState, Triage
+from bot.escalation.sender import CANNOT_POST, cannot_post
 from bot.providers import PROVIDERS
 from bot.slack.api import missing_history_scopes
 from storage import Store
@@ -66,6 +76,8 @@ class FeedbackCommand:
         worker: DeliveryWorker,
         scopes: frozenset[str] = frozenset(),
         late_lookup: LateLookup | None = None,
+        slack: AsyncWebClient | None = None,
+        wake_digests: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._config = config
@@ -74,6 +86,8 @@ class FeedbackCommand:
         self._worker = worker
         self._scopes = scopes  # what the bot token was granted, at start-up
         self._late_lookup = late_lookup  # its budget and stops, for `status`
+        self._slack = slack  # posts where escalations and digests go, to check it may
+        self._wake_digests = wake_digests
 
     async def run(self, inv: Invocation, user: str, channel: str) -> str:
         scope = WORKSPACE if inv.workspace else channel
@@ -100,6 +114,8 @@ class FeedbackCommand:
                 await self._config.set(scope, "aquilax_org", org, user)
                 await self._config.set(scope, "aquilax_group", group, user)
                 return render.aquilax_set(org, group, where)
+            case SetEscalation() | SetDigest() | DigestNow():
+                return await self.to_people(inv, scope, where, user)
             case ListEmoji() | AddEmoji() | RemoveEmoji():
                 return await self.emoji(inv, scope, where, user)
             case Switch(setting=setting, on=on):
@@ -124,6 +140,52 @@ class FeedbackCommand:
                 await self._keys.set(provider, None, user)
                 return render.key_forgotten(provider)
         raise UsageError(f"There is no `{inv.name}` sub-command.")  # pragma: no cover
+
+    async def to_people(
+        self, inv: SetEscalation | SetDigest | DigestNow, scope: str, where: str, user: str
+    ) -> str:
+        """escalate and digest: where feedback goes to people. A channel is set only once
+        the bot has posted there (saying what it will post), so a channel it cannot post
+        in is refused with what to do, and nothing changes."""
+        hour = self._settings.feedback_digest_hour
+        match inv:
+            case SetEscalation(channel=None):
+                await self._config.set(scope, "escalate", None if inv.workspace else "off", user)
+                return notices.escalation_off(where)
+            case SetEscalation(channel=str(channel), anonymous=anonymous):
+                await self._announce(channel, notices.escalation_here(where, anonymous, user))
+                await self._config.set(
+                    scope, "escalate", Triage(channel, anonymous).setting(), user
+                )
+                return notices.escalation_set(channel, where, anonymous)
+            case SetDigest(channel=None):
+                await self._config.set(scope, "digest", None, user)
+                return notices.digest_off(where)
+            case SetDigest(channel=str(channel), period="daily" | "weekly" as period):
+                plan = DigestPlan(channel, period, time.time())
+                await self._announce(channel, notices.digest_here(where, plan, hour, user))
+                await self._config.set(scope, "digest", plan.setting(), user)
+                return notices.digest_set(plan, where, hour)
+        plan_now = DigestPlan.from_setting(await self._config.own_value(scope, "digest"))
+        if plan_now is None:
+            raise UsageError(notices.no_digest(where), "digest")
+        queued = await self._store.queue_digest(run_now(scope, plan_now, time.time()))
+        self._wake_digests()
+        return notices.digest_queued(plan_now, queued)
+
+    async def _announce(self, channel: str, text: str) -> None:
+        if self._slack is None:  # pragma: no cover - the bot always has a client
+            return
+        try:
+            await self._slack.chat_postMessage(channel=channel, text=text)
+        except SlackApiError as e:
+            error = str(e.response.get("error", "unknown"))
+            problem = cannot_post(channel, error) if error in CANNOT_POST else error
+            raise UsageError(f"Nothing changed: {problem}.") from None
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise UsageError(
+                f"Nothing changed: Slack could not be reached ({type(e).__name__}); try again."
+            ) from None
 
     async def trust(self, inv: Trust, scope: str, where: str, user: str) -> str:
         own = set(await self._config.own_value(scope, "trusted_apps") or ())

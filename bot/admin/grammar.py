@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 from bot.admin.invocations import (
     AddEmoji,
+    DigestNow,
     ForgetKey,
     Help,
     Invocation,
@@ -21,6 +22,8 @@ from bot.admin.invocations import (
     SetAgent,
     SetAquilaX,
     SetAsk,
+    SetDigest,
+    SetEscalation,
     SetProvider,
     Setup,
     ShowDeliveries,
@@ -50,7 +53,11 @@ USAGE: Mapping[str, str] = {
     "trust": "/feedback trust add <app id> | trust remove <app id> | trust list [--workspace]",
     "late-lookup": "/feedback late-lookup on|off [--workspace]",
     "reset": "/feedback reset provider|agent|aquilax|ask|emoji|reactions|form|prompt|trust"
-    "|late-lookup" + "".join(f"|{name}-key" for name in PROVIDERS) + " [--workspace]",
+    "|late-lookup|escalate|digest"
+    + "".join(f"|{name}-key" for name in PROVIDERS)
+    + " [--workspace]",
+    "escalate": "/feedback escalate #channel|off [--anonymous] [--workspace]",
+    "digest": "/feedback digest #channel daily|weekly | digest off | digest now [--workspace]",
     "retry": "/feedback retry [delivery id …]",
     "setup": "/feedback setup",
 }
@@ -66,6 +73,8 @@ RESETTABLE: Mapping[str, tuple[str, ...]] = {
     "prompt": ("prompt",),
     "trust": ("trusted_apps",),
     "late-lookup": ("late_lookup",),
+    "escalate": ("escalate",),
+    "digest": ("digest",),
 }
 KEY_RESETS = {f"{name}-key": name for name in PROVIDERS}
 # The on|off sub-commands and the configuration key each one sets.
@@ -77,6 +86,9 @@ SWITCHES = {
 }
 EMOJI_NAME = re.compile(r"^:?[a-z0-9_+'\-]+(::skin-tone-[2-6])?:?$")
 AQUILAX_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+# A channel as Slack sends it with should_escape on (<#C123|name>, or <#C123> when Slack
+# has no name to give), or its bare id.
+CHANNEL = re.compile(r"^<#([CG][A-Z0-9]{2,})(?:\|[^>]*)?>$|^([CG][A-Z0-9]{2,})$")
 MAX_DAYS = 365
 MAX_ID = 2**63 - 1  # SQLite's largest integer
 _DIGITS = re.compile(r"[0-9]+")
@@ -245,6 +257,47 @@ def _reset(args: tuple[str, ...], workspace: bool) -> Reset | ForgetKey:
     return Reset(what, workspace=workspace)
 
 
+def channel_id(raw: str) -> str:
+    """A channel as typed: Slack's escaped form or a bare id; ValueError otherwise."""
+    found = CHANNEL.match(raw)
+    if found is None:
+        if raw.startswith("#"):
+            raise ValueError(
+                f"got `{raw}` as plain text: pick the channel from Slack's list as you type #,"
+                " so that it arrives as a link, or give its id (C…, under the channel's name"
+                " › About)"
+            )
+        raise ValueError(f"`{raw}` is not a channel: give #channel, or its id (C…)")
+    return found.group(1) or found.group(2)
+
+
+def _escalate(args: tuple[str, ...], workspace: bool) -> SetEscalation:
+    anonymous = "--anonymous" in args
+    rest = [a for a in args if a != "--anonymous"]
+    if len(rest) != 1:
+        raise ValueError("expects one channel, or off")
+    if rest[0].lower() == "off":
+        return SetEscalation(None, workspace=workspace)
+    return SetEscalation(channel_id(rest[0]), anonymous, workspace=workspace)
+
+
+def _digest(args: tuple[str, ...], workspace: bool) -> SetDigest | DigestNow:
+    first = args[0].lower() if args else ""
+    if first in ("now", "off") and len(args) == 1:
+        return (
+            DigestNow(workspace=workspace)
+            if first == "now"
+            else SetDigest(None, workspace=workspace)
+        )
+    if len(args) != 2:
+        raise ValueError("expects a channel and daily or weekly, or off, or now")
+    channel = channel_id(args[0])
+    period = args[1].lower()
+    if period not in ("daily", "weekly"):
+        raise ValueError(f"`{args[1]}` is not a period: use daily or weekly (or off)")
+    return SetDigest(channel, period, workspace=workspace)
+
+
 _SUB_COMMANDS: Mapping[str, _Build] = {
     "help": _none(Help),
     "status": _none(ShowStatus),
@@ -254,6 +307,8 @@ _SUB_COMMANDS: Mapping[str, _Build] = {
     "agent": _agent,
     "aquilax": _aquilax,
     "ask": _ask,
+    "escalate": _escalate,
+    "digest": _digest,
     "emoji": _emoji,
     "reactions": _switch("reactions"),
     "form": _switch("form"),

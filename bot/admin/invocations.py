@@ -138,6 +138,31 @@ class ForgetKey(_Invocation):
     provider: str
 
 
+@dataclass(frozen=True, slots=True)
+class SetEscalation(_Invocation):
+    """`escalate <#channel>|off [--anonymous]`."""
+
+    name = "escalate"
+    channel: str | None  # the triage channel's id; None: off
+    anonymous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetDigest(_Invocation):
+    """`digest <#channel> daily|weekly|off`."""
+
+    name = "digest"
+    channel: str | None  # where the digest goes; None: off
+    period: str | None = None  # daily or weekly
+
+
+@dataclass(frozen=True, slots=True)
+class DigestNow(_Invocation):
+    """`digest now`: post the scope's digest at once, for its period ending now."""
+
+    name = "digest"
+
+
 Invocation = (
     Help
     | ShowStatus
@@ -149,6 +174,9 @@ Invocation = (
     | SetAgent
     | SetAsk
     | SetAquilaX
+    | SetEscalation
+    | SetDigest
+    | DigestNow
     | ListEmoji
     | AddEmoji
     | RemoveEmoji

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bot.admin import notices
 from bot.answers.late_lookup import LookupStatus
 from bot.config.channels import ChannelOptions
 from bot.domain import VOTE_STATUSES, Delivery, Status
@@ -77,6 +78,7 @@ def status_report(
     lines += [f"• {line}" for line in _config_lines(config)]
     origin = config.origin("ask_agent") if "ask_agent" in config.origins else "environment"
     lines.append(f"• Ask the AI: {f'agent `{ask}`' if ask else 'off'} _({origin})_")
+    lines += [f"• {line}" for line in notices.status_lines(config)]
     lines.append("*Answers that register themselves* (Slack message metadata)")
     lines.append(f"• Trusted apps: {_apps(config.trusted_apps)}")
     lines.append(

@@ -9,6 +9,7 @@ register(sub, common), wired here in one place (as handlers/ does for Slack's li
     migrate.py     migrate-db
 
 The top floor of bot/, beside app.py, whose FeedbackBot `run` starts. May import: bot.app,
+bot.sending,
 bot.admin, bot.answers, bot.config, bot.delivery, bot.domain, bot.providers, bot.slack,
 bot.support, bot.votes and storage.
 """

@@ -31,6 +31,8 @@ SCOPES = (
     "commands",
     "users:read",
     "metadata.message:read",
+    "files:write",
+    "channels:read",
 )
 # Those manifest.yml adds for Ask the AI, checked where an agent answers (FEEDBACK_ASK_AGENT);
 # channels:history and groups:history have their own check (history, below).

@@ -8,8 +8,9 @@ import logging
 import signal
 from collections.abc import Callable
 
-from bot.app import DeliveryProcess, FeedbackBot
+from bot.app import FeedbackBot
 from bot.config.settings import Settings
+from bot.sending import DeliveryProcess
 from bot.support.logs import Redactor, setup_logging
 
 log = logging.getLogger("bot")

@@ -36,6 +36,10 @@ class ChannelOptions:
     # The Contextual agent that answers questions asked here (bot/ask/); "off": nobody does.
     # Unset: FEEDBACK_ASK_AGENT.
     ask_agent: str | None = None
+    # Where 👎 and 🚩 are escalated (bot.domain.Triage's setting, or "off"), and the scope's
+    # own digest (bot/digest/schedule.py: DigestPlan's setting); as stored.
+    escalate: Any = None
+    digest: Any = None
     origins: Mapping[str, Origin] = field(default_factory=dict)
 
     def origin(self, key: str) -> Origin:

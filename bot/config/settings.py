@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     feedback_lookup_per_minute: int = Field(default=20, ge=1, le=1000)
     # The Contextual agent that answers questions (bot/ask/); unset, the bot answers nobody.
     feedback_ask_agent: UUID | None = None
+    # The hour (UTC) digests are posted at: daily ones each day, weekly ones on Mondays.
+    feedback_digest_hour: int = Field(default=9, ge=0, le=23)
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -16,6 +16,8 @@ from storage.postgres import (
     answers,
     composite,
     config,
+    digests,
+    escalations,
     events,
     held,
     keys,
@@ -42,6 +44,8 @@ QUERIES = PostgresQueries(
     events=events,
     held=held,
     questions=questions,
+    escalations=escalations,
+    digests=digests,
     composite=composite,
 )
 

@@ -26,6 +26,11 @@ async def config_values(
     return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
 
+async def settings_named(conn: asyncpg.Connection, key: str) -> list[tuple[str, Any]]:
+    rows = await conn.fetch("SELECT scope, value FROM config WHERE key = $1", key)
+    return [(r[0], json.loads(r[1])) for r in rows]
+
+
 async def set_config(conn: asyncpg.Connection, scope: str, key: str, value: Any, user: str) -> Any:
     """storage.sqlite.config.set_config. A setting not stored yet has no row to lock: it is
     inserted with ON CONFLICT DO NOTHING, and when a replica inserted it first, we look

@@ -92,8 +92,26 @@ TABLES: dict[str, tuple[str, ...]] = {
         "event_id",
         "received_at",
     ),
+    "escalations": ("answer_id", "opened_at", "resolved_by", "resolved_at"),
+    "digest_runs": (
+        "id",
+        "scope",
+        "period",
+        "period_start",
+        "period_end",
+        "channel",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "claimed_by",
+        "lease_until",
+        "last_error",
+        "ref",
+        "created_at",
+        "updated_at",
+    ),
 }
-WITH_IDS = ("answers", "votes", "deliveries", "audit_log", "held_reactions")
+WITH_IDS = ("answers", "votes", "deliveries", "audit_log", "held_reactions", "digest_runs")
 BATCH = 5000
 
 

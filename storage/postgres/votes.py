@@ -31,6 +31,7 @@ from bot.domain import (
     verdict,
 )
 from storage.postgres.db import DELIVERIES_CHANNEL
+from storage.postgres.escalations import escalate_on_vote
 from storage.postgres.events import mark_processed
 from storage.postgres.held import hold as hold_reaction
 from storage.postgres.held import lock_message
@@ -111,6 +112,8 @@ async def change_vote(
             step.cast_at,
         )
     new, delivery_id = await queue_verdict_change(conn, change.answer_id, change.content_id, now)
+    if change.content_id == WHOLE_ANSWER:
+        await escalate_on_vote(conn, change.answer_id, step.cast, new.status, now)
     return VoteResult(vote_id=vote_id, standing=step.standing, verdict=new, delivery_id=delivery_id)
 
 
@@ -199,6 +202,8 @@ async def explain_vote(
     if row is None:
         return VoteResult()
     new, delivery_id = await queue_verdict_change(conn, row["answer_id"], row["content_id"], now)
+    if row["content_id"] == WHOLE_ANSWER:
+        await escalate_on_vote(conn, row["answer_id"], Status(row["status"]), new.status, now)
     return VoteResult(
         vote_id=vote_id,
         standing=Status(row["status"]),

@@ -15,6 +15,8 @@ from storage.sqlite import (
     answers,
     composite,
     config,
+    digests,
+    escalations,
     events,
     held,
     keys,
@@ -40,6 +42,8 @@ QUERIES = SqliteQueries(
     events=events,
     held=held,
     questions=questions,
+    escalations=escalations,
+    digests=digests,
     composite=composite,
 )
 

@@ -26,6 +26,12 @@ def config_values(db: sqlite3.Connection, scopes: Sequence[str]) -> list[tuple[s
     return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
 
+def settings_named(db: sqlite3.Connection, key: str) -> list[tuple[str, Any]]:
+    """(scope, value) of every scope that sets `key`."""
+    rows = db.execute("SELECT scope, value FROM config WHERE key = ?", (key,)).fetchall()
+    return [(r[0], json.loads(r[1])) for r in rows]
+
+
 def set_config(db: sqlite3.Connection, scope: str, key: str, value: Any, user: str) -> Any:
     """Set (or, with None, clear) one setting and log the change. Returns the old value."""
     new = None if value is None else json.dumps(value, sort_keys=True)

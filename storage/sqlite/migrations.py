@@ -362,4 +362,38 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (channel, thread_ts)
     ) WITHOUT ROWID;
     """,
+    # 12: feedback that reaches people (bot/escalation/, bot/digest/). An escalation's
+    # messages are deliveries (target -1, bot.domain.ESCALATION); this table says when the
+    # answer was brought to its triage channel and who resolved it. A digest run is one
+    # period of one scope's digest: its row is the claim (one process posts it, once), and
+    # its retries and failure, as a delivery's.
+    """
+    CREATE TABLE escalations (
+        answer_id   INTEGER PRIMARY KEY REFERENCES answers (id),
+        opened_at   REAL NOT NULL,
+        resolved_by TEXT,
+        resolved_at REAL
+    );
+    CREATE INDEX escalations_open ON escalations (answer_id) WHERE resolved_at IS NULL;
+    CREATE TABLE digest_runs (
+        id              INTEGER PRIMARY KEY,
+        scope           TEXT NOT NULL,
+        period          TEXT NOT NULL CHECK (period IN ('daily', 'weekly', 'now')),
+        period_start    REAL NOT NULL,
+        period_end      REAL NOT NULL,
+        channel         TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'dead')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        claimed_by      TEXT,
+        lease_until     REAL,
+        last_error      TEXT,
+        ref             TEXT,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL,
+        UNIQUE (scope, period, period_end)
+    );
+    CREATE INDEX digest_runs_due ON digest_runs (next_attempt_at)
+        WHERE state IN ('pending', 'sending');
+    """,
 )

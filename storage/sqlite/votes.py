@@ -36,6 +36,7 @@ from storage.rows import (
 )
 from storage.rules import settle, vote_step
 from storage.sqlite.db import transaction
+from storage.sqlite.escalations import escalate_on_vote
 from storage.sqlite.events import mark_processed
 from storage.sqlite.held import hold as hold_reaction
 
@@ -85,6 +86,8 @@ def change_vote(
             ),
         ).lastrowid
     new, delivery_id = queue_verdict_change(db, change.answer_id, change.content_id, now)
+    if change.content_id == WHOLE_ANSWER:
+        escalate_on_vote(db, change.answer_id, step.cast, new.status, now)
     return VoteResult(vote_id=vote_id, standing=step.standing, verdict=new, delivery_id=delivery_id)
 
 
@@ -166,6 +169,8 @@ def explain_vote(
         if row is None:
             return VoteResult()
         new, delivery_id = queue_verdict_change(db, row["answer_id"], row["content_id"], now)
+        if row["content_id"] == WHOLE_ANSWER:
+            escalate_on_vote(db, row["answer_id"], Status(row["status"]), new.status, now)
         return VoteResult(
             vote_id=vote_id,
             standing=Status(row["status"]),

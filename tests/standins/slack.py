@@ -1,7 +1,8 @@
 """A stand-in for Slack's Web API: answers the methods the bot calls, records every call,
 and checks each body is valid Block Kit for its method. It keeps the messages of each
 channel (posted by the bot, or put there by a test with add_message) so that the bot can
-read them back with conversations.history and conversations.replies."""
+read them back with conversations.history and conversations.replies, and the files shared
+through Slack's external upload (the digest's charts)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from jsonschema import Draft202012Validator, ValidationError
+
+# jsonschema ships no annotations (its stubs are a package of their own, not installed).
+from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
 
 from bot.cli.doctor import SCOPES as MANIFEST_SCOPES
 from tests.standins import DEADLINE
@@ -42,6 +45,8 @@ ANSWER_EVENT = "ai_answer_posted"
 HISTORY_SCOPES = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
 MAX_LIMIT = 999
 DEFAULT_LIMIT = 100
+PNG = b"\x89PNG\r\n\x1a\n"  # how every PNG starts: the digest shares nothing else
+FILES_SCOPE = "files:write"  # what Slack asks of both calls of an external upload
 
 
 @dataclass
@@ -76,6 +81,14 @@ class SlackStandIn:
     # what manifest.yml asks for (bot/cli/doctor.py holds that list, checked against the file).
     scopes: list[str] = field(default_factory=lambda: list(MANIFEST_SCOPES))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # channel id -> the error (not_in_channel, channel_not_found, …) that posting, updating
+    # and sharing a file there answer with, changing nothing.
+    channel_errors: dict[str, str] = field(default_factory=dict)
+    # Slack's external upload: file id -> the bytes sent to its upload URL, and every file
+    # completed into a channel (id, title, channel_id, initial_comment, thread_ts, bytes).
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    shared: list[dict[str, Any]] = field(default_factory=list)
+    _announced: dict[str, int] = field(default_factory=dict)  # file id -> length announced
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -164,6 +177,7 @@ class SlackStandIn:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{key}", self._respond)
         app.router.add_get("/socket", self._socket)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -174,10 +188,16 @@ class SlackStandIn:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def png_uploads(self, channel: str) -> list[bytes]:
+        """The bytes of every file shared in a channel, in the order they were shared."""
+        return [f["bytes"] for f in self.shared if f["channel_id"] == channel]
+
     def calls_to(self, method: str) -> list[dict[str, Any]]:
         return [c.args for c in self.calls if c.method == method]
 
-    async def wait_for(self, method: str, count: int = 1, timeout: float = DEADLINE) -> list[dict]:
+    async def wait_for(
+        self, method: str, count: int = 1, timeout: float = DEADLINE
+    ) -> list[dict[str, Any]]:
         async with asyncio.timeout(timeout):
             while len(self.calls_to(method)) < count:
                 self._changed.clear()
@@ -186,7 +206,7 @@ class SlackStandIn:
 
     async def socket_send(
         self, payload: dict[str, Any], kind: str = "events_api", ack_timeout: float = DEADLINE
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Send one Socket Mode envelope to the connected bot; return its acknowledgement."""
         async with asyncio.timeout(DEADLINE):
             while not self._sockets:
@@ -235,7 +255,9 @@ class SlackStandIn:
         self._sockets.remove(ws)
         return ws
 
-    async def wait_for_response(self, count: int = 1, timeout: float = DEADLINE) -> list[dict]:
+    async def wait_for_response(
+        self, count: int = 1, timeout: float = DEADLINE
+    ) -> list[dict[str, Any]]:
         async with asyncio.timeout(timeout):
             while len(self.responses) < count:
                 self._changed.clear()
@@ -306,7 +328,13 @@ class SlackStandIn:
     async def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
 
+    def _channel_refusal(self, channel: Any) -> dict[str, Any] | None:
+        error = self.channel_errors.get(str(channel))
+        return None if error is None else {"ok": False, "error": error}
+
     async def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        if refusal := self._channel_refusal(args.get("channel")):
+            return refusal
         self._require("chat.postMessage", args, "channel")
         self._record_violations("chat.postMessage", check_message(args))
         metadata = _metadata(args.get("metadata"))
@@ -334,6 +362,8 @@ class SlackStandIn:
         return {"ok": True, "message_ts": self._next_ts()}
 
     async def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        if refusal := self._channel_refusal(args.get("channel")):
+            return refusal
         self._require("chat.update", args, "channel", "ts")
         self._record_violations("chat.update", check_message(args))
         # Keep the stored message as the channel now shows it, for history and replies.
@@ -343,6 +373,101 @@ class SlackStandIn:
                 if key in args:
                     message[key] = args[key]
         return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+
+    async def _chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A message's link as Slack spells it (a reply's names its thread). Only a channel
+        the stand-in holds messages of can lack the message: tests often ask about an answer
+        they never showed the stand-in, and get a link anyway."""
+        self._require("chat.getPermalink", args, "channel", "message_ts")
+        channel, ts = str(args.get("channel")), str(args.get("message_ts"))
+        message = self._message(channel, ts)
+        if channel in self.messages and message is None:
+            return {"ok": False, "error": "message_not_found"}
+        link = f"https://test.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if message is not None and message.get("thread_ts", ts) != ts:
+            link += f"?thread_ts={message['thread_ts']}&cid={channel}"
+        return {"ok": True, "channel": channel, "permalink": link}
+
+    # Slack's external upload, as slack_sdk's files_upload_v2 makes it: announce the file,
+    # POST its bytes to the URL Slack answered with, then complete it into a channel.
+    async def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        method = "files.getUploadURLExternal"
+        if FILES_SCOPE not in self.scopes:
+            return _missing_scope(FILES_SCOPE, self.scopes)
+        self._require(method, args, "filename", "length")
+        try:
+            length = int(str(args.get("length")))
+        except ValueError:
+            length = 0
+        if length < 1:
+            self._record_violations(
+                method, [f"length is not a positive integer: {args.get('length')!r}"]
+            )
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F0FILE{next(self._ts):04d}"
+        self._announced[file_id] = length
+        return {
+            "ok": True,
+            "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}",
+            "file_id": file_id,
+        }
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL: the file's raw bytes as the body (what slack_sdk sends; Slack
+        takes a multipart form too, which the stand-in does not). No token: the URL is the
+        credential. Slack answers in plain text, and slack_sdk looks only at the status."""
+        file_id = request.match_info["file_id"]
+        body = await request.read()
+        announced = self._announced.get(file_id)
+        if announced is None:
+            self._record_violations("upload", [f"{file_id} was never announced"])
+            return web.Response(status=404, text="file_not_found")
+        if len(body) != announced:
+            self._record_violations(
+                "upload", [f"{file_id}: {len(body)} bytes, {announced} announced"]
+            )
+        self.uploads[file_id] = body
+        self._changed.set()
+        return web.Response(text=f"OK - {len(body)}")
+
+    async def _files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        method = "files.completeUploadExternal"
+        if FILES_SCOPE not in self.scopes:
+            return _missing_scope(FILES_SCOPE, self.scopes)
+        if refusal := self._channel_refusal(args.get("channel_id")):
+            return refusal
+        self._require(method, args, "files", "channel_id")
+        files = _maybe_json(args.get("files"))
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            self._record_violations(method, [f"files is not a list of objects: {files!r}"])
+            return {"ok": False, "error": "invalid_arguments"}
+        thread_ts = args.get("thread_ts") or None
+        if thread_ts is not None and not _is_ts(str(thread_ts)):
+            self._record_violations(method, [f"thread_ts is not a timestamp: {thread_ts!r}"])
+        completed = []
+        for f in files:
+            file_id = str(f.get("id"))
+            if file_id not in self.uploads:
+                known = "not uploaded yet" if file_id in self._announced else "unknown"
+                self._record_violations(method, [f"file {file_id!r} is {known}"])
+                continue
+            data = self.uploads[file_id]
+            if not data.startswith(PNG):
+                self._record_violations(method, [f"file {file_id} is not a PNG"])
+            title = f.get("title")
+            completed.append({"id": file_id, "title": title})
+            self.shared.append(
+                {
+                    "id": file_id,
+                    "title": title,
+                    "channel_id": args.get("channel_id"),
+                    "initial_comment": args.get("initial_comment"),
+                    "thread_ts": thread_ts,
+                    "bytes": data,
+                }
+            )
+        self._changed.set()
+        return {"ok": True, "files": completed}
 
     async def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         method = "conversations.history"
@@ -386,12 +511,7 @@ class SlackStandIn:
         channel = str(args.get("channel") or "")
         needed = HISTORY_SCOPES.get(channel[:1])
         if needed is not None and needed not in self.scopes:
-            return {
-                "ok": False,
-                "error": "missing_scope",
-                "needed": needed,
-                "provided": ",".join(self.scopes),
-            }
+            return _missing_scope(needed, self.scopes)
         if channel not in self.messages:
             return {"ok": False, "error": "channel_not_found"}
         return None
@@ -526,6 +646,10 @@ async def _args(request: web.Request) -> dict[str, Any]:
         if isinstance(args.get(key), str):
             args[key] = json.loads(args[key])
     return args
+
+
+def _missing_scope(needed: str, scopes: list[str]) -> dict[str, Any]:
+    return {"ok": False, "error": "missing_scope", "needed": needed, "provided": ",".join(scopes)}
 
 
 def _maybe_json(value: Any) -> Any:
