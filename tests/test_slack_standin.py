@@ -228,7 +228,6 @@ async def test_a_permalink_names_the_channel_and_the_ts_and_a_reply_its_thread(
 async def test_a_channel_error_refuses_posts_updates_and_shares_and_changes_nothing(
     slack: SlackStandIn, client: AsyncWebClient
 ) -> None:
-    slack.scopes.append("files:write")
     ts = slack.add_message(CHANNEL, text="before")
     slack.channel_errors[CHANNEL] = "not_in_channel"
     for call in (
@@ -252,7 +251,6 @@ async def test_a_channel_error_refuses_posts_updates_and_shares_and_changes_noth
 async def test_files_upload_v2_announces_uploads_and_shares_a_png(
     slack: SlackStandIn, client: AsyncWebClient
 ) -> None:
-    slack.scopes.append("files:write")
     r = await client.files_upload_v2(
         channel=CHANNEL,
         content=PNG_BYTES,
@@ -288,7 +286,8 @@ async def test_files_upload_v2_announces_uploads_and_shares_a_png(
 
 
 async def test_an_upload_needs_files_write(slack: SlackStandIn, client: AsyncWebClient) -> None:
-    assert "files:write" not in slack.scopes  # the manifest does not ask for it (yet)
+    assert "files:write" in slack.scopes  # manifest.yml asks for it (the digest's chart)
+    slack.scopes.remove("files:write")
     with pytest.raises(SlackApiError) as e:
         await client.files_upload_v2(channel=CHANNEL, content=PNG_BYTES, filename="a.png")
     assert (e.value.response["error"], e.value.response["needed"]) == (
@@ -301,7 +300,6 @@ async def test_an_upload_needs_files_write(slack: SlackStandIn, client: AsyncWeb
 async def test_what_is_wrong_with_an_upload_is_a_violation(
     slack: SlackStandIn, client: AsyncWebClient
 ) -> None:
-    slack.scopes.append("files:write")
     # Not a PNG: shared (Slack would take it), but the digest shares only charts.
     await client.files_upload_v2(channel=CHANNEL, content=b"GIF89a", filename="a.gif")
     assert slack.violations == [

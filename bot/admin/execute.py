@@ -231,7 +231,8 @@ class FeedbackCommand:
     async def deliveries(self) -> str:
         counts = await self._store.delivery_counts()
         dead = await self._store.list_deliveries([DeliveryState.DEAD], limit=10)
-        return render.deliveries_report(counts, dead)
+        digests = await self._store.list_digests(limit=10)
+        return render.deliveries_report(counts, dead) + notices.digest_lines(digests)
 
     async def retry(self, ids: list[int]) -> str:
         requeued, superseded = await self._store.retry_dead(ids)

@@ -3,9 +3,12 @@ they post in the channel they name, and their lines in `/feedback status`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.config.channels import ChannelOptions
 from bot.digest.schedule import DigestPlan
-from bot.domain import Triage
+from bot.domain import DeliveryState, Triage
+from storage.models import DigestRecord
 
 
 def escalation_here(where: str, anonymous: bool, user: str) -> str:
@@ -75,3 +78,21 @@ def status_lines(config: ChannelOptions) -> list[str]:
         f"Escalations of 👎 and 🚩: {escalation} _({config.origin('escalate')})_",
         f"Digest: {digest} _({config.origin('digest')})_",
     ]
+
+
+def digest_lines(records: Sequence[DigestRecord]) -> str:
+    """The newest digests that are not posted (waiting for a retry, or dead), for
+    `/feedback deliveries`; "" when every one was posted."""
+    unsent = [r for r in records if r.state is not DeliveryState.DELIVERED]
+    if not unsent:
+        return ""
+    lines = ["", "*Digests not posted*"]
+    for r in unsent:
+        scope = "the workspace" if r.run.scope == "*" else f"<#{r.run.scope}>"
+        lines.append(
+            f"• {r.run.period} digest of {scope} to <#{r.run.channel}>: {r.state.value}"
+            f" after {r.run.attempts} tries{f': {r.last_error}' if r.last_error else ''}"
+        )
+    if any(r.state is DeliveryState.DEAD for r in unsent):
+        lines.append("A dead digest is not tried again; `/feedback digest now` posts a new one.")
+    return "\n".join(lines)

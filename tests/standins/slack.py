@@ -64,6 +64,7 @@ class SlackStandIn:
     violations: list[str] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    channel_names: dict[str, str] = field(default_factory=dict)  # conversations.info's
     errors: dict[str, str] = field(default_factory=dict)  # method -> error to answer with
     delays: dict[str, float] = field(default_factory=dict)  # method -> seconds before answering
     # method -> how many of its next calls to refuse with HTTP 429 and Retry-After.
@@ -628,6 +629,16 @@ class SlackStandIn:
     async def _assistant_threads_setTitle(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require("assistant.threads.setTitle", args, "channel_id", "thread_ts", "title")
         return {"ok": True}
+
+    async def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A public channel's name (channels:read), as the digest's chart shows it: the
+        one `channel_names` gives, else the id in lower case."""
+        self._require("conversations.info", args, "channel")
+        channel = str(args.get("channel") or "")
+        if channel.startswith("C") and "channels:read" not in self.scopes:
+            return _missing_scope("channels:read", self.scopes)
+        name = self.channel_names.get(channel, channel.lower())
+        return {"ok": True, "channel": {"id": channel, "name": name, "is_channel": True}}
 
     async def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(args.get("user")))
