@@ -1,4 +1,5 @@
-"""The App Home tab: status and statistics for admins, a short guide for everyone else."""
+"""The App Home tab: status and insights for admins (the last 7 and 30 days, the newest
+👎), a short guide and their own votes' count for everyone else."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 
+from bot.digest.insights import admin_insights, own_votes
 from bot.services import Services
 from bot.slack.views import home_view
 from handlers.payloads import HomeOpened, parse_payload
@@ -42,11 +44,13 @@ async def publish(services: Services, user: str) -> None:
     if await services.permissions.is_admin(user):
         sections += [
             await services.feedback_command.status(None),
-            await services.feedback_command.stats(None, 7),
+            await admin_insights(services.store, services.slack),
             await services.feedback_command.deliveries(),
             "Change settings with `/feedback` in a channel;"
             " `/feedback setup` stores provider keys.",
         ]
+    else:
+        sections.append(own_votes(await services.store.votes_by(user)))
     try:
         await services.slack.views_publish(user_id=user, view=home_view(sections))
     except SlackApiError as e:

@@ -84,6 +84,7 @@ class PostgresAnswers(Protocol):
 
 
 class PostgresVotes(Protocol):
+    async def votes_by(self, conn: asyncpg.Connection, user: str) -> int: ...
     async def apply_vote(
         self, conn: asyncpg.Connection, change: VoteChange, *, dedupe_key: str | None = None
     ) -> VoteResult: ...

@@ -77,6 +77,7 @@ class SqliteAnswers(Protocol):
 
 
 class SqliteVotes(Protocol):
+    def votes_by(self, db: sqlite3.Connection, user: str) -> int: ...
     def apply_vote(
         self, db: sqlite3.Connection, change: VoteChange, *, dedupe_key: str | None = None
     ) -> VoteResult: ...

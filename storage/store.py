@@ -201,6 +201,9 @@ class Store:
     ) -> list[tuple[Any, ...]]:
         return await self._b.run(self._q.votes.export_page, after_id, since, until, channel, limit)
 
+    async def votes_by(self, user: str) -> int:
+        return await self._b.run(self._q.votes.votes_by, user)
+
     async def slot_verdicts(self, answer_id: int) -> list[SlotVerdict]:
         return await self._b.run(self._q.votes.slot_verdicts, answer_id)
 

@@ -4,6 +4,7 @@ channel (posted through the outbox, updated by later votes and explanations), an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -263,3 +264,29 @@ async def test_a_slack_failure_is_retried_and_shows_in_deliveries(harness: Harne
     await h.settled()
     deliveries = await h.feedback(ADMIN, "deliveries")
     assert "slack escalation" in deliveries and "channel_not_found" in deliveries, deliveries
+
+
+async def test_the_app_home_shows_admins_insights_and_everyone_their_votes(
+    harness: Harness,
+) -> None:
+    h = harness
+    await escalate_to_triage(h)
+    a = await answer_in_channel(h)
+    await h.slack.react(ALICE, "-1", a["ts"])
+    b = await answer_in_channel(h)
+    await h.slack.react(ALICE, "+1", b["ts"])
+    await h.settled()
+    for user in (ADMIN, ALICE):
+        r = await h.slack.event(
+            {"type": "app_home_opened", "user": user, "channel": "D0HOME0001", "tab": "home"}
+        )
+        assert r.status_code == 200
+    published = await h.slack_api.wait_for("views.publish", 2)
+    by_user = {p["user_id"]: json.dumps(p["view"], ensure_ascii=False) for p in published}
+    admin = by_user[ADMIN]
+    assert "Last 7 days: 2 answers voted on, 2 votes, approval *50%*" in admin, admin
+    assert "1 open escalations" in admin
+    assert "Latest 👎 and 🚩" in admin and f"by <@{ALICE}>" in admin
+    assert f"/archives/{CHANNEL}/p{a['ts'].replace('.', '')}" in admin
+    assert "Your votes standing on AI answers: *2*" in by_user[ALICE]
+    assert "Insights" not in by_user[ALICE]

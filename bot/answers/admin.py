@@ -23,6 +23,7 @@ from bot.domain import Answer, Delivery, SlotVerdict
 from bot.providers.registration import ChannelId, SlackTs
 from bot.support.words import counted
 from storage import Removal, Store
+from storage.models import EscalationState
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class AnswerDetail:
     answer: Answer
     verdicts: list[SlotVerdict]
     deliveries: list[Delivery]  # newest first, SHOWN_DELIVERIES at most
+    escalation: EscalationState | None = None  # brought to a triage channel, and resolved?
 
 
 class AnswerAdmin:
@@ -73,7 +75,8 @@ class AnswerAdmin:
             return None
         verdicts = await self._store.slot_verdicts(answer.id)
         deliveries = await self._store.list_deliveries(limit=SHOWN_DELIVERIES, answer_id=answer.id)
-        return AnswerDetail(answer, verdicts, deliveries)
+        escalation = await self._store.escalation_of(answer.id)
+        return AnswerDetail(answer, verdicts, deliveries, escalation)
 
     async def remove(self, channel: str, ts: str, by: str) -> Removal | None:
         removal = await self._store.remove_answer(
@@ -179,6 +182,14 @@ def detail_json(detail: AnswerDetail) -> dict[str, object]:
             for v in detail.verdicts
         ],
         "deliveries": [delivery_json(d) for d in detail.deliveries],
+        "escalation": None
+        if detail.escalation is None
+        else {
+            "opened_at": detail.escalation.opened_at,
+            "message": detail.escalation.message,
+            "resolved_by": detail.escalation.resolved_by,
+            "resolved_at": detail.escalation.resolved_at,
+        },
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from uuid import UUID
 
 import aiohttp
@@ -289,7 +290,7 @@ async def show(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(body))
         return 0
     for key, value in body.items():
-        if not isinstance(value, list):
+        if not isinstance(value, list | dict) and key != "escalation":
             print(f"{key}: {value}")
     if len(detail.answer.targets) > 1:
         for t in detail.answer.targets:
@@ -304,7 +305,17 @@ async def show(settings: Settings, args: argparse.Namespace) -> int:
             f"delivery {d.id} to {d.target.describe()}: {d.verdict.status.value}"
             f" {d.state.value} ({d.attempts} tries)"
         )
+    if (e := detail.escalation) is not None:
+        resolved = (
+            f"resolved by {e.resolved_by} at {_when(e.resolved_at)}" if e.resolved_at else "open"
+        )
+        message = e.message or "not posted yet"
+        print(f"escalation: opened {_when(e.opened_at)}, {resolved}, message {message}")
     return 0
+
+
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at or 0))
 
 
 async def remove(settings: Settings, args: argparse.Namespace) -> int:

@@ -60,6 +60,7 @@ __all__ = [
     "queue_verdict_change",
     "slot_verdicts",
     "vote_stats",
+    "votes_by",
 ]
 
 
@@ -361,3 +362,10 @@ async def _settle_target(
         now,
     )
     return int(delivery_id)
+
+
+async def votes_by(conn: asyncpg.Connection, user: str) -> int:
+    count = await conn.fetchval(
+        "SELECT count(*) FROM votes WHERE user_id = $1 AND withdrawn_at IS NULL", user
+    )
+    return int(count)

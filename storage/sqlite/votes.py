@@ -212,6 +212,14 @@ def export_page(
     ]
 
 
+def votes_by(db: sqlite3.Connection, user: str) -> int:
+    """How many votes of `user` stand (the App Home)."""
+    (count,) = db.execute(
+        "SELECT count(*) FROM votes WHERE user_id = ? AND withdrawn_at IS NULL", (user,)
+    ).fetchone()
+    return int(count)
+
+
 def count_votes(db: sqlite3.Connection, answer_id: int) -> int:
     (count,) = db.execute("SELECT count(*) FROM votes WHERE answer_id = ?", (answer_id,)).fetchone()
     return int(count)
