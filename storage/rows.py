@@ -29,6 +29,8 @@ from bot.domain import (
 from storage.models import (
     DayFigures,
     DeliveryCounts,
+    DigestRecord,
+    DigestRun,
     Downvote,
     GroupFigures,
     HeldMessage,
@@ -336,3 +338,10 @@ def period_figures_from_rows(
 
 def downvote_from_row(row: Any) -> Downvote:
     return Downvote(row[0], row[1], row[2], Status(row[3]), row[4], row[5], row[6])
+
+
+def digest_record_from_row(r: Row) -> DigestRecord:
+    """A row of `list_digests`: id, scope, period, period_start, period_end, channel,
+    attempts, state, last_error, updated_at."""
+    run = DigestRun(r[1], r[2], r[3], r[4], r[5], id=r[0], attempts=r[6])
+    return DigestRecord(run, _STATE[r[7]], r[8], r[9])

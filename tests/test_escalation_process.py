@@ -217,3 +217,40 @@ async def test_two_processes_on_one_database_post_one_message_per_answer(world: 
     assert not [r for r in rows if r[0] in ("pending", "sending")], rows
     assert await one.terminate() == 0
     assert await other.terminate() == 0
+
+
+async def test_a_post_cut_off_by_the_send_timeout_is_not_posted_again(world: World) -> None:
+    """No crash: Slack is slow, the send's one timeout (for all its calls) cuts its
+    chat.postMessage off, and the worker retries it after its backoff (0.5 to 1 s) while
+    Slack is still on the cut-off post. Slack goes on with a request for up to a timeout
+    after it began, as bot/delivery/worker.py's `lease_for` assumes of every provider."""
+    world.set_provider_timeout(4.0)
+    bot = world.bot()
+    await bot.start()
+    await escalate_to_triage(world, bot)
+    # The first send's calls before the post take 3 s, so its post begins 3 s in; Slack
+    # finishes it 3.9 s after that (under the timeout), long after the client gave up at 4.
+    world.slack_api.delays["chat.getPermalink"] = 3.0
+    world.slack_api.delays["chat.postMessage"] = 3.9
+    ts = await answer(world, bot)
+    await world.slack(bot).react(ALICE, "-1", ts)
+
+    async def in_flight() -> bool:
+        return len(post_calls(world)) == 1
+
+    await wait_until(in_flight)
+    world.slack_api.delays.clear()  # the retry's calls are quick
+    await wait_until(lambda: said(bot, "Slack did not answer in time"))
+
+    async def every_post_landed() -> bool:
+        d = (await world.health(bot))["deliveries"]
+        idle = d["pending"] == 0 and d["sending"] == 0
+        return idle and len(posted(world)) == len(post_calls(world))
+
+    await wait_until(every_post_landed, every=0.1)
+    assert len(posted(world, ts)) == 1, (
+        f"BUG: {len(posted(world, ts))} escalation messages for one answer. The retry"
+        " looked in the triage channel (SlackEscalations._posted_before) before Slack had"
+        " finished the post the send timeout cut off, found nothing, and posted again."
+    )
+    assert await bot.terminate() == 0

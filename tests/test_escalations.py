@@ -16,7 +16,9 @@ from tests.slack_payloads import CHANNEL, block_actions, new_ts, view_submission
 
 ADMIN, ALICE, BOB, CAROL = "U0ADMIN001", "U0ALICE001", "U0BOB00001", "U0CAROL001"
 TRIAGE = "C0TRIAGE01"
-ANSWER_TEXT = "The refund window is 30 days.\nAsk finance for anything longer.\nThird line.\nFourth."
+ANSWER_TEXT = (
+    "The refund window is 30 days.\nAsk finance for anything longer.\nThird line.\nFourth."
+)
 
 
 @pytest.fixture(autouse=True)
@@ -124,9 +126,7 @@ async def test_the_form_explanation_shows_on_the_escalation(harness: Harness) ->
     )
     assert r.status_code == 201, r.text
     ts = r.json()["answer"]["ts"]
-    await h.slack.interaction(
-        block_actions(ALICE, ts, "fb_answer_flag", "flagged", kind="button")
-    )
+    await h.slack.interaction(block_actions(ALICE, ts, "fb_answer_flag", "flagged", kind="button"))
     [opened] = await h.slack_api.wait_for("views.open")
     await until(lambda: len(triage_posts(h)) == 1)
     await h.settled()
@@ -201,7 +201,9 @@ async def test_resolved_records_who_and_when_and_updates_the_message(harness: Ha
     assert "already" in replies[2]["text"]
     # A new 👎 opens it again.
     await h.slack.react(CAROL, "-1", a["ts"])
-    await until(lambda: RESOLVE in str((h.slack_api.calls_to("chat.update") or [{}])[-1].get("blocks")))
+    await until(
+        lambda: RESOLVE in str((h.slack_api.calls_to("chat.update") or [{}])[-1].get("blocks"))
+    )
     state = await h.store.escalation_of(answer.id)
     assert state is not None and state.resolved_at is None
 

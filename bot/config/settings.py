@@ -54,6 +54,7 @@ EXPECTED: dict[str, str] = {
     " to 1000 (default 20; 1 for a commercially distributed app outside the Marketplace)",
     "FEEDBACK_ASK_AGENT": "the id (a UUID) of the Contextual agent that answers questions asked"
     " in Slack, in every channel that does not say otherwise with /feedback ask",
+    "FEEDBACK_DIGEST_HOUR": "the hour (UTC) digests are posted at, from 0 to 23 (default 9)",
     "FEEDBACK_SECRET_KEY": "a Fernet key (32 url-safe base64 bytes); make one with "
     "`feedback-bot secret-key`",
 }

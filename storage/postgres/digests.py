@@ -16,7 +16,7 @@ import asyncpg
 
 from bot.domain import DeliveryState
 from storage.models import DigestRecord, DigestRun, PeriodFigures
-from storage.rows import period_figures_from_rows
+from storage.rows import digest_record_from_row, period_figures_from_rows
 
 DAY = 86400.0
 AGENT = (
@@ -95,15 +95,7 @@ async def list_digests(conn: asyncpg.Connection, limit: int = 10) -> list[Digest
         " last_error, updated_at FROM digest_runs ORDER BY id DESC LIMIT $1",
         limit,
     )
-    return [
-        DigestRecord(
-            DigestRun(r[1], r[2], r[3], r[4], r[5], id=r[0], attempts=r[6]),
-            DeliveryState(r[7]),
-            r[8],
-            r[9],
-        )
-        for r in rows
-    ]
+    return [digest_record_from_row(r) for r in rows]
 
 
 async def period_figures(

@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.domain import DeliveryState
 from storage.models import DigestRecord, DigestRun, PeriodFigures
-from storage.rows import period_figures_from_rows
+from storage.rows import digest_record_from_row, period_figures_from_rows
 from storage.sqlite.db import transaction
 
 DAY = 86400.0
@@ -33,6 +33,13 @@ AGENT = (
 )
 
 
+_INSERT = (
+    "INSERT INTO digest_runs (scope, period, period_start, period_end, channel, state,"
+    " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
+    " ON CONFLICT (scope, period, period_end) DO NOTHING"
+)
+
+
 def claim_digest(
     db: sqlite3.Connection, due: Sequence[DigestRun], now: float, owner: str, lease: float
 ) -> DigestRun | None:
@@ -41,9 +48,7 @@ def claim_digest(
     (its sender stopped). None: nothing to post now."""
     with transaction(db):
         db.executemany(
-            "INSERT INTO digest_runs (scope, period, period_start, period_end, channel, state,"
-            " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
-            " ON CONFLICT (scope, period, period_end) DO NOTHING",
+            _INSERT,
             [(*_run_values(r), now, now, now) for r in due],
         )
         row = db.execute(
@@ -96,25 +101,7 @@ def queue_digest(db: sqlite3.Connection, run: DigestRun) -> bool:
     run is already there."""
     now = time.time()
     with transaction(db):
-        return (
-            db.execute(
-                "INSERT INTO digest_runs (scope, period, period_start, period_end, channel,"
-                " state, next_attempt_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
-                " ON CONFLICT (scope, period, period_end) DO NOTHING",
-                (
-                    run.scope,
-                    run.period,
-                    run.period_start,
-                    run.period_end,
-                    run.channel,
-                    now,
-                    now,
-                    now,
-                ),
-            ).rowcount
-            > 0
-        )
+        return db.execute(_INSERT, (*_run_values(run), now, now, now)).rowcount > 0
 
 
 def list_digests(db: sqlite3.Connection, limit: int = 10) -> list[DigestRecord]:
@@ -124,15 +111,7 @@ def list_digests(db: sqlite3.Connection, limit: int = 10) -> list[DigestRecord]:
         " last_error, updated_at FROM digest_runs ORDER BY id DESC LIMIT ?",
         (limit,),
     ).fetchall()
-    return [
-        DigestRecord(
-            DigestRun(r[1], r[2], r[3], r[4], r[5], id=r[0], attempts=r[6]),
-            DeliveryState(r[7]),
-            r[8],
-            r[9],
-        )
-        for r in rows
-    ]
+    return [digest_record_from_row(r) for r in rows]
 
 
 def period_figures(
