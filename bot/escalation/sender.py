@@ -79,18 +79,24 @@ class SlackEscalations:
 
     @property
     def requests_per_send(self) -> int:
-        return 1
+        """A send's calls share one timeout, so its post may begin as that timeout nears
+        its end, and Slack may go on with it for a timeout more: two, as the lease goes."""
+        return 2
 
     async def send(
         self, answer: Answer, target: Target, content_id: str, verdict: Verdict
     ) -> Outcome:
+        writing: list[bool] = []  # set once the post or update has begun
         try:
             async with asyncio.timeout(self._timeout):
-                return await self._send(answer)
+                return await self._send(answer, writing)
         except TimeoutError:
-            raise RetryableError("Slack did not answer in time") from None
+            # A post cut off may still land, for up to a timeout after it began: the retry
+            # waits that long, so that its look for the message finds it.
+            wait = self._timeout if writing else None
+            raise RetryableError("Slack did not answer in time", retry_after=wait) from None
 
-    async def _send(self, answer: Answer) -> Outcome:
+    async def _send(self, answer: Answer, writing: list[bool]) -> Outcome:
         view = await self._store.escalation_view(answer.id)
         ref = view.message
         if ref is None and view.triage is None:
@@ -98,6 +104,7 @@ class SlackEscalations:
         if ref is None and view.triage is not None and view.maybe_posted:
             ref = await self._posted_before(view.triage.channel, answer)
         message = render(answer, view, await self._permalink(answer), await self._text(answer))
+        writing.append(True)
         if ref is not None:
             channel, _, ts = ref.partition(":")
             if await self._update(channel, ts, message):
