@@ -188,6 +188,7 @@ class PostgresEscalations(Protocol):
         cast: Status | None,
         verdict: Status,
         now: float,
+        explained: bool = False,
     ) -> int | None: ...
     async def resolve_escalation(
         self, conn: asyncpg.Connection, channel: str, ts: str, user: str, message: str

@@ -177,6 +177,7 @@ class SqliteEscalations(Protocol):
         cast: Status | None,
         verdict: Status,
         now: float,
+        explained: bool = False,
     ) -> int | None: ...
     def resolve_escalation(
         self, db: sqlite3.Connection, channel: str, ts: str, user: str, message: str

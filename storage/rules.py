@@ -271,15 +271,18 @@ class EscalationStep(StrEnum):
     UPDATE = "update"  # the message shows the votes as they are now
 
 
-def escalation_step(cast: Status | None, resolved: bool | None) -> EscalationStep:
+def escalation_step(
+    cast: Status | None, resolved: bool | None, *, explained: bool = False
+) -> EscalationStep:
     """What a change of the votes on an answer itself (a vote `cast`, or an explanation added
     to a standing one of that status; None: withdrawn) does to its escalation: `resolved` is
     None when it has none. Only a 👎 or 🚩 brings an answer to its triage channel; once there,
-    every later change updates the one message."""
+    every later change updates the one message. An explanation added to a standing vote
+    (`explained`) is no new vote: it opens an escalation, but does not reopen one."""
     raises = cast in ESCALATING
     if resolved is None:
         return EscalationStep.OPEN if raises else EscalationStep.NONE
-    if raises and resolved:
+    if raises and resolved and not explained:
         return EscalationStep.REOPEN
     return EscalationStep.UPDATE
 

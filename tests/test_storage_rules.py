@@ -267,3 +267,32 @@ def test_metadata_is_newer_unless_both_times_say_otherwise(
     provenance: Provenance | None, than: float | None, newer: bool
 ) -> None:
     assert rules.provenance_newer(provenance, than) is newer
+
+
+# ------------------------------------------------------------------------------ escalations
+
+
+def test_only_a_thumbs_down_or_flag_escalates_and_only_a_new_one_reopens() -> None:
+    from storage.rules import EscalationStep, escalation_step
+
+    assert escalation_step(Status.THUMBS_UP, None) is EscalationStep.NONE
+    assert escalation_step(None, None) is EscalationStep.NONE
+    assert escalation_step(Status.THUMBS_DOWN, None) is EscalationStep.OPEN
+    assert escalation_step(Status.FLAGGED, None, explained=True) is EscalationStep.OPEN
+    assert escalation_step(Status.THUMBS_UP, False) is EscalationStep.UPDATE
+    assert escalation_step(None, True) is EscalationStep.UPDATE
+    assert escalation_step(Status.FLAGGED, True) is EscalationStep.REOPEN
+    # An explanation added to an old 👎 is no new vote: a resolved escalation stays resolved.
+    assert escalation_step(Status.THUMBS_DOWN, True, explained=True) is EscalationStep.UPDATE
+
+
+def test_the_excerpt_shows_slacks_mrkdwn_as_it_is_and_cuts_no_link_in_half() -> None:
+    from bot.escalation.message import EXCERPT_CHARS, excerpt
+
+    assert (
+        excerpt("a &lt;b&gt; <@U1> <https://x.test|docs>")
+        == "> a &lt;b&gt; <@U1> <https://x.test|docs>"
+    )
+    long = "x" * (EXCERPT_CHARS - 10) + " <https://example.test/very/long/link|label>"
+    shown = excerpt(long)
+    assert shown.endswith("…") and "<https" not in shown

@@ -96,4 +96,7 @@ def render(
             " `/feedback retry` sends them again)"
         )
     text = "\n".join(lines)
-    return text if len(text) <= COMMENT_LIMIT else text[: COMMENT_LIMIT - 1] + "…"
+    if len(text) <= COMMENT_LIMIT:
+        return text
+    # Whole lines only: a cut inside a link or a mention would show its markup.
+    return text[: text.rfind("\n", 0, COMMENT_LIMIT - 1)] + "\n…"

@@ -115,6 +115,9 @@ class Digests:
             await self._failed(run, where, e)
         except (SlackApiError, aiohttp.ClientError) as e:
             await self._failed(run, where, slack_failure("files.upload", e, run.channel))
+        except Exception as e:  # a bug of ours: retried with backoff, never left claimed
+            log.exception("digest %d (%s) failed unexpectedly", run.id, where)
+            await self._failed(run, where, RetryableError(f"internal error: {type(e).__name__}"))
         else:
             await self._store.finish_digest(run.id, self._owner, DeliveryState.DELIVERED, ref=ref)
             log.info("digest %d (%s): posted (attempt %d)", run.id, where, run.attempts)

@@ -41,12 +41,18 @@ class Message:
 
 
 def excerpt(text: str) -> str:
-    """The answer's first lines, as a quote."""
+    """The answer's first lines, as a quote. Slack gives the text as mrkdwn already (its
+    &lt; escapes, mentions and links), so it is shown as it is, cut where no link or
+    entity is left open."""
     lines = [line for line in text.strip().splitlines() if line.strip()][:EXCERPT_LINES]
     shown = "\n".join(lines)
     if len(shown) > EXCERPT_CHARS:
-        shown = shown[: EXCERPT_CHARS - 1].rstrip() + "…"
-    return "\n".join(f"> {escape(line)}" for line in shown.splitlines())
+        cut = shown[: EXCERPT_CHARS - 1]
+        for opener, closer in (("<", ">"), ("&", ";")):
+            if cut.rfind(opener) > cut.rfind(closer):
+                cut = cut[: cut.rfind(opener)]
+        shown = cut.rstrip() + "…"
+    return "\n".join(f"> {line}" for line in shown.splitlines())
 
 
 def render(
@@ -67,7 +73,7 @@ def render(
         if ballot.category:
             said += f" _{escape(ballot.category)}_"
         if ballot.explanation:
-            said += f": {escape(ballot.explanation)[:500]}"
+            said += f": {escape(ballot.explanation[:500])}"
         blocks.append(SectionBlock(text=MarkdownTextObject(text=said)))
     ids = " · ".join(f"`{escape(t.describe())}`" for t in answer.targets)
     opened = f"escalated <!date^{int(view.opened_at or 0)}^{{date_short_pretty}} {{time}}|then>"

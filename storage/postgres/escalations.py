@@ -29,13 +29,18 @@ from storage.rules import (
 
 
 async def escalate_on_vote(
-    conn: asyncpg.Connection, answer_id: int, cast: Status | None, verdict: Status, now: float
+    conn: asyncpg.Connection,
+    answer_id: int,
+    cast: Status | None,
+    verdict: Status,
+    now: float,
+    explained: bool = False,
 ) -> int | None:
     """storage.sqlite.escalations.escalate_on_vote; the caller holds the answer's lock."""
     row = await conn.fetchrow(
         "SELECT resolved_at IS NOT NULL FROM escalations WHERE answer_id = $1", answer_id
     )
-    step = escalation_step(cast, None if row is None else bool(row[0]))
+    step = escalation_step(cast, None if row is None else bool(row[0]), explained=explained)
     if step is EscalationStep.NONE:
         return None
     if step is EscalationStep.OPEN:

@@ -204,7 +204,8 @@ async def explain_vote(
         return VoteResult()
     new, delivery_id = await queue_verdict_change(conn, row["answer_id"], row["content_id"], now)
     if row["content_id"] == WHOLE_ANSWER:
-        await escalate_on_vote(conn, row["answer_id"], Status(row["status"]), new.status, now)
+        status = Status(row["status"])
+        await escalate_on_vote(conn, row["answer_id"], status, new.status, now, explained=True)
     return VoteResult(
         vote_id=vote_id,
         standing=Status(row["status"]),

@@ -33,7 +33,12 @@ from storage.sqlite.db import transaction
 
 
 def escalate_on_vote(
-    db: sqlite3.Connection, answer_id: int, cast: Status | None, verdict: Status, now: float
+    db: sqlite3.Connection,
+    answer_id: int,
+    cast: Status | None,
+    verdict: Status,
+    now: float,
+    explained: bool = False,
 ) -> int | None:
     """After the votes on an answer itself changed (inside that transaction): open, reopen
     or update its escalation as storage/rules.py's `escalation_step` says, queueing the
@@ -41,7 +46,7 @@ def escalate_on_vote(
     row = db.execute(
         "SELECT resolved_at IS NOT NULL FROM escalations WHERE answer_id = ?", (answer_id,)
     ).fetchone()
-    step = escalation_step(cast, None if row is None else bool(row[0]))
+    step = escalation_step(cast, None if row is None else bool(row[0]), explained=explained)
     if step is EscalationStep.NONE:
         return None
     if step is EscalationStep.OPEN:

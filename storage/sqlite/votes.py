@@ -170,7 +170,8 @@ def explain_vote(
             return VoteResult()
         new, delivery_id = queue_verdict_change(db, row["answer_id"], row["content_id"], now)
         if row["content_id"] == WHOLE_ANSWER:
-            escalate_on_vote(db, row["answer_id"], Status(row["status"]), new.status, now)
+            status = Status(row["status"])
+            escalate_on_vote(db, row["answer_id"], status, new.status, now, explained=True)
         return VoteResult(
             vote_id=vote_id,
             standing=Status(row["status"]),
