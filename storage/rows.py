@@ -287,6 +287,18 @@ def held_message_from_row(row: Row) -> HeldMessage:
 
 # ------------------------------------------------------------------------- digests
 
+# The answer's agent, as a period's figures group by it: its first target's Contextual
+# agent, else that target's provider.
+FIRST_AGENT = (
+    "(SELECT coalesce(t.agent_id, t.provider) FROM answer_targets t"
+    " WHERE t.answer_id = a.id AND t.position = 0)"
+)
+
+
+def digest_run_values(run: DigestRun) -> tuple[str, str, float, float, str]:
+    """A run's columns as digest_runs' inserts list them."""
+    return run.scope, run.period, run.period_start, run.period_end, run.channel
+
 
 def period_figures_from_rows(
     verdicts: Sequence[Any],

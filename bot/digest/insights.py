@@ -4,19 +4,20 @@ count for everyone else."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.digest.report import approval
+from bot.digest.schedule import DAY
+from bot.slack.api import permalink
 from bot.slack.blocks import EMOJI, escape
 from storage import Store
 from storage.models import PeriodFigures
 
-DAY = 86400.0
 WINDOWS = (7, 30)
 
 
@@ -34,11 +35,9 @@ async def admin_insights(store: Store, slack: AsyncWebClient, now: float | None 
         lines.append("*Latest 👎 and 🚩*")
     links = {}
     for d in newest.recent:
-        try:
-            found = await slack.chat_getPermalink(channel=d.channel, message_ts=d.ts)
-            links[(d.channel, d.ts)] = str(found.get("permalink") or "")
-        except (SlackApiError, aiohttp.ClientError, TimeoutError):
-            pass
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            if link := await permalink(slack, d.channel, d.ts):
+                links[(d.channel, d.ts)] = link
     lines += recent_lines(newest, links)
     return "\n".join(lines)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
+from bot.digest.schedule import DAY
 from bot.slack.blocks import EMOJI, escape
 from storage.models import DigestRun, PeriodFigures
 
 TOP_CHANNELS = 5  # lines on the chart
 COMMENT_LIMIT = 3800  # the digest rides as the chart's comment; Slack allows about 4,000
-DAY = 86400.0
 
 
 def approval(verdicts: int, approving: int) -> float | None:

@@ -27,6 +27,7 @@ from bot.digest.schedule import SETTING, due_runs
 from bot.domain import DeliveryState
 from bot.escalation.sender import slack_failure
 from bot.providers.base import ProviderError, RetryableError
+from bot.slack.api import permalink
 from bot.support.logs import Redactor
 from storage import StorageError, Store
 from storage.models import DigestRun
@@ -155,7 +156,7 @@ class Digests:
         names = {c: await self._name(c) for c in sorted(channels)}
         permalinks = {}
         for d in figures.explained[:3]:
-            link = await self._permalink(d.channel, d.ts)
+            link = await permalink(self._slack, d.channel, d.ts)
             if link:
                 permalinks[(d.channel, d.ts)] = link
         text = render(run, figures, names, permalinks)
@@ -194,10 +195,3 @@ class Digests:
             except (SlackApiError, aiohttp.ClientError, TimeoutError):
                 return channel
         return self._names[channel]
-
-    async def _permalink(self, channel: str, ts: str) -> str | None:
-        try:
-            found = await self._slack.chat_getPermalink(channel=channel, message_ts=ts)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError):
-            return None
-        return str(found.get("permalink") or "") or None

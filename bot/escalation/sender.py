@@ -26,6 +26,7 @@ from bot.providers.base import (
     Skipped,
     parse_retry_after,
 )
+from bot.slack.api import permalink
 from storage import Store
 
 # Slack's errors that say the bot cannot post in the channel: an admin must act.
@@ -140,16 +141,10 @@ class SlackEscalations:
         return True
 
     async def _permalink(self, answer: Answer) -> str | None:
-        """A link to the answer; none when Slack will not give one (the message is gone)."""
         try:
-            found = await self._slack.chat_getPermalink(
-                channel=answer.channel, message_ts=answer.ts
-            )
-        except SlackApiError:
-            return None
+            return await permalink(self._slack, answer.channel, answer.ts)
         except (aiohttp.ClientError, TimeoutError) as e:
             raise slack_failure("chat.getPermalink", e, answer.channel) from None
-        return str(found.get("permalink") or "") or None
 
     async def _text(self, answer: Answer) -> str | None:
         """The answer's text, for its first lines; none without the history scope."""

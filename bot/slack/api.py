@@ -78,6 +78,16 @@ def without_rate_limit_retries(client: AsyncWebClient) -> AsyncWebClient:
     return clone
 
 
+async def permalink(slack: AsyncWebClient, channel: str, ts: str) -> str | None:
+    """A link to the message (chat.getPermalink); None when Slack will not give one (the
+    message is gone, or the bot cannot see it). Network trouble is the caller's."""
+    try:
+        found = await slack.chat_getPermalink(channel=channel, message_ts=ts)
+    except SlackApiError:
+        return None
+    return str(found.get("permalink") or "") or None
+
+
 def granted_scopes(auth_test: Any) -> frozenset[str]:
     """The scopes the token was granted, as Slack says in auth.test's X-OAuth-Scopes header."""
     header = auth_test.headers.get("x-oauth-scopes") or ""

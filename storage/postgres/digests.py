@@ -16,13 +16,14 @@ import asyncpg
 
 from bot.domain import DeliveryState
 from storage.models import DigestRecord, DigestRun, PeriodFigures
-from storage.rows import digest_record_from_row, period_figures_from_rows
+from storage.rows import (
+    FIRST_AGENT,
+    digest_record_from_row,
+    digest_run_values,
+    period_figures_from_rows,
+)
 
 DAY = 86400.0
-AGENT = (
-    "(SELECT coalesce(t.agent_id, t.provider) FROM answer_targets t"
-    " WHERE t.answer_id = a.id AND t.position = 0)"
-)
 _INSERT = (
     "INSERT INTO digest_runs (scope, period, period_start, period_end, channel, state,"
     " next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $6)"
@@ -30,15 +31,11 @@ _INSERT = (
 )
 
 
-def _run_values(run: DigestRun) -> tuple[str, str, float, float, str]:
-    return run.scope, run.period, run.period_start, run.period_end, run.channel
-
-
 async def claim_digest(
     conn: asyncpg.Connection, due: Sequence[DigestRun], now: float, owner: str, lease: float
 ) -> DigestRun | None:
     if due:
-        await conn.executemany(_INSERT, [(*_run_values(r), now) for r in due])
+        await conn.executemany(_INSERT, [(*digest_run_values(r), now) for r in due])
     row = await conn.fetchrow(
         "SELECT id, scope, period, period_start, period_end, channel, attempts"
         " FROM digest_runs WHERE (state = 'pending' AND next_attempt_at <= $1)"
@@ -85,7 +82,7 @@ async def finish_digest(
 
 
 async def queue_digest(conn: asyncpg.Connection, run: DigestRun) -> bool:
-    status = await conn.execute(_INSERT, *_run_values(run), time.time())
+    status = await conn.execute(_INSERT, *digest_run_values(run), time.time())
     return str(status) != "INSERT 0 0"
 
 
@@ -106,7 +103,7 @@ async def period_figures(
     where = "" if channel is None else " AND a.channel = $3"
     scope: tuple[Any, ...] = () if channel is None else (channel,)
     verdicts = await conn.fetch(
-        f"SELECT a.channel, {AGENT}, floor((v.cast_at - $1) / {DAY})::int, count(*),"
+        f"SELECT a.channel, {FIRST_AGENT}, floor((v.cast_at - $1) / {DAY})::int, count(*),"
         " sum((v.status = 'thumbs_up')::int) FROM votes v JOIN answers a ON a.id = v.answer_id"
         " WHERE v.content_id = '' AND v.withdrawn_at IS NULL AND v.cast_at >= $1"
         " AND v.cast_at < $2 AND v.id = (SELECT max(w.id) FROM votes w"
@@ -118,7 +115,7 @@ async def period_figures(
     )
     bounds = (start, end, *scope)
     cast = await conn.fetch(
-        f"SELECT a.channel, {AGENT}, count(*), count(DISTINCT v.answer_id) FROM votes v"
+        f"SELECT a.channel, {FIRST_AGENT}, count(*), count(DISTINCT v.answer_id) FROM votes v"
         f" JOIN answers a ON a.id = v.answer_id WHERE v.cast_at >= $1 AND v.cast_at < $2{where}"
         " GROUP BY 1, 2",
         *bounds,

@@ -21,18 +21,15 @@ from typing import Any
 
 from bot.domain import DeliveryState
 from storage.models import DigestRecord, DigestRun, PeriodFigures
-from storage.rows import digest_record_from_row, period_figures_from_rows
+from storage.rows import (
+    FIRST_AGENT,
+    digest_record_from_row,
+    digest_run_values,
+    period_figures_from_rows,
+)
 from storage.sqlite.db import transaction
 
 DAY = 86400.0
-# The answer's agent, as figures group by it: its first target's Contextual agent, else
-# that target's provider.
-AGENT = (
-    "(SELECT coalesce(t.agent_id, t.provider) FROM answer_targets t"
-    " WHERE t.answer_id = a.id AND t.position = 0)"
-)
-
-
 _INSERT = (
     "INSERT INTO digest_runs (scope, period, period_start, period_end, channel, state,"
     " next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
@@ -49,7 +46,7 @@ def claim_digest(
     with transaction(db):
         db.executemany(
             _INSERT,
-            [(*_run_values(r), now, now, now) for r in due],
+            [(*digest_run_values(r), now, now, now) for r in due],
         )
         row = db.execute(
             "SELECT id, scope, period, period_start, period_end, channel, attempts"
@@ -92,16 +89,12 @@ def finish_digest(
         )
 
 
-def _run_values(run: DigestRun) -> tuple[str, str, float, float, str]:
-    return run.scope, run.period, run.period_start, run.period_end, run.channel
-
-
 def queue_digest(db: sqlite3.Connection, run: DigestRun) -> bool:
     """A run to post as soon as a process can (/feedback digest now). False: that very
     run is already there."""
     now = time.time()
     with transaction(db):
-        return db.execute(_INSERT, (*_run_values(run), now, now, now)).rowcount > 0
+        return db.execute(_INSERT, (*digest_run_values(run), now, now, now)).rowcount > 0
 
 
 def list_digests(db: sqlite3.Connection, limit: int = 10) -> list[DigestRecord]:
@@ -122,7 +115,7 @@ def period_figures(
     the answer itself; it counts in the period, and on the day, that vote was cast."""
     where, params = _scope("a", channel)
     verdicts = db.execute(
-        f"SELECT a.channel, {AGENT}, CAST((v.cast_at - ?) / {DAY} AS INTEGER),"
+        f"SELECT a.channel, {FIRST_AGENT}, CAST((v.cast_at - ?) / {DAY} AS INTEGER),"
         " count(*), sum(v.status = 'thumbs_up') FROM votes v JOIN answers a ON a.id = v.answer_id"
         " WHERE v.content_id = '' AND v.withdrawn_at IS NULL AND v.cast_at >= ? AND v.cast_at < ?"
         " AND v.id = (SELECT max(w.id) FROM votes w WHERE w.answer_id = v.answer_id"
@@ -130,7 +123,7 @@ def period_figures(
         (previous, previous, end, *params),
     ).fetchall()
     cast = db.execute(
-        f"SELECT a.channel, {AGENT}, count(*), count(DISTINCT v.answer_id) FROM votes v"
+        f"SELECT a.channel, {FIRST_AGENT}, count(*), count(DISTINCT v.answer_id) FROM votes v"
         " JOIN answers a ON a.id = v.answer_id WHERE v.cast_at >= ? AND v.cast_at < ?"
         f"{where} GROUP BY 1, 2",
         (start, end, *params),
